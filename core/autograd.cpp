@@ -1,0 +1,147 @@
+#include "core/autograd.hpp"
+
+#include <unordered_map>
+
+#include "core/backend.hpp"
+#include "core/error.hpp"
+
+namespace nst {
+
+std::vector<Tensor> Node::apply(const Tensor& grad) {
+    NST_CHECK(backward_, name_, ": backward through a graph that was already freed "
+              "(each backward() consumes the graph; run the forward again)");
+    std::vector<bool> needs(next_.size());
+    for (size_t i = 0; i < next_.size(); ++i) needs[i] = next_[i] != nullptr;
+    return backward_(grad, needs);
+}
+
+void Node::release() { backward_ = nullptr; }
+
+namespace {
+
+thread_local bool t_grad_enabled = true;
+
+// The sink of a leaf's gradient. Holds the leaf strongly: a parameter lives
+// at least as long as a graph that uses it.
+class AccumulateGrad final : public Node {
+public:
+    explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf)
+        : Node("accumulate_grad", {}, nullptr), leaf_(std::move(leaf)) {}
+
+    std::vector<Tensor> apply(const Tensor& grad) override {
+        NoGradGuard no_grad;
+        NST_CHECK(grad.shape() == leaf_->shape, "backward: gradient of shape ",
+                  shape_str(grad.shape()), " for a leaf of shape ", shape_str(leaf_->shape));
+        if (!leaf_->grad) {
+            // A copy: the incoming gradient may be shared with other leaves.
+            leaf_->grad = grad.contiguous().clone().impl();
+        } else {
+            Tensor acc(leaf_->grad);
+            Tensor g = grad.contiguous();
+            backend(acc.device()).axpby(acc.numel(), 1.f, g.data(), 1.f, acc.data());
+        }
+        return {};
+    }
+    void release() override {}
+
+private:
+    std::shared_ptr<TensorImpl> leaf_;
+};
+
+std::shared_ptr<Node> grad_edge(const Tensor& t) {
+    if (!t.defined() || !t.requires_grad()) return nullptr;
+    if (t.grad_fn()) return t.grad_fn();
+    auto& impl = *t.impl();
+    std::shared_ptr<Node> acc = impl.grad_accumulator.lock();
+    if (!acc) {
+        acc = std::make_shared<AccumulateGrad>(t.impl());
+        impl.grad_accumulator = acc;
+    }
+    return acc;
+}
+
+}  // namespace
+
+bool grad_enabled() { return t_grad_enabled; }
+NoGradGuard::NoGradGuard() : previous_(t_grad_enabled) { t_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { t_grad_enabled = previous_; }
+
+void record(Tensor& output, const char* op, const std::vector<Tensor>& inputs,
+            BackwardFn backward) {
+    if (!t_grad_enabled) return;
+    std::vector<std::shared_ptr<Node>> next(inputs.size());
+    bool any = false;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+        next[i] = grad_edge(inputs[i]);
+        any = any || next[i];
+    }
+    if (!any) return;
+    output.impl()->requires_grad = true;
+    output.impl()->grad_fn = std::make_shared<Node>(op, std::move(next), std::move(backward));
+}
+
+void run_backward(const Tensor& root, const Tensor& grad) {
+    NST_CHECK(root.requires_grad(), "backward: the tensor does not require grad "
+              "(no input of the computation had set_requires_grad)");
+    Tensor root_grad = grad;
+    if (!root_grad.defined()) {
+        NST_CHECK(root.numel() == 1, "backward: an implicit gradient needs a one-element "
+                  "tensor, got ", shape_str(root.shape()));
+        root_grad = Tensor::full(root.shape(), 1.f, root.device());
+    }
+    NST_CHECK(root_grad.shape() == root.shape(), "backward: gradient of shape ",
+              shape_str(root_grad.shape()), " for a tensor of shape ", shape_str(root.shape()));
+    std::shared_ptr<Node> start = grad_edge(root);
+
+    // Count, for every reachable node, how many edges point to it.
+    std::unordered_map<Node*, int> pending;
+    std::vector<Node*> stack{start.get()};
+    pending[start.get()] = 0;
+    while (!stack.empty()) {
+        Node* node = stack.back();
+        stack.pop_back();
+        for (const auto& n : node->next()) {
+            if (!n) continue;
+            if (pending[n.get()]++ == 0) stack.push_back(n.get());
+        }
+    }
+
+    // A node runs once every consumer has handed it its gradient. Holding
+    // shared_ptrs keeps a node alive while its gradient is pending.
+    NoGradGuard no_grad;
+    std::unordered_map<Node*, Tensor> grads;
+    std::vector<std::shared_ptr<Node>> ready{start};
+    grads[start.get()] = root_grad;
+    while (!ready.empty()) {
+        std::shared_ptr<Node> node = std::move(ready.back());
+        ready.pop_back();
+        // A node that received no gradient on any path passes none on.
+        auto found = grads.find(node.get());
+        std::vector<Tensor> input_grads;
+        if (found != grads.end()) {
+            Tensor g = std::move(found->second);
+            grads.erase(found);
+            input_grads = node->apply(g);
+        }
+        node->release();
+        const auto& next = node->next();
+        for (size_t i = 0; i < next.size(); ++i) {
+            if (!next[i]) continue;
+            Node* n = next[i].get();
+            if (i < input_grads.size() && input_grads[i].defined()) {
+                Tensor& slot = grads[n];
+                if (!slot.defined()) {
+                    slot = input_grads[i];
+                } else {
+                    Tensor a = slot.contiguous(), b = input_grads[i].contiguous();
+                    Tensor sum = Tensor::empty(a.shape(), a.device());
+                    backend(sum.device()).add(sum.numel(), a.data(), b.data(), sum.data());
+                    slot = sum;
+                }
+            }
+            if (--pending[n] == 0) ready.push_back(next[i]);
+        }
+    }
+}
+
+}  // namespace nst

@@ -1,0 +1,167 @@
+// The CUDA caching allocator: cudaMalloc and cudaFree synchronise the device
+// and cost tens of microseconds, far more than most kernels here, so freed
+// blocks are kept per device and handed out again.
+//
+// Design, kept simple on purpose:
+//  * Sizes are rounded (512 B steps below 1 MiB, 2 MiB steps above) so that
+//    the slightly different sizes of one training step's tensors share blocks.
+//  * Free blocks sit in a size-ordered multimap; a request takes the smallest
+//    free block that fits, but only one at most twice its size, so a small
+//    tensor never pins a huge block. Blocks are never split.
+//  * A freed block can be reused immediately without a sync: every kernel of
+//    a device runs on its one stream, which orders the old reader before the
+//    new writer (core/cuda_context.hpp).
+//  * When cudaMalloc fails, the cache's free blocks go back to the driver and
+//    the allocation is retried once before reporting out of memory.
+// One mutex guards everything: allocation is per op, not per element, so it
+// is never contended enough to matter.
+#include <cstdint>
+#include <iomanip>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/cuda_context.hpp"
+#include "core/device.hpp"
+#include "core/error.hpp"
+
+namespace nst::cuda {
+
+namespace {
+
+constexpr size_t kSmallStep = 512;
+constexpr size_t kSmallLimit = size_t(1) << 20;  // 1 MiB
+constexpr size_t kLargeStep = size_t(2) << 20;   // 2 MiB
+
+struct DeviceCache {
+    std::multimap<size_t, void*> free_blocks;  // size -> block
+    std::unordered_map<void*, size_t> live;    // block -> size
+    size_t current = 0;                        // bytes in live blocks
+    size_t peak = 0;
+    size_t reserved = 0;                       // bytes obtained from cudaMalloc
+};
+
+struct State {
+    std::mutex mutex;
+    std::map<int, DeviceCache> devices;
+};
+
+// Never destroyed: tensors held in statics may be freed after this file's
+// statics would have been torn down, and cudaFree at exit is pointless anyway.
+State& state() {
+    static State* s = new State;
+    return *s;
+}
+
+size_t round_size(size_t bytes) {
+    if (bytes < kSmallLimit) return (bytes + kSmallStep - 1) / kSmallStep * kSmallStep;
+    NST_CHECK(bytes <= SIZE_MAX - kLargeStep, "cuda allocate: size ", bytes, " bytes is too large");
+    return (bytes + kLargeStep - 1) / kLargeStep * kLargeStep;
+}
+
+std::string mib(size_t bytes) {
+    std::ostringstream s;
+    s << std::fixed << std::setprecision(1) << double(bytes) / (1024.0 * 1024.0);
+    return s.str();
+}
+
+// Returns every free block to the driver. The caller holds the mutex and has
+// made the device current. The stream sync makes sure no queued kernel still
+// reads a block about to be freed (cudaFree does not wait on other streams).
+void release_free_blocks(int device, DeviceCache& cache) {
+    if (cache.free_blocks.empty()) return;
+    check(cudaStreamSynchronize(context(device).stream), "cuda allocator: cudaStreamSynchronize");
+    for (auto& [size, ptr] : cache.free_blocks) {
+        check(cudaFree(ptr), "cuda allocator: cudaFree");
+        cache.reserved -= size;
+    }
+    cache.free_blocks.clear();
+}
+
+}  // namespace
+
+void* allocate(int device, size_t bytes) {
+    if (bytes == 0) return nullptr;
+    const size_t size = round_size(bytes);
+    context(device);  // validates the index and makes the device current
+
+    State& s = state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    DeviceCache& cache = s.devices[device];
+
+    void* ptr = nullptr;
+    auto it = cache.free_blocks.lower_bound(size);
+    if (it != cache.free_blocks.end() && it->first / 2 <= size) {
+        ptr = it->second;
+        const size_t block = it->first;
+        cache.free_blocks.erase(it);
+        cache.live.emplace(ptr, block);
+        cache.current += block;
+    } else {
+        cudaError_t status = cudaMalloc(&ptr, size);
+        if (status == cudaErrorMemoryAllocation) {
+            cudaGetLastError();  // not sticky; do not let check_launch see it later
+            release_free_blocks(device, cache);
+            status = cudaMalloc(&ptr, size);
+            if (status == cudaErrorMemoryAllocation) {
+                cudaGetLastError();
+                fail("out of GPU memory allocating " + mib(bytes) + " MiB on cuda:" +
+                     std::to_string(device) + " (" + mib(cache.current) + " MiB in use, " +
+                     mib(cache.reserved) + " MiB reserved)");
+            }
+        }
+        check(status, "cuda allocator: cudaMalloc");
+        cache.live.emplace(ptr, size);
+        cache.current += size;
+        cache.reserved += size;
+    }
+    if (cache.current > cache.peak) cache.peak = cache.current;
+    return ptr;
+}
+
+void deallocate(int device, void* ptr) {
+    if (!ptr) return;
+    State& s = state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    auto dev = s.devices.find(device);
+    NST_CHECK(dev != s.devices.end(), "cuda deallocate: nothing was allocated on cuda:", device);
+    DeviceCache& cache = dev->second;
+    auto it = cache.live.find(ptr);
+    NST_CHECK(it != cache.live.end(), "cuda deallocate: pointer ", ptr,
+              " was not allocated on cuda:", device, " or was freed twice");
+    cache.current -= it->second;
+    cache.free_blocks.emplace(it->second, ptr);
+    cache.live.erase(it);
+}
+
+}  // namespace nst::cuda
+
+namespace nst {
+
+MemoryStats cuda_memory_stats(int device) {
+    cuda::State& s = cuda::state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    auto dev = s.devices.find(device);
+    if (dev == s.devices.end()) return {};  // nothing ever allocated there
+    return {dev->second.current, dev->second.peak, dev->second.reserved};
+}
+
+void cuda_reset_peak_memory(int device) {
+    cuda::State& s = cuda::state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    auto dev = s.devices.find(device);
+    if (dev != s.devices.end()) dev->second.peak = dev->second.current;
+}
+
+void cuda_empty_cache(int device) {
+    cuda::State& s = cuda::state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    auto dev = s.devices.find(device);
+    if (dev == s.devices.end()) return;
+    cuda::context(device);  // make the device current for cudaFree
+    cuda::release_free_blocks(device, dev->second);
+}
+
+}  // namespace nst

@@ -1,0 +1,53 @@
+// Where a tensor lives: "cpu" or "cuda:N". A build without CUDA still knows
+// the name "cuda" so that asking for it gives a clear error, not a parse error.
+#pragma once
+#include <string>
+
+namespace nst {
+
+enum class DeviceType { CPU, CUDA };
+
+struct Device {
+    DeviceType type = DeviceType::CPU;
+    int index = 0;
+
+    static Device cpu() { return {DeviceType::CPU, 0}; }
+    static Device cuda(int index = 0) { return {DeviceType::CUDA, index}; }
+    // "cpu", "cuda", "cuda:1"; throws nst::Error on anything else.
+    static Device parse(const std::string& name);
+
+    bool is_cpu() const { return type == DeviceType::CPU; }
+    bool is_cuda() const { return type == DeviceType::CUDA; }
+    std::string str() const;
+    bool operator==(const Device& o) const { return type == o.type && index == o.index; }
+    bool operator!=(const Device& o) const { return !(*this == o); }
+};
+
+// Number of usable GPUs: 0 in a CPU-only build, and 0 when the CUDA runtime
+// reports any error (no driver, no device), so callers can fall back to CPU.
+int cuda_device_count();
+bool cuda_available();
+// The first GPU when there is one, else the CPU.
+Device default_device();
+
+// Whether CUDA matrix math (cuBLAS GEMMs, cuDNN convolutions) may use TF32
+// tensor cores. Off by default: full fp32 unless the caller opts in.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
+// CUDA caching-allocator statistics for one device, in bytes. `current` is
+// what live tensors hold, `peak` its high-water mark since the last reset,
+// `reserved` what the cache holds from the driver (in use + free blocks).
+struct MemoryStats {
+    size_t current = 0;
+    size_t peak = 0;
+    size_t reserved = 0;
+};
+MemoryStats cuda_memory_stats(int device = 0);
+void cuda_reset_peak_memory(int device = 0);
+// Returns the cache's free blocks to the driver.
+void cuda_empty_cache(int device = 0);
+// Waits for all work queued on the device's stream.
+void cuda_synchronize(int device = 0);
+
+}  // namespace nst

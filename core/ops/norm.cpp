@@ -1,0 +1,49 @@
+// Instance normalization (Ulyanov et al.), the normalization of style
+// transfer networks. The forward keeps the per-(n, c) mean and 1/std so the
+// backward does not recompute the statistics.
+#include "core/ops/common.hpp"
+
+namespace nst {
+
+Tensor instance_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& beta_in, float eps) {
+    const char* op = "instance_norm";
+    ops::same_device(op, {&x_in, &gamma_in, &beta_in});
+    ops::check_dim(op, "input", x_in, 4);
+    ops::check_int(op, x_in.numel());
+    const int N = int(x_in.size(0)), C = int(x_in.size(1));
+    const int64_t HW = x_in.size(2) * x_in.size(3);
+    NST_CHECK(HW > 0, op, ": empty input ", shape_str(x_in.shape()));
+    NST_CHECK(eps >= 0, op, ": eps must not be negative");
+    for (const Tensor* t : {&gamma_in, &beta_in})
+        NST_CHECK(!t->defined() || t->shape() == Shape{C}, op, ": gamma/beta ",
+                  shape_str(t->shape()), " do not match ", C, " channels of ",
+                  shape_str(x_in.shape()));
+    Tensor x = x_in.contiguous();
+    Tensor gamma = gamma_in.defined() ? gamma_in.contiguous() : gamma_in;
+    Tensor beta = beta_in.defined() ? beta_in.contiguous() : beta_in;
+    Tensor y = Tensor::empty(x.shape(), x.device());
+    Tensor mean = Tensor::empty({N, C}, x.device()), rstd = Tensor::empty({N, C}, x.device());
+    backend(x.device()).instance_norm_forward(N, C, HW, eps, x.data(),
+                                              gamma.defined() ? gamma.data() : nullptr,
+                                              beta.defined() ? beta.data() : nullptr, y.data(),
+                                              mean.data(), rstd.data());
+    record(y, op, {x_in, gamma_in, beta_in},
+           [=](const Tensor& g_in, const ops::Needs& need) {
+               Tensor g = g_in.contiguous();
+               ops::Grads grads(3);
+               // dx is always computed: the kernel forms it with the row sums
+               // that dgamma/dbeta need anyway.
+               grads[0] = Tensor::empty(x.shape(), g.device());
+               if (need[1]) grads[1] = Tensor::empty({C}, g.device());
+               if (need[2]) grads[2] = Tensor::empty({C}, g.device());
+               backend(g.device()).instance_norm_backward(
+                   N, C, HW, x.data(), gamma.defined() ? gamma.data() : nullptr, mean.data(),
+                   rstd.data(), g.data(), grads[0].data(),
+                   need[1] ? grads[1].data() : nullptr, need[2] ? grads[2].data() : nullptr);
+               if (!need[0]) grads[0] = Tensor();
+               return grads;
+           });
+    return y;
+}
+
+}  // namespace nst

@@ -1,0 +1,109 @@
+// Pooling, 2x upsampling and padding: ops over the H, W plane of every
+// (n, c) image, so the backends see x as [N*C, H, W].
+#include "core/ops/common.hpp"
+
+namespace nst {
+namespace {
+
+struct Plane {
+    int64_t NC;
+    int H, W;
+};
+
+Plane plane(const char* op, const Tensor& x) {
+    ops::check_dim(op, "input", x, 4);
+    ops::check_int(op, x.numel());
+    return {x.size(0) * x.size(1), int(x.size(2)), int(x.size(3))};
+}
+
+}  // namespace
+
+Tensor max_pool2d(const Tensor& x_in) {
+    const char* op = "max_pool2d";
+    ops::same_device(op, {&x_in});
+    const Plane p = plane(op, x_in);
+    NST_CHECK(p.H >= 2 && p.W >= 2, op, ": input ", shape_str(x_in.shape()), " is smaller than 2x2");
+    Tensor x = x_in.contiguous();
+    Tensor y = Tensor::empty({x.size(0), x.size(1), p.H / 2, p.W / 2}, x.device());
+    backend(x.device()).max_pool2x2_forward(p.NC, p.H, p.W, x.data(), y.data());
+    record(y, op, {x_in}, [p, x](const Tensor& g_in, const ops::Needs&) {
+        Tensor g = g_in.contiguous(), dx = Tensor::empty(x.shape(), g.device());
+        backend(g.device()).max_pool2x2_backward(p.NC, p.H, p.W, x.data(), g.data(), dx.data());
+        return ops::Grads{dx};
+    });
+    return y;
+}
+
+Tensor avg_pool2d(const Tensor& x_in) {
+    const char* op = "avg_pool2d";
+    ops::same_device(op, {&x_in});
+    const Plane p = plane(op, x_in);
+    NST_CHECK(p.H >= 2 && p.W >= 2, op, ": input ", shape_str(x_in.shape()), " is smaller than 2x2");
+    Tensor x = x_in.contiguous();
+    Tensor y = Tensor::empty({x.size(0), x.size(1), p.H / 2, p.W / 2}, x.device());
+    backend(x.device()).avg_pool2x2_forward(p.NC, p.H, p.W, x.data(), y.data());
+    record(y, op, {x_in}, [p, shape = x.shape()](const Tensor& g_in, const ops::Needs&) {
+        Tensor g = g_in.contiguous(), dx = Tensor::empty(shape, g.device());
+        backend(g.device()).avg_pool2x2_backward(p.NC, p.H, p.W, g.data(), dx.data());
+        return ops::Grads{dx};
+    });
+    return y;
+}
+
+namespace {
+
+template <class Forward, class Backward>
+Tensor upsample2x(const char* op, const Tensor& x_in, Forward forward, Backward backward) {
+    ops::same_device(op, {&x_in});
+    const Plane p = plane(op, x_in);
+    ops::check_int(op, x_in.numel() * 4);
+    Tensor x = x_in.contiguous();
+    Tensor y = Tensor::empty({x.size(0), x.size(1), 2 * int64_t(p.H), 2 * int64_t(p.W)}, x.device());
+    (backend(x.device()).*forward)(p.NC, p.H, p.W, x.data(), y.data());
+    record(y, op, {x_in}, [p, backward, shape = x.shape()](const Tensor& g_in, const ops::Needs&) {
+        Tensor g = g_in.contiguous(), dx = Tensor::empty(shape, g.device());
+        (backend(g.device()).*backward)(p.NC, p.H, p.W, g.data(), dx.data());
+        return ops::Grads{dx};
+    });
+    return y;
+}
+
+}  // namespace
+
+Tensor upsample_nearest2x(const Tensor& x) {
+    return upsample2x("upsample_nearest2x", x, &Backend::upsample_nearest2x_forward,
+                      &Backend::upsample_nearest2x_backward);
+}
+
+Tensor upsample_bilinear2x(const Tensor& x) {
+    return upsample2x("upsample_bilinear2x", x, &Backend::upsample_bilinear2x_forward,
+                      &Backend::upsample_bilinear2x_backward);
+}
+
+Tensor pad(const Tensor& x_in, int top, int bottom, int left, int right, PadMode mode) {
+    const char* op = "pad";
+    ops::same_device(op, {&x_in});
+    const Plane p = plane(op, x_in);
+    if (mode == PadMode::Reflect) {
+        NST_CHECK(top >= 0 && bottom >= 0 && left >= 0 && right >= 0 && top < p.H &&
+                      bottom < p.H && left < p.W && right < p.W,
+                  op, ": reflect padding (", top, ", ", bottom, ", ", left, ", ", right,
+                  ") must be smaller than the input ", shape_str(x_in.shape()));
+    }
+    const int64_t H2 = int64_t(p.H) + top + bottom, W2 = int64_t(p.W) + left + right;
+    NST_CHECK(H2 > 0 && W2 > 0, op, ": cropping (", top, ", ", bottom, ", ", left, ", ", right,
+              ") leaves nothing of ", shape_str(x_in.shape()));
+    ops::check_int(op, p.NC * H2 * W2);
+    Tensor x = x_in.contiguous();
+    Tensor y = Tensor::empty({x.size(0), x.size(1), H2, W2}, x.device());
+    backend(x.device()).pad_forward(p.NC, p.H, p.W, top, bottom, left, right, mode, x.data(), y.data());
+    record(y, op, {x_in}, [=, shape = x.shape()](const Tensor& g_in, const ops::Needs&) {
+        Tensor g = g_in.contiguous(), dx = Tensor::empty(shape, g.device());
+        backend(g.device()).pad_backward(p.NC, p.H, p.W, top, bottom, left, right, mode, g.data(),
+                                         dx.data());
+        return ops::Grads{dx};
+    });
+    return y;
+}
+
+}  // namespace nst

@@ -1,0 +1,100 @@
+// CPU loss reductions: each forward sums in one double accumulator in index
+// order, so the result is deterministic and accurate to float rounding of the
+// final value, and writes one float. Backward kernels read the upstream
+// scalar gradient from dout[0] (device memory, like every other backend), so
+// a loss weight or a chained scalar op costs no host round trip.
+#include "core/error.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
+
+namespace nst {
+
+namespace {
+
+void check_count(const char* op, int64_t n) {
+    NST_CHECK(n >= 0, op, ": negative element count ", n);
+}
+
+void check_image(const char* op, int64_t NC, int H, int W) {
+    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
+}
+
+}  // namespace
+
+void CpuBackend::mse_forward(int64_t n, const float* a, const float* b, float* out) {
+    NST_CHECK(n > 0, "mse_forward: needs at least one element, got ", n);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double d = double(a[i]) - double(b[i]);
+        sum += d * d;
+    }
+    out[0] = float(sum / double(n));
+}
+
+void CpuBackend::mse_backward(int64_t n, const float* a, const float* b, const float* dout,
+                              float* da) {
+    NST_CHECK(n > 0, "mse_backward: needs at least one element, got ", n);
+    const float scale = float(2.0 * double(dout[0]) / double(n));
+    for (int64_t i = 0; i < n; ++i) da[i] = scale * (a[i] - b[i]);
+}
+
+void CpuBackend::sum_squares_forward(int64_t n, const float* x, float* out) {
+    check_count("sum_squares_forward", n);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += double(x[i]) * double(x[i]);
+    out[0] = float(sum);
+}
+
+void CpuBackend::sum_squares_backward(int64_t n, const float* x, const float* dout, float* dx) {
+    check_count("sum_squares_backward", n);
+    const float scale = 2.0f * dout[0];
+    for (int64_t i = 0; i < n; ++i) dx[i] = scale * x[i];
+}
+
+void CpuBackend::tv_forward(int64_t NC, int H, int W, const float* x, float* out) {
+    check_image("tv_forward", NC, H, W);
+    double sum = 0.0;
+    for (int64_t i = 0; i < NC; ++i) {
+        const float* xi = x + i * H * W;
+        for (int h = 0; h < H; ++h) {
+            const float* row = xi + int64_t(h) * W;
+            for (int w = 0; w + 1 < W; ++w) {
+                const double d = double(row[w + 1]) - double(row[w]);
+                sum += d * d;
+            }
+            if (h + 1 < H) {
+                for (int w = 0; w < W; ++w) {
+                    const double d = double(row[w + W]) - double(row[w]);
+                    sum += d * d;
+                }
+            }
+        }
+    }
+    out[0] = float(sum);
+}
+
+// Gather form: each pixel collects the derivative of the (up to four)
+// squared differences it takes part in, 2 * dout * (sum of x - neighbour).
+void CpuBackend::tv_backward(int64_t NC, int H, int W, const float* x, const float* dout,
+                             float* dx) {
+    check_image("tv_backward", NC, H, W);
+    const float scale = 2.0f * dout[0];
+    for (int64_t i = 0; i < NC; ++i) {
+        const float* xi = x + i * H * W;
+        float* dxi = dx + i * H * W;
+        for (int h = 0; h < H; ++h) {
+            const float* row = xi + int64_t(h) * W;
+            float* out = dxi + int64_t(h) * W;
+            for (int w = 0; w < W; ++w) {
+                const float v = row[w];
+                float g = 0.0f;
+                if (h > 0) g += v - row[w - W];
+                if (h + 1 < H) g += v - row[w + W];
+                if (w > 0) g += v - row[w - 1];
+                if (w + 1 < W) g += v - row[w + 1];
+                out[w] = scale * g;
+            }
+        }
+    }
+}
+
+}  // namespace nst

@@ -1,0 +1,113 @@
+// CPU padding, x [NC, H, W] -> y [NC, H+top+bottom, W+left+right].
+//
+// Both modes reduce to one index map per axis: output position -> source
+// position, or -1 for a zero. Zero mode shifts (negative amounts crop);
+// reflect mode mirrors about the edge without repeating it (numpy 'reflect').
+// Backward is the transpose of that map written as a gather: each input pixel
+// sums the (at most three per axis) output positions that read it, so every
+// dx element is written exactly once and no atomics are needed on the GPU.
+#include <vector>
+
+#include "core/error.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
+
+namespace nst {
+
+namespace {
+
+void check_pad(const char* op, int64_t NC, int H, int W, int top, int bottom, int left,
+               int right, PadMode mode) {
+    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
+    NST_CHECK(int64_t(H) + top + bottom >= 0 && int64_t(W) + left + right >= 0, op,
+              ": cropping [", NC, ", ", H, ", ", W, "] by top ", top, " bottom ", bottom,
+              " left ", left, " right ", right, " leaves a negative size");
+    if (mode == PadMode::Reflect) {
+        NST_CHECK(top >= 0 && bottom >= 0 && top <= H - 1 && bottom <= H - 1 && left >= 0 &&
+                      right >= 0 && left <= W - 1 && right <= W - 1,
+                  op, ": reflect padding needs each amount in [0, size-1]; got top ", top,
+                  " bottom ", bottom, " left ", left, " right ", right, " for [", NC, ", ", H,
+                  ", ", W, "]");
+    }
+}
+
+// Source index in [0, n) of output position o along an axis padded by
+// `before`, or -1 when it reads a zero.
+int source_index(int o, int n, int before, PadMode mode) {
+    int i = o - before;
+    if (mode == PadMode::Zero) return (i >= 0 && i < n) ? i : -1;
+    if (i < 0) i = -i;                  // amounts <= n-1, so one
+    if (i >= n) i = 2 * (n - 1) - i;    // reflection always lands inside
+    return i;
+}
+
+std::vector<int> source_map(int n, int before, int after, PadMode mode) {
+    std::vector<int> map(size_t(n + before + after));
+    for (int o = 0; o < n + before + after; ++o) map[o] = source_index(o, n, before, mode);
+    return map;
+}
+
+// For each source index, the output positions that read it: the inverse of
+// source_map, as offsets/positions in CSR form.
+struct Readers {
+    std::vector<int> begin, at;
+    Readers(const std::vector<int>& map, int n) : begin(size_t(n) + 1, 0) {
+        for (int s : map)
+            if (s >= 0) ++begin[s + 1];
+        for (int i = 0; i < n; ++i) begin[i + 1] += begin[i];
+        at.resize(begin[n]);
+        std::vector<int> next(begin.begin(), begin.end() - 1);
+        for (int o = 0; o < int(map.size()); ++o)
+            if (map[o] >= 0) at[next[map[o]]++] = o;
+    }
+};
+
+}  // namespace
+
+void CpuBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
+                             PadMode mode, const float* x, float* y) {
+    check_pad("pad_forward", NC, H, W, top, bottom, left, right, mode);
+    const std::vector<int> rows = source_map(H, top, bottom, mode);
+    const std::vector<int> cols = source_map(W, left, right, mode);
+    const int Ho = int(rows.size()), Wo = int(cols.size());
+    for (int64_t i = 0; i < NC; ++i) {
+        const float* xi = x + i * H * W;
+        float* yi = y + i * Ho * Wo;
+        for (int oh = 0; oh < Ho; ++oh) {
+            float* out = yi + int64_t(oh) * Wo;
+            if (rows[oh] < 0) {
+                for (int ow = 0; ow < Wo; ++ow) out[ow] = 0.0f;
+                continue;
+            }
+            const float* in = xi + int64_t(rows[oh]) * W;
+            for (int ow = 0; ow < Wo; ++ow) out[ow] = cols[ow] >= 0 ? in[cols[ow]] : 0.0f;
+        }
+    }
+}
+
+void CpuBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
+                              PadMode mode, const float* dy, float* dx) {
+    check_pad("pad_backward", NC, H, W, top, bottom, left, right, mode);
+    const std::vector<int> rows = source_map(H, top, bottom, mode);
+    const std::vector<int> cols = source_map(W, left, right, mode);
+    const Readers row_readers(rows, H), col_readers(cols, W);
+    const int Ho = int(rows.size()), Wo = int(cols.size());
+    for (int64_t i = 0; i < NC; ++i) {
+        const float* dyi = dy + i * Ho * Wo;
+        float* dxi = dx + i * H * W;
+        for (int h = 0; h < H; ++h) {
+            float* out = dxi + int64_t(h) * W;
+            for (int w = 0; w < W; ++w) out[w] = 0.0f;
+            for (int k = row_readers.begin[h]; k < row_readers.begin[h + 1]; ++k) {
+                const float* g = dyi + int64_t(row_readers.at[k]) * Wo;
+                for (int w = 0; w < W; ++w) {
+                    float sum = 0.0f;
+                    for (int j = col_readers.begin[w]; j < col_readers.begin[w + 1]; ++j)
+                        sum += g[col_readers.at[j]];
+                    out[w] += sum;
+                }
+            }
+        }
+    }
+}
+
+}  // namespace nst

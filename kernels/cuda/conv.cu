@@ -1,0 +1,341 @@
+// CUDA convolution through cuDNN's legacy cudnnConvolution* API (deprecated
+// in cuDNN 9 but supported, and far less code than the graph API for plain
+// NCHW float convolutions).
+//
+// Algorithm choice: once per (device, shape, direction, TF32 setting), cuDNN
+// times its algorithms on the real buffers (cudnnFind*AlgorithmEx) and the
+// fastest deterministic one is kept, with its descriptors, in a plan cache.
+// Style transfer runs the same few shapes thousands of times, so the search
+// pays for itself; heuristics alone often pick a slower kernel. Find writes
+// the op's output buffer while timing, which is harmless: outputs are fully
+// overwritten afterwards anyway.
+//
+// Determinism: backward algorithms that accumulate with atomics
+// (CUDNN_NON_DETERMINISTIC) are skipped, so a plan gives the same bits on
+// every call. The bias gradient is our own fixed-order reduction
+// (channel_sum), not cudnnConvolutionBackwardBias, whose order is unspecified.
+//
+// Precision: CUDNN_FMA_MATH unless allow_tf32(), so fp32 stays fp32; with
+// TF32 allowed the conv runs with the math type the search found fastest.
+#include <algorithm>
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "core/cuda_context.hpp"
+#include "core/error.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
+
+namespace nst {
+
+namespace {
+
+// The search never asks for more scratch than this (or half the free memory).
+constexpr size_t kMaxSearchWorkspace = size_t(1) << 30;
+
+enum class Direction { Forward, BackwardData, BackwardFilter };
+
+std::string shape_text(const ConvShape& s) {
+    return detail::concat("x [", s.N, ", ", s.C, ", ", s.H, ", ", s.W, "] w [", s.K, ", ", s.C,
+                          ", ", s.R, ", ", s.S, "] stride ", s.stride, " pad ", s.pad_h, ",",
+                          s.pad_w, " -> y [", s.N, ", ", s.K, ", ", s.P, ", ", s.Q, "]");
+}
+
+void check_conv_shape(const char* op, const ConvShape& s) {
+    NST_CHECK(s.N >= 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
+                  s.stride > 0 && s.pad_h >= 0 && s.pad_w >= 0,
+              op, ": bad shape ", shape_text(s));
+    const int64_t P = (int64_t(s.H) + 2 * int64_t(s.pad_h) - s.R) / s.stride + 1;
+    const int64_t Q = (int64_t(s.W) + 2 * int64_t(s.pad_w) - s.S) / s.stride + 1;
+    NST_CHECK(int64_t(s.H) + 2 * int64_t(s.pad_h) >= s.R &&
+                  int64_t(s.W) + 2 * int64_t(s.pad_w) >= s.S && s.P == P && s.Q == Q,
+              op, ": output size does not match the input, kernel, stride and padding: ",
+              shape_text(s));
+    // The legacy cuDNN API indexes tensors with 32-bit integers.
+    NST_CHECK(s.x_size() <= INT32_MAX && s.y_size() <= INT32_MAX && s.w_size() <= INT32_MAX, op,
+              ": tensors over 2^31 elements are not supported by cuDNN: ", shape_text(s));
+}
+
+bool ok(cudaError_t status) { return status == cudaSuccess; }
+bool ok(cudnnStatus_t status) { return status == CUDNN_STATUS_SUCCESS; }
+
+// Checks a CUDA or cuDNN status, naming the op, its shape and the failed call;
+// the message is only built on failure.
+template <class Status>
+void check_conv(Status status, const char* op, const ConvShape& s, const char* call) {
+    if (ok(status)) return;
+    cuda::check(status, detail::concat(op, " ", shape_text(s), ": ", call).c_str());
+}
+
+// Descriptors of one convolution; destroyed only if plan creation fails
+// (plans themselves live for the whole process).
+struct ConvDescriptors {
+    cudnnTensorDescriptor_t x = nullptr, y = nullptr, bias = nullptr;
+    cudnnFilterDescriptor_t w = nullptr;
+    cudnnConvolutionDescriptor_t conv = nullptr;
+
+    ConvDescriptors() = default;
+    ConvDescriptors(const ConvDescriptors&) = delete;
+    ConvDescriptors& operator=(const ConvDescriptors&) = delete;
+    ~ConvDescriptors() {
+        if (x) cudnnDestroyTensorDescriptor(x);
+        if (y) cudnnDestroyTensorDescriptor(y);
+        if (bias) cudnnDestroyTensorDescriptor(bias);
+        if (w) cudnnDestroyFilterDescriptor(w);
+        if (conv) cudnnDestroyConvolutionDescriptor(conv);
+    }
+};
+
+struct ConvPlan {
+    ConvDescriptors d;
+    int algo = 0;  // the direction's cudnnConvolution*Algo_t
+    size_t workspace = 0;
+};
+
+void describe(const char* op, const ConvShape& s, bool tf32, ConvDescriptors& d) {
+    check_conv(cudnnCreateTensorDescriptor(&d.x), op, s, "cudnnCreateTensorDescriptor");
+    check_conv(cudnnCreateTensorDescriptor(&d.y), op, s, "cudnnCreateTensorDescriptor");
+    check_conv(cudnnCreateTensorDescriptor(&d.bias), op, s, "cudnnCreateTensorDescriptor");
+    check_conv(cudnnCreateFilterDescriptor(&d.w), op, s, "cudnnCreateFilterDescriptor");
+    check_conv(cudnnCreateConvolutionDescriptor(&d.conv), op, s,
+               "cudnnCreateConvolutionDescriptor");
+    check_conv(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s.N, s.C, s.H,
+                                          s.W),
+               op, s, "cudnnSetTensor4dDescriptor(x)");
+    check_conv(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s.N, s.K, s.P,
+                                          s.Q),
+               op, s, "cudnnSetTensor4dDescriptor(y)");
+    check_conv(cudnnSetTensor4dDescriptor(d.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.K, 1,
+                                          1),
+               op, s, "cudnnSetTensor4dDescriptor(bias)");
+    check_conv(cudnnSetFilter4dDescriptor(d.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s.K, s.C, s.R,
+                                          s.S),
+               op, s, "cudnnSetFilter4dDescriptor");
+    // Cross-correlation, like PyTorch and the CPU reference.
+    check_conv(cudnnSetConvolution2dDescriptor(d.conv, s.pad_h, s.pad_w, s.stride, s.stride, 1, 1,
+                                               CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
+               op, s, "cudnnSetConvolution2dDescriptor");
+    check_conv(cudnnSetConvolutionMathType(d.conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+               op, s, "cudnnSetConvolutionMathType");
+    int n = 0, k = 0, p = 0, q = 0;
+    check_conv(cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, &n, &k, &p, &q), op, s,
+               "cudnnGetConvolution2dForwardOutputDim");
+    NST_CHECK(n == s.N && k == s.K && p == s.P && q == s.Q, op, ": cuDNN computes output [", n,
+              ", ", k, ", ", p, ", ", q, "] for ", shape_text(s));
+}
+
+// Scratch for the search: enough for the hungriest algorithm, capped so the
+// search never starves the tensors. Algorithms needing more are skipped.
+template <class WorkspaceSize>
+size_t search_workspace(const char* op, const ConvShape& s, int algo_count,
+                        WorkspaceSize&& workspace_size) {
+    size_t largest = 0;
+    for (int algo = 0; algo < algo_count; ++algo) {
+        size_t bytes = 0;
+        if (workspace_size(algo, &bytes) == CUDNN_STATUS_SUCCESS) largest = std::max(largest, bytes);
+    }
+    // Unsupported algorithms leave a message in cuDNN's per-thread error
+    // string; reading it clears it, so it cannot garble a later real error.
+    char stale[256];
+    cudnnGetLastErrorString(stale, sizeof(stale));
+    size_t free_bytes = 0, total_bytes = 0;
+    check_conv(cudaMemGetInfo(&free_bytes, &total_bytes), op, s, "cudaMemGetInfo");
+    return std::min({largest, kMaxSearchWorkspace, free_bytes / 2});
+}
+
+// The fastest result (cuDNN sorts by time) that ran, fits the workspace and is
+// deterministic; a non-deterministic one only when nothing else ran at all.
+template <class Perf>
+const Perf& choose(const char* op, const ConvShape& s, const Perf* perf, int count,
+                   size_t workspace_limit) {
+    const Perf* fallback = nullptr;
+    for (int i = 0; i < count; ++i) {
+        if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > workspace_limit) continue;
+        if (perf[i].determinism == CUDNN_DETERMINISTIC) return perf[i];
+        if (!fallback) fallback = &perf[i];
+    }
+    NST_CHECK(fallback, op, ": cuDNN found no usable algorithm for ", shape_text(s));
+    return *fallback;
+}
+
+// After the search: with TF32 allowed, run with the math type the winner was
+// timed with (cuDNN's advice); without, keep FMA math, which is what the
+// search was restricted to.
+template <class Perf, class WorkspaceSize>
+void finish_plan(const char* op, const ConvShape& s, bool tf32, const Perf& best, ConvPlan& plan,
+                 WorkspaceSize&& workspace_size) {
+    plan.algo = int(best.algo);
+    if (tf32)
+        check_conv(cudnnSetConvolutionMathType(plan.d.conv, best.mathType), op, s,
+                   "cudnnSetConvolutionMathType");
+    size_t bytes = 0;
+    check_conv(workspace_size(plan.algo, &bytes), op, s, "workspace size of the chosen algorithm");
+    plan.workspace = std::max(bytes, best.memory);
+}
+
+struct PlanKey {
+    std::array<int, 13> v;
+    bool operator<(const PlanKey& o) const { return v < o.v; }
+};
+
+PlanKey plan_key(int device, Direction dir, const ConvShape& s, bool tf32) {
+    return {{device, int(dir), s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad_h, s.pad_w,
+             int(tf32)}};
+}
+
+// Returns the cached plan for `key`, building it with make() on first use.
+// The lock is held while searching: a search is rare and must not run twice.
+template <class Make>
+const ConvPlan& cached_plan(const PlanKey& key, Make&& make) {
+    static std::mutex mutex;
+    static auto* plans = new std::map<PlanKey, std::unique_ptr<ConvPlan>>;  // never destroyed
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = plans->find(key);
+    if (it == plans->end()) it = plans->emplace(key, make()).first;
+    return *it->second;
+}
+
+const ConvPlan& forward_plan(int device, const ConvShape& s, const float* x, const float* w,
+                             float* y) {
+    const char* op = "conv2d_forward";
+    const bool tf32 = allow_tf32();
+    return cached_plan(plan_key(device, Direction::Forward, s, tf32), [&] {
+        auto plan = std::make_unique<ConvPlan>();
+        describe(op, s, tf32, plan->d);
+        const cudnnHandle_t h = cuda::context(device).cudnn;
+        const ConvDescriptors& d = plan->d;
+        auto workspace_size = [&](int algo, size_t* bytes) {
+            return cudnnGetConvolutionForwardWorkspaceSize(
+                h, d.x, d.w, d.conv, d.y, cudnnConvolutionFwdAlgo_t(algo), bytes);
+        };
+        const size_t limit =
+            search_workspace(op, s, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, workspace_size);
+        cuda::Workspace scratch(device, limit);
+        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        int count = 0;
+        check_conv(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y,
+                                                          CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
+                                                          &count, perf, scratch.get(), limit),
+                   op, s, "cudnnFindConvolutionForwardAlgorithmEx");
+        finish_plan(op, s, tf32, choose(op, s, perf, count, limit), *plan, workspace_size);
+        return plan;
+    });
+}
+
+const ConvPlan& backward_data_plan(int device, const ConvShape& s, const float* dy,
+                                   const float* w, float* dx) {
+    const char* op = "conv2d_backward_data";
+    const bool tf32 = allow_tf32();
+    return cached_plan(plan_key(device, Direction::BackwardData, s, tf32), [&] {
+        auto plan = std::make_unique<ConvPlan>();
+        describe(op, s, tf32, plan->d);
+        const cudnnHandle_t h = cuda::context(device).cudnn;
+        const ConvDescriptors& d = plan->d;
+        auto workspace_size = [&](int algo, size_t* bytes) {
+            return cudnnGetConvolutionBackwardDataWorkspaceSize(
+                h, d.w, d.y, d.conv, d.x, cudnnConvolutionBwdDataAlgo_t(algo), bytes);
+        };
+        const size_t limit =
+            search_workspace(op, s, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, workspace_size);
+        cuda::Workspace scratch(device, limit);
+        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        int count = 0;
+        check_conv(cudnnFindConvolutionBackwardDataAlgorithmEx(
+                       h, d.w, w, d.y, dy, d.conv, d.x, dx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
+                       &count, perf, scratch.get(), limit),
+                   op, s, "cudnnFindConvolutionBackwardDataAlgorithmEx");
+        finish_plan(op, s, tf32, choose(op, s, perf, count, limit), *plan, workspace_size);
+        return plan;
+    });
+}
+
+const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float* x,
+                                     const float* dy, float* dw) {
+    const char* op = "conv2d_backward_filter";
+    const bool tf32 = allow_tf32();
+    return cached_plan(plan_key(device, Direction::BackwardFilter, s, tf32), [&] {
+        auto plan = std::make_unique<ConvPlan>();
+        describe(op, s, tf32, plan->d);
+        const cudnnHandle_t h = cuda::context(device).cudnn;
+        const ConvDescriptors& d = plan->d;
+        auto workspace_size = [&](int algo, size_t* bytes) {
+            return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+                h, d.x, d.y, d.conv, d.w, cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
+        };
+        const size_t limit =
+            search_workspace(op, s, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, workspace_size);
+        cuda::Workspace scratch(device, limit);
+        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        int count = 0;
+        check_conv(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+                       h, d.x, x, d.y, dy, d.conv, d.w, dw,
+                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf, scratch.get(), limit),
+                   op, s, "cudnnFindConvolutionBackwardFilterAlgorithmEx");
+        finish_plan(op, s, tf32, choose(op, s, perf, count, limit), *plan, workspace_size);
+        return plan;
+    });
+}
+
+}  // namespace
+
+void CudaBackend::conv2d_forward(const ConvShape& s, const float* x, const float* w,
+                                 const float* b, float* y) {
+    const char* op = "conv2d_forward";
+    check_conv_shape(op, s);
+    if (s.N == 0) return;  // empty batch: y is empty
+    cuda::Context& ctx = cuda::context(index_);
+    const ConvPlan& plan = forward_plan(index_, s, x, w, y);
+    cuda::Workspace workspace(index_, plan.workspace);
+    const float one = 1.0f, zero = 0.0f;
+    check_conv(cudnnConvolutionForward(ctx.cudnn, &one, plan.d.x, x, plan.d.w, w, plan.d.conv,
+                                       cudnnConvolutionFwdAlgo_t(plan.algo), workspace.get(),
+                                       plan.workspace, &zero, plan.d.y, y),
+               op, s, "cudnnConvolutionForward");
+    if (b)
+        check_conv(cudnnAddTensor(ctx.cudnn, &one, plan.d.bias, b, &one, plan.d.y, y), op, s,
+                   "cudnnAddTensor(bias)");
+}
+
+void CudaBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const float* w,
+                                       float* dx) {
+    const char* op = "conv2d_backward_data";
+    check_conv_shape(op, s);
+    if (s.N == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    const ConvPlan& plan = backward_data_plan(index_, s, dy, w, dx);
+    cuda::Workspace workspace(index_, plan.workspace);
+    const float one = 1.0f, zero = 0.0f;
+    check_conv(cudnnConvolutionBackwardData(ctx.cudnn, &one, plan.d.w, w, plan.d.y, dy,
+                                            plan.d.conv, cudnnConvolutionBwdDataAlgo_t(plan.algo),
+                                            workspace.get(), plan.workspace, &zero, plan.d.x, dx),
+               op, s, "cudnnConvolutionBackwardData");
+}
+
+void CudaBackend::conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
+                                         float* dw) {
+    const char* op = "conv2d_backward_filter";
+    check_conv_shape(op, s);
+    cuda::Context& ctx = cuda::context(index_);
+    if (s.N == 0) {  // no images: the gradient is an empty sum
+        check_conv(cudaMemsetAsync(dw, 0, size_t(s.w_size()) * sizeof(float), ctx.stream), op, s,
+                   "cudaMemsetAsync");
+        return;
+    }
+    const ConvPlan& plan = backward_filter_plan(index_, s, x, dy, dw);
+    cuda::Workspace workspace(index_, plan.workspace);
+    const float one = 1.0f, zero = 0.0f;
+    check_conv(cudnnConvolutionBackwardFilter(
+                   ctx.cudnn, &one, plan.d.x, x, plan.d.y, dy, plan.d.conv,
+                   cudnnConvolutionBwdFilterAlgo_t(plan.algo), workspace.get(), plan.workspace,
+                   &zero, plan.d.w, dw),
+               op, s, "cudnnConvolutionBackwardFilter");
+}
+
+void CudaBackend::conv2d_backward_bias(const ConvShape& s, const float* dy, float* db) {
+    check_conv_shape("conv2d_backward_bias", s);
+    channel_sum(s.N, s.K, int64_t(s.P) * s.Q, dy, db);
+}
+
+}  // namespace nst

@@ -1,0 +1,200 @@
+// CUDA elementwise and per-channel kernels.
+//
+// Grid-stride loops with 64-bit indices: one launch shape for any size, and
+// tensors past 2^31 elements stay correct. Like the CPU versions every kernel
+// is safe in place (element i is read before it is written).
+//
+// Multiply-adds are written with __fmul_rn/__fadd_rn so nvcc does not fuse
+// them into FMAs: the CPU reference (compiled without FMA) rounds the product
+// and the sum separately, and this way both backends give the same bits.
+//
+// channel_sum is the bias gradient, a reduction that must give the same bits
+// every run: one block per channel, each thread sums a fixed subset in double
+// (as the CPU does), then a fixed-shape tree in shared memory. No atomics.
+#include <algorithm>
+
+#include "core/cuda_context.hpp"
+#include "core/error.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
+
+namespace nst {
+
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kSumThreads = 512;  // fixed: it decides the order of the sum
+
+int grid_for(int64_t n, const cuda::Context& ctx) {
+    const int64_t blocks = (n + kThreads - 1) / kThreads;
+    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
+}
+
+void check_count(const char* op, int64_t n) {
+    NST_CHECK(n >= 0, op, ": negative element count ", n);
+}
+
+void check_channels(const char* op, int N, int C, int64_t HW) {
+    NST_CHECK(N >= 0 && C >= 0 && HW >= 0, op, ": bad shape [", N, ", ", C, ", ", HW, "]");
+}
+
+#define GRID_STRIDE_LOOP(i, n)                                                 \
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+         i += int64_t(gridDim.x) * blockDim.x)
+
+__global__ void relu_forward_kernel(int64_t n, const float* x, float* y) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
+}
+
+__global__ void relu_backward_kernel(int64_t n, const float* y, const float* dy, float* dx) {
+    GRID_STRIDE_LOOP(i, n) { dx[i] = y[i] > 0.0f ? dy[i] : 0.0f; }
+}
+
+__global__ void tanh_forward_kernel(int64_t n, const float* x, float* y) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = tanhf(x[i]); }
+}
+
+// d tanh(x) = 1 - tanh(x)^2, from the forward output y.
+__global__ void tanh_backward_kernel(int64_t n, const float* y, const float* dy, float* dx) {
+    GRID_STRIDE_LOOP(i, n) {
+        const float v = y[i];
+        dx[i] = __fmul_rn(dy[i], __fsub_rn(1.0f, __fmul_rn(v, v)));
+    }
+}
+
+__global__ void add_kernel(int64_t n, const float* a, const float* b, float* y) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = a[i] + b[i]; }
+}
+
+__global__ void mul_kernel(int64_t n, const float* a, const float* b, float* y) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = a[i] * b[i]; }
+}
+
+__global__ void scale_kernel(int64_t n, float alpha, const float* x, float* y) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = __fmul_rn(alpha, x[i]); }
+}
+
+__global__ void axpby_kernel(int64_t n, float alpha, const float* x, float beta, float* y) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = __fadd_rn(__fmul_rn(alpha, x[i]), __fmul_rn(beta, y[i])); }
+}
+
+// Rows are the N*C planes of HW elements: blockIdx.x picks the plane (so the
+// channel is known without a per-element division), blockIdx.y and the
+// threads stride across the plane.
+__global__ void channel_affine_kernel(int C, int64_t HW, const float* x, const float* scale,
+                                      const float* shift, float* y) {
+    const int64_t plane = blockIdx.x;
+    const int c = int(plane % C);
+    const float a = scale ? scale[c] : 1.0f;
+    const float b = shift ? shift[c] : 0.0f;
+    const float* xp = x + plane * HW;
+    float* yp = y + plane * HW;
+    for (int64_t i = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; i < HW;
+         i += int64_t(gridDim.y) * blockDim.x)
+        yp[i] = __fadd_rn(__fmul_rn(xp[i], a), b);
+}
+
+__global__ void channel_sum_kernel(int N, int C, int64_t HW, const float* x, float* out) {
+    __shared__ double partial[kSumThreads];
+    const int c = blockIdx.x;
+    double sum = 0.0;
+    for (int n = 0; n < N; ++n) {
+        const float* xp = x + (int64_t(n) * C + c) * HW;
+        for (int64_t i = threadIdx.x; i < HW; i += kSumThreads) sum += xp[i];
+    }
+    partial[threadIdx.x] = sum;
+    __syncthreads();
+    for (int width = kSumThreads / 2; width > 0; width /= 2) {
+        if (int(threadIdx.x) < width) partial[threadIdx.x] += partial[threadIdx.x + width];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0) out[c] = float(partial[0]);
+}
+
+}  // namespace
+
+void CudaBackend::relu_forward(int64_t n, const float* x, float* y) {
+    check_count("relu_forward", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    relu_forward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, x, y);
+    cuda::check_launch("relu_forward_kernel");
+}
+
+void CudaBackend::relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
+    check_count("relu_backward", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    relu_backward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, y, dy, dx);
+    cuda::check_launch("relu_backward_kernel");
+}
+
+void CudaBackend::tanh_forward(int64_t n, const float* x, float* y) {
+    check_count("tanh_forward", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    tanh_forward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, x, y);
+    cuda::check_launch("tanh_forward_kernel");
+}
+
+void CudaBackend::tanh_backward(int64_t n, const float* y, const float* dy, float* dx) {
+    check_count("tanh_backward", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    tanh_backward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, y, dy, dx);
+    cuda::check_launch("tanh_backward_kernel");
+}
+
+void CudaBackend::add(int64_t n, const float* a, const float* b, float* y) {
+    check_count("add", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    add_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, a, b, y);
+    cuda::check_launch("add_kernel");
+}
+
+void CudaBackend::mul(int64_t n, const float* a, const float* b, float* y) {
+    check_count("mul", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    mul_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, a, b, y);
+    cuda::check_launch("mul_kernel");
+}
+
+void CudaBackend::axpby(int64_t n, float alpha, const float* x, float beta, float* y) {
+    check_count("axpby", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    // beta == 0 must not read y: it may be uninitialised memory holding NaN.
+    if (beta == 0.0f) {
+        scale_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, alpha, x, y);
+        cuda::check_launch("scale_kernel");
+    } else {
+        axpby_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, alpha, x, beta, y);
+        cuda::check_launch("axpby_kernel");
+    }
+}
+
+void CudaBackend::channel_affine(int N, int C, int64_t HW, const float* x, const float* scale,
+                                 const float* shift, float* y) {
+    check_channels("channel_affine", N, C, HW);
+    const int64_t planes = int64_t(N) * C;
+    if (planes == 0 || HW == 0) return;
+    NST_CHECK(planes <= INT32_MAX, "channel_affine: too many planes N*C = ", planes);
+    cuda::Context& ctx = cuda::context(index_);
+    // Enough blocks per plane to keep the GPU busy when there are few planes.
+    const int64_t wanted = std::max<int64_t>(1, int64_t(ctx.sm_count) * 8 / planes);
+    const int64_t per_plane = std::min<int64_t>({(HW + kThreads - 1) / kThreads, wanted, 65535});
+    const dim3 grid{unsigned(planes), unsigned(per_plane)};
+    channel_affine_kernel<<<grid, kThreads, 0, ctx.stream>>>(C, HW, x, scale, shift, y);
+    cuda::check_launch("channel_affine_kernel");
+}
+
+void CudaBackend::channel_sum(int N, int C, int64_t HW, const float* x, float* out) {
+    check_channels("channel_sum", N, C, HW);
+    if (C == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    channel_sum_kernel<<<C, kSumThreads, 0, ctx.stream>>>(N, C, HW, x, out);
+    cuda::check_launch("channel_sum_kernel");
+}
+
+}  // namespace nst

@@ -1,0 +1,138 @@
+// CUDA padding, x [NC, H, W] -> y [NC, H+top+bottom, W+left+right], the same
+// index maps as kernels/cpu/pad.cpp: zero mode shifts (negative amounts
+// crop), reflect mode mirrors without repeating the edge (numpy 'reflect').
+//
+// Forward is one thread per output pixel reading its source. Backward is the
+// transpose written as a gather, one thread per input pixel: along each axis
+// at most three output positions read a given input (the direct one and one
+// mirror on each side), found in closed form. The sums run in the CPU's
+// order (per reader row, a row sum over reader columns, added onto 0) so both
+// backends give the same bits. No atomics.
+#include <algorithm>
+
+#include "core/cuda_context.hpp"
+#include "core/error.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
+
+namespace nst {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+int grid_for(int64_t n, const cuda::Context& ctx) {
+    const int64_t blocks = (n + kThreads - 1) / kThreads;
+    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
+}
+
+void check_pad(const char* op, int64_t NC, int H, int W, int top, int bottom, int left,
+               int right, PadMode mode) {
+    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
+    NST_CHECK(int64_t(H) + top + bottom >= 0 && int64_t(W) + left + right >= 0, op,
+              ": cropping [", NC, ", ", H, ", ", W, "] by top ", top, " bottom ", bottom,
+              " left ", left, " right ", right, " leaves a negative size");
+    NST_CHECK(int64_t(H) + top + bottom <= INT32_MAX && int64_t(W) + left + right <= INT32_MAX,
+              op, ": padded size too large");
+    if (mode == PadMode::Reflect) {
+        NST_CHECK(top >= 0 && bottom >= 0 && top <= H - 1 && bottom <= H - 1 && left >= 0 &&
+                      right >= 0 && left <= W - 1 && right <= W - 1,
+                  op, ": reflect padding needs each amount in [0, size-1]; got top ", top,
+                  " bottom ", bottom, " left ", left, " right ", right, " for [", NC, ", ", H,
+                  ", ", W, "]");
+    }
+}
+
+#define GRID_STRIDE_LOOP(i, n)                                                 \
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+         i += int64_t(gridDim.x) * blockDim.x)
+
+// Source index in [0, n) of output position o along an axis padded by
+// `before`, or -1 when it reads a zero.
+__device__ __forceinline__ int source_index(int o, int n, int before, bool reflect) {
+    int i = o - before;
+    if (!reflect) return (i >= 0 && i < n) ? i : -1;
+    if (i < 0) i = -i;                // amounts <= n-1, so one
+    if (i >= n) i = 2 * (n - 1) - i;  // reflection always lands inside
+    return i;
+}
+
+// The output positions (ascending, at most three) that read source index i
+// along an axis of size n padded by `before` and `after`; returns the count.
+__device__ __forceinline__ int readers(int i, int n, int before, int after, bool reflect,
+                                       int out[3]) {
+    const int direct = i + before;
+    if (!reflect) {
+        out[0] = direct;
+        return (direct >= 0 && direct < n + before + after) ? 1 : 0;
+    }
+    int count = 0;
+    if (i >= 1 && i <= before) out[count++] = before - i;                         // top/left mirror
+    out[count++] = direct;
+    if (i <= n - 2 && i >= n - 1 - after) out[count++] = before + 2 * (n - 1) - i;  // far mirror
+    return count;
+}
+
+__global__ void pad_forward_kernel(int64_t NC, int H, int W, int top, int left, int Ho, int Wo,
+                                   bool reflect, const float* __restrict__ x,
+                                   float* __restrict__ y) {
+    const int64_t total = NC * Ho * Wo;
+    GRID_STRIDE_LOOP(i, total) {
+        const int ow = int(i % Wo);
+        const int oh = int((i / Wo) % Ho);
+        const int64_t plane = i / (int64_t(Wo) * Ho);
+        const int ih = source_index(oh, H, top, reflect);
+        const int iw = source_index(ow, W, left, reflect);
+        y[i] = (ih >= 0 && iw >= 0) ? x[plane * H * W + int64_t(ih) * W + iw] : 0.0f;
+    }
+}
+
+__global__ void pad_backward_kernel(int64_t NC, int H, int W, int top, int bottom, int left,
+                                    int right, bool reflect, const float* __restrict__ dy,
+                                    float* __restrict__ dx) {
+    const int Ho = H + top + bottom, Wo = W + left + right;
+    const int64_t total = NC * H * W;
+    GRID_STRIDE_LOOP(i, total) {
+        const int w = int(i % W);
+        const int h = int((i / W) % H);
+        const int64_t plane = i / (int64_t(W) * H);
+        int rows[3], cols[3];
+        const int nrows = readers(h, H, top, bottom, reflect, rows);
+        const int ncols = readers(w, W, left, right, reflect, cols);
+        const float* g = dy + plane * Ho * Wo;
+        float sum = 0.0f;
+        for (int r = 0; r < nrows; ++r) {
+            const float* row = g + int64_t(rows[r]) * Wo;
+            float row_sum = 0.0f;
+            for (int c = 0; c < ncols; ++c) row_sum += row[cols[c]];
+            sum += row_sum;
+        }
+        dx[i] = sum;
+    }
+}
+
+}  // namespace
+
+void CudaBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
+                              PadMode mode, const float* x, float* y) {
+    check_pad("pad_forward", NC, H, W, top, bottom, left, right, mode);
+    const int Ho = H + top + bottom, Wo = W + left + right;
+    const int64_t total = NC * Ho * Wo;
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    pad_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(
+        NC, H, W, top, left, Ho, Wo, mode == PadMode::Reflect, x, y);
+    cuda::check_launch("pad_forward_kernel");
+}
+
+void CudaBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
+                               PadMode mode, const float* dy, float* dx) {
+    check_pad("pad_backward", NC, H, W, top, bottom, left, right, mode);
+    const int64_t total = NC * H * W;
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    pad_backward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(
+        NC, H, W, top, bottom, left, right, mode == PadMode::Reflect, dy, dx);
+    cuda::check_launch("pad_backward_kernel");
+}
+
+}  // namespace nst

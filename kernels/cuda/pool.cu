@@ -1,0 +1,166 @@
+// CUDA 2x2 stride-2 pooling, the same rules as kernels/cpu/pool.cpp: an odd
+// trailing row or column is dropped and gets zero gradient; max-pool backward
+// recomputes the winner from x (first maximum in row-major window order, the
+// same comparison chain as the forward), so no argmax tensor is stored.
+//
+// Windows do not overlap, so every backward kernel is a gather: one thread per
+// window writes that window's (up to) four dx values, no atomics. The grid
+// covers ceil(H/2) x ceil(W/2) windows so the threads of partial windows at
+// the odd edge write the zeros there, and dx is fully overwritten in one pass.
+// The averaging sums keep the CPU's pairing ((a + b) + (c + d)) for equal bits.
+#include <algorithm>
+
+#include "core/cuda_context.hpp"
+#include "core/error.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
+
+namespace nst {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+int grid_for(int64_t n, const cuda::Context& ctx) {
+    const int64_t blocks = (n + kThreads - 1) / kThreads;
+    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
+}
+
+void check_pool(const char* op, int64_t NC, int H, int W) {
+    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
+}
+
+#define GRID_STRIDE_LOOP(i, n)                                                 \
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+         i += int64_t(gridDim.x) * blockDim.x)
+
+// Index 0..3 (row-major) of the first maximum of a 2x2 window; NaN never wins
+// a comparison, exactly as on the CPU.
+__device__ __forceinline__ int first_max(float a, float b, float c, float d) {
+    int best = 0;
+    float m = a;
+    if (b > m) { best = 1; m = b; }
+    if (c > m) { best = 2; m = c; }
+    if (d > m) { best = 3; }
+    return best;
+}
+
+__global__ void max_pool_forward_kernel(int64_t NC, int H, int W, const float* __restrict__ x,
+                                        float* __restrict__ y) {
+    const int Ho = H / 2, Wo = W / 2;
+    const int64_t total = NC * Ho * Wo;
+    GRID_STRIDE_LOOP(i, total) {
+        const int ow = int(i % Wo);
+        const int oh = int((i / Wo) % Ho);
+        const int64_t plane = i / (int64_t(Wo) * Ho);
+        const float* r0 = x + plane * H * W + int64_t(2 * oh) * W + 2 * ow;
+        const float* r1 = r0 + W;
+        const float v[4] = {r0[0], r0[1], r1[0], r1[1]};
+        y[i] = v[first_max(v[0], v[1], v[2], v[3])];
+    }
+}
+
+__global__ void max_pool_backward_kernel(int64_t NC, int H, int W, const float* __restrict__ x,
+                                         const float* __restrict__ dy, float* __restrict__ dx) {
+    const int Ho = H / 2, Wo = W / 2;
+    const int Hw = (H + 1) / 2, Ww = (W + 1) / 2;  // windows including partial ones
+    const int64_t total = NC * Hw * Ww;
+    GRID_STRIDE_LOOP(i, total) {
+        const int j = int(i % Ww);
+        const int k = int((i / Ww) % Hw);
+        const int64_t plane = i / (int64_t(Ww) * Hw);
+        const int64_t base = plane * H * W + int64_t(2 * k) * W + 2 * j;
+        if (k < Ho && j < Wo) {
+            const float* xw = x + base;
+            const int win = first_max(xw[0], xw[1], xw[W], xw[W + 1]);
+            const float g = dy[plane * Ho * Wo + int64_t(k) * Wo + j];
+            dx[base] = win == 0 ? g : 0.0f;
+            dx[base + 1] = win == 1 ? g : 0.0f;
+            dx[base + W] = win == 2 ? g : 0.0f;
+            dx[base + W + 1] = win == 3 ? g : 0.0f;
+        } else {
+            // A partial window at the odd edge: its pixels were dropped.
+            const bool has_col = 2 * j + 1 < W, has_row = 2 * k + 1 < H;
+            dx[base] = 0.0f;
+            if (has_col) dx[base + 1] = 0.0f;
+            if (has_row) dx[base + W] = 0.0f;
+            if (has_row && has_col) dx[base + W + 1] = 0.0f;
+        }
+    }
+}
+
+__global__ void avg_pool_forward_kernel(int64_t NC, int H, int W, const float* __restrict__ x,
+                                        float* __restrict__ y) {
+    const int Ho = H / 2, Wo = W / 2;
+    const int64_t total = NC * Ho * Wo;
+    GRID_STRIDE_LOOP(i, total) {
+        const int ow = int(i % Wo);
+        const int oh = int((i / Wo) % Ho);
+        const int64_t plane = i / (int64_t(Wo) * Ho);
+        const float* r0 = x + plane * H * W + int64_t(2 * oh) * W + 2 * ow;
+        const float* r1 = r0 + W;
+        y[i] = 0.25f * ((r0[0] + r0[1]) + (r1[0] + r1[1]));
+    }
+}
+
+__global__ void avg_pool_backward_kernel(int64_t NC, int H, int W, const float* __restrict__ dy,
+                                         float* __restrict__ dx) {
+    const int Ho = H / 2, Wo = W / 2;
+    const int Hw = (H + 1) / 2, Ww = (W + 1) / 2;
+    const int64_t total = NC * Hw * Ww;
+    GRID_STRIDE_LOOP(i, total) {
+        const int j = int(i % Ww);
+        const int k = int((i / Ww) % Hw);
+        const int64_t plane = i / (int64_t(Ww) * Hw);
+        const int64_t base = plane * H * W + int64_t(2 * k) * W + 2 * j;
+        const bool full = k < Ho && j < Wo;
+        const float g = full ? 0.25f * dy[plane * Ho * Wo + int64_t(k) * Wo + j] : 0.0f;
+        const bool has_col = 2 * j + 1 < W, has_row = 2 * k + 1 < H;
+        dx[base] = g;
+        if (has_col) dx[base + 1] = g;
+        if (has_row) dx[base + W] = g;
+        if (has_row && has_col) dx[base + W + 1] = g;
+    }
+}
+
+}  // namespace
+
+void CudaBackend::max_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
+    check_pool("max_pool2x2_forward", NC, H, W);
+    const int64_t total = NC * (H / 2) * (W / 2);
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    max_pool_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
+    cuda::check_launch("max_pool_forward_kernel");
+}
+
+void CudaBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, const float* dy,
+                                       float* dx) {
+    check_pool("max_pool2x2_backward", NC, H, W);
+    const int64_t windows = NC * ((H + 1) / 2) * ((W + 1) / 2);
+    if (windows == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    max_pool_backward_kernel<<<grid_for(windows, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x,
+                                                                                  dy, dx);
+    cuda::check_launch("max_pool_backward_kernel");
+}
+
+void CudaBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
+    check_pool("avg_pool2x2_forward", NC, H, W);
+    const int64_t total = NC * (H / 2) * (W / 2);
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    avg_pool_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
+    cuda::check_launch("avg_pool_forward_kernel");
+}
+
+void CudaBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy, float* dx) {
+    check_pool("avg_pool2x2_backward", NC, H, W);
+    const int64_t windows = NC * ((H + 1) / 2) * ((W + 1) / 2);
+    if (windows == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    avg_pool_backward_kernel<<<grid_for(windows, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, dy,
+                                                                                  dx);
+    cuda::check_launch("avg_pool_backward_kernel");
+}
+
+}  // namespace nst

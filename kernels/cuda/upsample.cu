@@ -1,0 +1,175 @@
+// CUDA 2x upsampling, x [NC, H, W] -> y [NC, 2H, 2W], nearest and bilinear,
+// matching kernels/cpu/upsample.cpp bit for bit.
+//
+// Bilinear is PyTorch's align_corners=False: destination d reads source
+// (d + 0.5) / 2 - 0.5 clamped at 0, second tap clamped at size-1. Those values
+// are exact in float (quarters), so the taps computed here per element equal
+// the CPU's tables.
+//
+// Both backward passes are gathers, one thread per input pixel, no atomics.
+// The CPU scatters each output gradient onto its taps in row-major output
+// order; the gather visits the same (output, tap) pairs in that same order,
+// starting from the same 0, so the float sums round identically. The only
+// outputs that can touch input i along an axis are 2i-2 .. 2i+2 (2i-2 only
+// through output 0's zero-weight second tap, kept so inf/NaN behave alike).
+#include <algorithm>
+
+#include "core/cuda_context.hpp"
+#include "core/error.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
+
+namespace nst {
+
+namespace {
+
+constexpr int kThreads = 256;
+
+int grid_for(int64_t n, const cuda::Context& ctx) {
+    const int64_t blocks = (n + kThreads - 1) / kThreads;
+    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
+}
+
+void check_upsample(const char* op, int64_t NC, int H, int W) {
+    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
+}
+
+#define GRID_STRIDE_LOOP(i, n)                                                 \
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
+         i += int64_t(gridDim.x) * blockDim.x)
+
+// Along one axis of input size n, destination d reads tap i0 with weight l0
+// and tap i1 with weight l1 (kernels/cpu/upsample.cpp BilinearTaps).
+struct Taps {
+    int i0, i1;
+    float l0, l1;
+};
+
+__device__ __forceinline__ Taps bilinear_taps(int d, int n) {
+    const float src = fmaxf(__fsub_rn(__fmul_rn(0.5f, float(d) + 0.5f), 0.5f), 0.0f);
+    const int lo = int(src);
+    Taps t;
+    t.i0 = lo;
+    t.i1 = lo < n - 1 ? lo + 1 : lo;
+    t.l1 = src - float(lo);
+    t.l0 = 1.0f - t.l1;
+    return t;
+}
+
+__global__ void nearest_forward_kernel(int64_t NC, int H, int W, const float* __restrict__ x,
+                                       float* __restrict__ y) {
+    const int Ho = 2 * H, Wo = 2 * W;
+    const int64_t total = NC * Ho * Wo;
+    GRID_STRIDE_LOOP(i, total) {
+        const int ow = int(i % Wo);
+        const int oh = int((i / Wo) % Ho);
+        const int64_t plane = i / (int64_t(Wo) * Ho);
+        y[i] = x[plane * H * W + int64_t(oh / 2) * W + ow / 2];
+    }
+}
+
+__global__ void nearest_backward_kernel(int64_t NC, int H, int W, const float* __restrict__ dy,
+                                        float* __restrict__ dx) {
+    const int Wo = 2 * W;
+    const int64_t total = NC * H * W;
+    GRID_STRIDE_LOOP(i, total) {
+        const int w = int(i % W);
+        const int h = int((i / W) % H);
+        const int64_t plane = i / (int64_t(W) * H);
+        const float* r0 = dy + plane * 4 * H * W + int64_t(2 * h) * Wo + 2 * w;
+        const float* r1 = r0 + Wo;
+        dx[i] = (r0[0] + r0[1]) + (r1[0] + r1[1]);
+    }
+}
+
+__global__ void bilinear_forward_kernel(int64_t NC, int H, int W, const float* __restrict__ x,
+                                        float* __restrict__ y) {
+    const int Ho = 2 * H, Wo = 2 * W;
+    const int64_t total = NC * Ho * Wo;
+    GRID_STRIDE_LOOP(i, total) {
+        const int ow = int(i % Wo);
+        const int oh = int((i / Wo) % Ho);
+        const int64_t plane = i / (int64_t(Wo) * Ho);
+        const Taps r = bilinear_taps(oh, H), c = bilinear_taps(ow, W);
+        const float* r0 = x + plane * H * W + int64_t(r.i0) * W;
+        const float* r1 = x + plane * H * W + int64_t(r.i1) * W;
+        // h0 * (w0 * a + w1 * b) + h1 * (w0 * c + w1 * d), each op rounded.
+        const float top = __fadd_rn(__fmul_rn(c.l0, r0[c.i0]), __fmul_rn(c.l1, r0[c.i1]));
+        const float bottom = __fadd_rn(__fmul_rn(c.l0, r1[c.i0]), __fmul_rn(c.l1, r1[c.i1]));
+        y[i] = __fadd_rn(__fmul_rn(r.l0, top), __fmul_rn(r.l1, bottom));
+    }
+}
+
+__global__ void bilinear_backward_kernel(int64_t NC, int H, int W, const float* __restrict__ dy,
+                                         float* __restrict__ dx) {
+    const int Ho = 2 * H, Wo = 2 * W;
+    const int64_t total = NC * H * W;
+    GRID_STRIDE_LOOP(i, total) {
+        const int w = int(i % W);
+        const int h = int((i / W) % H);
+        const int64_t plane = i / (int64_t(W) * H);
+        const float* g = dy + plane * Ho * Wo;
+        float sum = 0.0f;
+        for (int oh = max(0, 2 * h - 2); oh <= min(Ho - 1, 2 * h + 2); ++oh) {
+            const Taps r = bilinear_taps(oh, H);
+            if (r.i0 != h && r.i1 != h) continue;
+            for (int ow = max(0, 2 * w - 2); ow <= min(Wo - 1, 2 * w + 2); ++ow) {
+                const Taps c = bilinear_taps(ow, W);
+                if (c.i0 != w && c.i1 != w) continue;
+                const float v = g[int64_t(oh) * Wo + ow];
+                // The CPU's tap order for one output: (i0,j0) (i0,j1) (i1,j0) (i1,j1).
+                if (r.i0 == h) {
+                    if (c.i0 == w) sum = __fadd_rn(sum, __fmul_rn(__fmul_rn(r.l0, c.l0), v));
+                    if (c.i1 == w) sum = __fadd_rn(sum, __fmul_rn(__fmul_rn(r.l0, c.l1), v));
+                }
+                if (r.i1 == h) {
+                    if (c.i0 == w) sum = __fadd_rn(sum, __fmul_rn(__fmul_rn(r.l1, c.l0), v));
+                    if (c.i1 == w) sum = __fadd_rn(sum, __fmul_rn(__fmul_rn(r.l1, c.l1), v));
+                }
+            }
+        }
+        dx[i] = sum;
+    }
+}
+
+}  // namespace
+
+void CudaBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
+    check_upsample("upsample_nearest2x_forward", NC, H, W);
+    const int64_t total = NC * 4 * H * W;
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    nearest_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
+    cuda::check_launch("nearest_forward_kernel");
+}
+
+void CudaBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const float* dy,
+                                              float* dx) {
+    check_upsample("upsample_nearest2x_backward", NC, H, W);
+    const int64_t total = NC * H * W;
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    nearest_backward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, dy, dx);
+    cuda::check_launch("nearest_backward_kernel");
+}
+
+void CudaBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
+    check_upsample("upsample_bilinear2x_forward", NC, H, W);
+    const int64_t total = NC * 4 * H * W;
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    bilinear_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
+    cuda::check_launch("bilinear_forward_kernel");
+}
+
+void CudaBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const float* dy,
+                                               float* dx) {
+    check_upsample("upsample_bilinear2x_backward", NC, H, W);
+    const int64_t total = NC * H * W;
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    bilinear_backward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, dy,
+                                                                                dx);
+    cuda::check_launch("bilinear_backward_kernel");
+}
+
+}  // namespace nst

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Packs what the GPU machine lacks (Catch2, stb, OpenBLAS and its Fortran
+# runtime, from this machine's Debian packages) into .gpu/deps.tar.xz, a
+# git-ignored folder that the device tool carries. ~5 MB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tmp=$(mktemp -d)
+p=$tmp/prefix
+mkdir -p "$p/include/stb" "$p/lib/cmake"
+cp -r /usr/include/catch2 "$p/include/"
+cp -r /usr/lib/cmake/Catch2 "$p/lib/cmake/"
+cp /usr/lib/libCatch2WithMain.a "$p/lib/"
+cp /usr/include/stb/stb_image*.h "$p/include/stb/"
+cp /usr/include/x86_64-linux-gnu/openblas-pthread/*.h "$p/include/"
+cp -L /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 "$p/lib/"
+ln -s libopenblas.so.0 "$p/lib/libopenblas.so"
+cp -L /usr/lib/x86_64-linux-gnu/libgfortran.so.5 /usr/lib/x86_64-linux-gnu/libquadmath.so.0 "$p/lib/"
+mkdir -p .gpu
+tar cJf .gpu/deps.tar.xz -C "$tmp" prefix
+rm -rf "$tmp"
+ls -la .gpu/deps.tar.xz
