@@ -138,6 +138,15 @@ public:
     virtual void tv_forward(int64_t NC, int H, int W, const float* x, float* out) = 0;
     virtual void tv_backward(int64_t NC, int H, int W, const float* x, const float* dout,
                              float* dx) = 0;
+    // out = sum(a * b): the inner products of L-BFGS.
+    virtual void dot(int64_t n, const float* a, const float* b, float* out) = 0;
+
+    // ---- optimizer updates, in place --------------------------------------
+    // Adam (Kingma & Ba, PyTorch's formulation): m = b1 m + (1-b1) g,
+    // v = b2 v + (1-b2) g^2, param -= lr / bc1 * m / (sqrt(v / bc2) + eps),
+    // with the bias corrections bc1 = 1 - b1^t, bc2 = 1 - b2^t from the caller.
+    virtual void adam_step(int64_t n, float lr, float beta1, float beta2, float eps, float bc1,
+                           float bc2, const float* grad, float* param, float* m, float* v) = 0;
 };
 
 // The backend for a device; throws nst::Error for a device that is not there

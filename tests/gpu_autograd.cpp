@@ -1,5 +1,6 @@
 // Autograd on the GPU: the composite graph of the style losses agrees with the
-// CPU, every public op's gradient on the GPU agrees with the CPU's, and the
+// CPU, every public op's gradient on the GPU agrees with the CPU's, the
+// optimizers (dot, adam_step kernels) follow the same trajectory, and the
 // caching allocator keeps memory flat over 1000 forward/backward iterations.
 // Tolerances: 1e-4 relative (fp32 end to end, TF32 off; different summation
 // orders in convolutions and reductions across a chain of ops).
@@ -8,6 +9,7 @@
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
+#include "core/optim.hpp"
 #include "gradcheck.hpp"
 
 using namespace nst;
@@ -144,4 +146,40 @@ TEST_CASE("tensors move between devices bit-exactly") {
     CHECK(Tensor::randn({3, 5, 7}, 40, gpu()).to_vector() == h.to_vector());
     Tensor p = g.permute({2, 0, 1}).contiguous();
     CHECK(p.to_vector() == h.permute({2, 0, 1}).contiguous().to_vector());
+}
+
+TEST_CASE("Adam and L-BFGS take the same path on the GPU as on the CPU") {
+    auto optimize = [](Device d, bool use_lbfgs) {
+        Tensor w = Tensor::randn({4, 3, 3, 3}, 50, d, 0.f, 0.2f);
+        Tensor target = gram(Tensor::rand({1, 4, 32, 32}, 51, d), 4096.f);
+        Tensor x = Tensor::rand({1, 3, 32, 32}, 52, d).set_requires_grad();
+        auto evaluate = [&] {
+            x.zero_grad();
+            Tensor f = relu(conv2d(x, w, Tensor(), Conv2dOptions::padded(1)));
+            Tensor loss = add(scale(mse_loss(gram(f, 4096.f), target), 1e3f), scale(tv_loss(x), 1e-3f));
+            loss.backward();
+            return loss;
+        };
+        std::vector<float> losses;
+        if (use_lbfgs) {
+            LBFGS opt(x, {1.f, 5, 1e-9f});
+            for (int i = 0; i < 10; ++i) losses.push_back(opt.step(evaluate));
+        } else {
+            Adam opt({x}, {0.01f});
+            for (int i = 0; i < 20; ++i) {
+                losses.push_back(evaluate().item());
+                opt.step();
+            }
+        }
+        return std::make_pair(losses, x.to_vector());
+    };
+    set_allow_tf32(false);
+    for (bool use_lbfgs : {false, true}) {
+        INFO((use_lbfgs ? "L-BFGS" : "Adam"));
+        auto cpu = optimize(Device::cpu(), use_lbfgs);
+        auto cuda = optimize(gpu(), use_lbfgs);
+        CHECK(cuda.first.back() < cuda.first.front());
+        CHECK(rel_error(cuda.first, cpu.first) < 1e-3);
+        CHECK(rel_error(cuda.second, cpu.second) < 1e-3);
+    }
 }

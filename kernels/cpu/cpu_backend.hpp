@@ -88,6 +88,11 @@ public:
     void tv_forward(int64_t NC, int H, int W, const float* x, float* out) override;
     void tv_backward(int64_t NC, int H, int W, const float* x, const float* dout,
                              float* dx) override;
+    void dot(int64_t n, const float* a, const float* b, float* out) override;
+
+    // ---- optimizer updates, in place --------------------------------------
+    void adam_step(int64_t n, float lr, float beta1, float beta2, float eps, float bc1, float bc2,
+                   const float* grad, float* param, float* m, float* v) override;
 };
 
 }  // namespace nst

@@ -98,3 +98,14 @@ void CpuBackend::tv_backward(int64_t NC, int H, int W, const float* x, const flo
 }
 
 }  // namespace nst
+
+namespace nst {
+
+void CpuBackend::dot(int64_t n, const float* a, const float* b, float* out) {
+    check_count("dot", n);
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; ++i) sum += double(a[i]) * double(b[i]);
+    out[0] = float(sum);
+}
+
+}  // namespace nst

@@ -1,5 +1,5 @@
 // CUDA loss reductions (MSE, sum of squares, total variation) and their
-// gradients.
+// gradients, and the inner product L-BFGS needs (the same reduction).
 //
 // A forward is two launches: a fixed grid of at most kMaxBlocks blocks, each
 // writing one partial sum to a workspace, then a single block that adds the
@@ -86,8 +86,9 @@ __device__ __forceinline__ void store_chunk(float* p, int64_t chunk, int count, 
     }
 }
 
-// partials[block] = sum of (a - b)^2 (b null: a^2) over this block's chunks.
-template <bool kVec>
+// partials[block] = sum of (a - b)^2 (b null: a^2) over this block's chunks,
+// or with kProduct the sum of a * b.
+template <bool kVec, bool kProduct = false>
 __global__ void __launch_bounds__(kBlock)
 squares_partials(int64_t n, const float* a, const float* b, double* partials) {
     const int64_t chunks = (n + 3) / 4;
@@ -97,6 +98,12 @@ squares_partials(int64_t n, const float* a, const float* b, double* partials) {
          chunk += stride) {
         float d[4], other[4];
         load_chunk<kVec>(a, chunk, n, d);
+        if (kProduct) {
+            load_chunk<kVec>(b, chunk, n, other);
+            sum += (double(d[0]) * other[0] + double(d[1]) * other[1]) +
+                   (double(d[2]) * other[2] + double(d[3]) * other[3]);
+            continue;
+        }
         if (b) {
             load_chunk<kVec>(b, chunk, n, other);
 #pragma unroll
@@ -199,13 +206,19 @@ unsigned grid_for(int64_t units, int64_t units_per_block, int64_t most) {
     return unsigned(blocks < 1 ? 1 : blocks > most ? most : blocks);
 }
 
-// out[0] = sum((a - b)^2) / divisor, b null meaning 0.
+// out[0] = sum((a - b)^2) / divisor, b null meaning 0; with `product`,
+// out[0] = sum(a * b) / divisor.
 void launch_squares(int device, int64_t n, const float* a, const float* b, double divisor,
-                    float* out) {
+                    float* out, bool product = false) {
     cudaStream_t stream = cuda::context(device).stream;
     const unsigned blocks = grid_for((n + 3) / 4, kBlock, kMaxBlocks);
     cuda::Workspace partials(device, blocks * sizeof(double));
-    if (aligned16(a) && (!b || aligned16(b)))
+    const bool vec = aligned16(a) && (!b || aligned16(b));
+    if (product && vec)
+        squares_partials<true, true><<<blocks, kBlock, 0, stream>>>(n, a, b, partials.as<double>());
+    else if (product)
+        squares_partials<false, true><<<blocks, kBlock, 0, stream>>>(n, a, b, partials.as<double>());
+    else if (vec)
         squares_partials<true><<<blocks, kBlock, 0, stream>>>(n, a, b, partials.as<double>());
     else
         squares_partials<false><<<blocks, kBlock, 0, stream>>>(n, a, b, partials.as<double>());
@@ -286,6 +299,12 @@ void CudaBackend::tv_backward(int64_t NC, int H, int W, const float* x, const fl
     const unsigned blocks = grid_for(rows, kWarps, kMaxElementwiseBlocks);
     tv_gradient<<<blocks, kBlock, 0, stream>>>(rows, H, W, x, dout, dx);
     cuda::check_launch("tv_gradient");
+}
+
+void CudaBackend::dot(int64_t n, const float* a, const float* b, float* out) {
+    NST_CHECK(n >= 0, "dot: negative element count ", n);
+    NST_CHECK(out && ((a && b) || n == 0), "dot: null input or output for ", n, " elements");
+    launch_squares(index_, n, a, b, 1.0, out, /*product=*/true);
 }
 
 }  // namespace nst

@@ -1,0 +1,130 @@
+#include "core/optim.hpp"
+
+#include <cmath>
+
+#include "core/autograd.hpp"
+#include "core/backend.hpp"
+#include "core/error.hpp"
+
+namespace nst {
+namespace {
+
+float dot(const Tensor& a, const Tensor& b) {
+    Tensor out = Tensor::empty({}, a.device());
+    backend(a.device()).dot(a.numel(), a.data(), b.data(), out.data());
+    return out.item();
+}
+
+// y = alpha * x + beta * y, in place
+void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
+    backend(y.device()).axpby(y.numel(), alpha, x.data(), beta, y.data());
+}
+
+Tensor copy_of(const Tensor& t) {
+    NoGradGuard no_grad;
+    return t.detach().clone();
+}
+
+}  // namespace
+
+// ---- Adam ------------------------------------------------------------------
+
+Adam::Adam(std::vector<Tensor> params, Options options)
+    : params_(std::move(params)), options_(options) {
+    for (const Tensor& p : params_) {
+        NST_CHECK(p.defined() && p.requires_grad() && !p.grad_fn() && p.is_contiguous(),
+                  "Adam: parameters must be contiguous leaf tensors that require grad");
+        m_.push_back(Tensor::zeros(p.shape(), p.device()));
+        v_.push_back(Tensor::zeros(p.shape(), p.device()));
+    }
+}
+
+void Adam::step() {
+    ++steps_;
+    const float bc1 = 1.f - std::pow(options_.beta1, float(steps_));
+    const float bc2 = 1.f - std::pow(options_.beta2, float(steps_));
+    for (size_t i = 0; i < params_.size(); ++i) {
+        Tensor g = params_[i].grad();
+        if (!g.defined()) continue;
+        g = g.contiguous();
+        backend(params_[i].device())
+            .adam_step(params_[i].numel(), options_.lr, options_.beta1, options_.beta2,
+                       options_.eps, bc1, bc2, g.data(), params_[i].data(), m_[i].data(),
+                       v_[i].data());
+    }
+}
+
+void Adam::zero_grad() {
+    for (Tensor& p : params_) p.zero_grad();
+}
+
+// ---- L-BFGS ----------------------------------------------------------------
+
+LBFGS::LBFGS(Tensor param, Options options) : param_(std::move(param)), options_(options) {
+    NST_CHECK(param_.defined() && param_.requires_grad() && !param_.grad_fn() &&
+                  param_.is_contiguous(),
+              "LBFGS: the parameter must be a contiguous leaf tensor that requires grad");
+    NST_CHECK(options_.history >= 1, "LBFGS: history must be at least 1");
+}
+
+float LBFGS::step(const std::function<Tensor()>& evaluate, bool* converged) {
+    if (converged) *converged = false;
+    const float loss = evaluate().item();
+    NoGradGuard no_grad;
+    Tensor g = param_.grad();
+    NST_CHECK(g.defined(), "LBFGS: the loss does not depend on the parameter");
+    g = copy_of(g);
+
+    if (iteration_ == 0) {
+        direction_ = copy_of(g);
+        axpby(0.f, g, -1.f, direction_);  // d = -g
+        h_diag_ = 1.f;
+        const float norm = std::sqrt(dot(g, g));
+        step_size_ = std::min(1.f, 1.f / std::max(norm, 1e-30f)) * options_.lr;
+    } else {
+        // y = g - g_prev, s = t * d
+        Tensor y = copy_of(g), s = copy_of(direction_);
+        axpby(-1.f, previous_grad_, 1.f, y);
+        axpby(0.f, s, step_size_, s);
+        const float ys = dot(y, s);
+        if (ys > 1e-10f) {
+            if (int(s_.size()) == options_.history) {
+                s_.pop_front(), y_.pop_front(), rho_.pop_front();
+            }
+            s_.push_back(s);
+            y_.push_back(y);
+            rho_.push_back(1.f / ys);
+            h_diag_ = ys / dot(y, y);
+        }
+        // Two-loop recursion: direction = -H g
+        Tensor& q = direction_;
+        backend(q.device()).axpby(q.numel(), -1.f, g.data(), 0.f, q.data());
+        std::vector<float> alpha(s_.size());
+        for (size_t i = s_.size(); i-- > 0;) {
+            alpha[i] = dot(s_[i], q) * rho_[i];
+            axpby(-alpha[i], y_[i], 1.f, q);
+        }
+        axpby(0.f, q, h_diag_, q);
+        for (size_t i = 0; i < s_.size(); ++i) {
+            const float beta = dot(y_[i], q) * rho_[i];
+            axpby(alpha[i] - beta, s_[i], 1.f, q);
+        }
+        step_size_ = options_.lr;
+    }
+    previous_grad_ = g;
+
+    const float gtd = dot(g, direction_);
+    const bool stalled = gtd > -options_.tolerance_change ||
+                         (iteration_ > 0 && std::fabs(loss - previous_loss_) < options_.tolerance_change);
+    previous_loss_ = loss;
+    ++iteration_;
+    if (stalled) {
+        if (converged) *converged = true;
+        return loss;
+    }
+    Tensor p = param_.detach();
+    axpby(step_size_, direction_, 1.f, p);
+    return loss;
+}
+
+}  // namespace nst

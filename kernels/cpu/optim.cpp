@@ -1,0 +1,23 @@
+// CPU optimizer updates: the reference for kernels/cuda/optim.cu. Plain
+// loops in float, in the order PyTorch's Adam writes its formula.
+#include <cmath>
+
+#include "core/error.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
+
+namespace nst {
+
+void CpuBackend::adam_step(int64_t n, float lr, float beta1, float beta2, float eps, float bc1,
+                           float bc2, const float* grad, float* param, float* m, float* v) {
+    NST_CHECK(n >= 0, "adam_step: negative element count ", n);
+    NST_CHECK(bc1 > 0 && bc2 > 0, "adam_step: bias corrections must be positive");
+    const float step = lr / bc1, sqrt_bc2 = std::sqrt(bc2);
+    for (int64_t i = 0; i < n; ++i) {
+        const float g = grad[i];
+        m[i] = beta1 * m[i] + (1.f - beta1) * g;
+        v[i] = beta2 * v[i] + (1.f - beta2) * g * g;
+        param[i] -= step * m[i] / (std::sqrt(v[i]) / sqrt_bc2 + eps);
+    }
+}
+
+}  // namespace nst
