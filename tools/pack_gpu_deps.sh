@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Packs what the GPU machine lacks (Catch2, stb, OpenBLAS and its Fortran
-# runtime, from this machine's Debian packages) into .gpu/deps.tar.xz, a
-# git-ignored folder that the device tool carries. ~5 MB.
+# Packs what the GPU machine lacks (Catch2, stb, nlohmann-json, CLI11, libzip,
+# OpenBLAS and its Fortran runtime, from this machine's Debian packages) into
+# .gpu/deps.tar.xz, a git-ignored folder that the device tool carries. ~6 MB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -11,6 +11,9 @@ cp -r /usr/include/catch2 "$p/include/"
 cp -r /usr/lib/cmake/Catch2 "$p/lib/cmake/"
 cp /usr/lib/libCatch2WithMain.a "$p/lib/"
 cp /usr/include/stb/stb_image*.h "$p/include/stb/"
+cp -r /usr/include/nlohmann /usr/include/CLI "$p/include/"
+cp /usr/include/zip.h /usr/include/zipconf.h "$p/include/"
+cp -L /usr/lib/x86_64-linux-gnu/libzip.so.4 "$p/lib/" && ln -s libzip.so.4 "$p/lib/libzip.so"
 cp /usr/include/x86_64-linux-gnu/openblas-pthread/*.h "$p/include/"
 cp -L /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 "$p/lib/"
 ln -s libopenblas.so.0 "$p/lib/libopenblas.so"

@@ -1,83 +1,65 @@
 // CUDA Gram matrices: G[n] = scale * F[n] F[n]^T with F [N, C, HW] row-major,
 // and the backward dF = scale * (dG + dG^T) F. Written here: no cuBLAS.
 //
-// Forward: why symmetric micro-tiles. G is symmetric, so only the 64x64
-// output tiles on or above the diagonal of the tile grid are computed and the
-// lower triangle is mirrored (exactly: both halves come from one sum). A tile
-// is 64 per-thread 8x8 micro-tiles; in a diagonal tile only 36 of them are
-// needed, and inside the 8 diagonal micro-tiles only 36 of 64 entries. The
-// saving only counts if whole warps have less to do, not single lanes, so the
-// 256 threads (8 warps) of a block split the work by k as well as by
-// micro-tile: in a diagonal tile, warps 0-6 hold the 28 micro-tiles above the
-// diagonal x 8 k-groups (one 4-wide quad of every 32-wide HW chunk each) and
-// warp 7 holds the 8 diagonal micro-tiles x 4 k-groups (two quads each) and
-// computes only their upper triangles: 2080 multiply-adds per k, exactly the
-// 64*65/2 entries needed, with all warps evenly loaded. Off-diagonal tiles
-// use 64 micro-tiles x 4 k-groups. The k-groups are summed through shared
-// memory in a fixed order at the end. At C = 64 (one diagonal tile) this
-// halves the flops of SGEMM, leaving the HBM read of F as the main limit; a
-// 4-stage cp.async pipeline overlaps that read with the math.
+// What limits an fp32 SIMT product on an H100. An SM issues 4 warp FFMAs a
+// clock, but shared memory returns 128 bytes (one register per lane) a clock.
+// A thread's 8x8 micro-tile fed by float4 loads does 4 FFMAs per loaded
+// register, so the loads take as long as the math: shared memory, not the
+// FFMA units, sets the pace. The way out, as in CUTLASS's SIMT kernels: the
+// hardware answers an LDS.128 in 2 passes instead of 4 when lanes T and T^1
+// (or T and T^2) read the same address, so lanes are arranged so that lanes
+// differing in bit 0 share the column operand and lanes differing in bit 1
+// the row operand (every load then costs half). Loads from HBM are 16-byte
+// cp.async (4-byte when HW % 4 != 0 or the buffer is misaligned).
 //
-// Loads are 4-byte cp.async, a warp reading 32 consecutive HW values of one
-// channel: coalesced for any HW and any alignment (no separate odd-HW path),
-// zero-filled past C and HW, and as cheap per byte in L1 wavefronts as 16-byte
-// copies. Shared memory keeps F's [channel][hw] layout, 128 bytes a row, each
-// 16-byte quad XOR-swizzled with the row's micro-tile index, so the copies in
-// and the float4 reads of 8 rows at one quad are free of bank conflicts.
-// 8 warps and at most 128 registers give 2 blocks (16 warps) per SM.
+// Forward. Only 64x64 tiles on or above the diagonal of the tile grid are
+// computed; the lower triangle is mirrored (exactly: both from one sum). F
+// rows are staged in shared memory as [channel][32 HW values] (128 bytes: 8
+// quads of 16 bytes); a thread owns an 8x8 micro-tile and a k-group of quads,
+// and the k-groups of a micro-tile are summed by warp shuffles in a fixed
+// tree. Off-diagonal tile: 16 2x2 blocks of micro-tiles x 4 k-groups (quads
+// g and g+4). Diagonal tile (all of C = 64): warps 0-5 hold the 6 2x2 blocks
+// strictly above the diagonal x 8 k-groups, warp 6 the 4 remaining micro-
+// tiles above it, warp 7 the 8 diagonal micro-tiles, which compute only their
+// upper triangle: 2080 multiply-adds per k, the 64*65/2 entries needed. The
+// quad swizzle (quad position = q ^ swizzle(row / 8)) keeps every load and
+// copy free of bank conflicts for these lane arrangements.
 //
-// Why split-K with a fixed-order reduction. One tile over all of HW is far
-// too little work for 132 SMs, so HW is split: each block writes its partial
-// tile to a workspace and a second kernel sums the partials in split order
-// (no float atomics), so G has the same bits every run. The split count comes
-// from a small cost model of SM count and occupancy (fill every SM, prefer
-// two blocks per SM, charge per-block overhead and partial-sum traffic); the
-// workspace is capped, and a single split writes G directly.
+// Split-K, deterministic. Too few tiles fill 132 SMs, so HW is split: each
+// block writes its partial tile to a workspace and a second kernel sums the
+// partials in a fixed order (no float atomics), so G has the same bits every
+// run. A single split writes G directly.
 //
-// Backward: dF = S F with S = scale (dG + dG^T) is a [C,C] x [C,HW] product,
-// compute-bound for large C: a classic 128x128 (64x128 for C <= 64) block
-// tile of 8x8 micro-tiles, double-buffered. The S tile is formed on the fly
-// while staging it into shared memory (dG[k][i] + dG[i][k], the transposed
-// read hitting L1); F tiles come in by cp.async, 16 bytes when HW % 4 == 0 and
-// the pointers are aligned, 4 bytes otherwise.
+// Backward: dF = S F with S = scale (dG + dG^T), a plain [C,C] x [C,HW]
+// product. S is formed once by a small kernel (rows padded to a multiple of 4
+// floats, so all its loads are 16-byte copies); then a classic outer-product
+// SGEMM with 8x8 micro-tiles in 32x64 warp tiles. Blocks are persistent: each
+// walks several output tiles with one continuous cp.async pipeline, so short
+// k loops (C = 64: one 64-deep product per tile) never drain the pipeline.
+//
+// The knobs, exposed as variants (gram_variants.hpp) so gram_bench can time
+// them all: forward pipeline depth (3/4/6 stages: how much of F is in flight)
+// and split count (blocks for 1, 2 or 4 rounds of the SMs: fewer partials vs
+// better balance between cheap diagonal and full tiles); backward block tile
+// (128x128, or 64x256 when C = 64 would leave half a 128-row tile empty),
+// k-step and stages, and persistence (blocks for 1 or 2 rounds, or one tile
+// per block). The choice functions pick per shape.
 #include <algorithm>
-#include <array>
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <mutex>
+#include <utility>
 
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/gram_variants.hpp"
 
 namespace nst {
 
 namespace {
-
-// ---- forward geometry -----------------------------------------------------------
-constexpr int kTile = 64;       // output tile edge
-constexpr int kChunk = 32;      // HW values per pipeline stage (one 128-byte row)
-constexpr int kStages = 4;      // cp.async pipeline depth
-constexpr int kThreads = 256;   // 8 warps
-constexpr int kAboveMicro = 28;   // diagonal tile: micro-tiles above the diagonal ...
-constexpr int kAboveGroups = 8;   // ... x 8 k-groups of one quad = warps 0-6
-constexpr int kAboveThreads = kAboveMicro * kAboveGroups;  // 224
-constexpr int kOnGroups = 4;      // 8 diagonal micro-tiles x 4 groups of two quads = warp 7
-constexpr int kOffGroups = 4;     // off-diagonal tile: 64 micro-tiles x 4 groups of two quads
-constexpr int kDumpStride = 68;   // floats per thread when summing k-groups (+4: no conflicts)
-constexpr int kTileFloats = kTile * kTile;
-constexpr int kStageFloats = 2 * kTile * kChunk;  // both operands of one stage
-static_assert(kAboveThreads + 8 * kOnGroups == kThreads, "diagonal tile fills the block");
-static_assert(kTile * kOffGroups == kThreads, "off-diagonal tile fills the block");
-constexpr size_t kSmemBytes =
-    std::max(kStages * kStageFloats, kThreads * kDumpStride) * sizeof(float);
-// The partial-sum workspace is capped at 64 MB (tile-splits of 16 KB each).
-constexpr int64_t kMaxPartialTiles = 4096;
-// Split-count cost model (units: one chunk of one block sharing its SM).
-constexpr double kBlockOverheadChunks = 3.0;   // pipeline fill + epilogue per block
-constexpr double kReducePerBlock = 1.0 / 180;  // reading one 16 KB partial tile
-constexpr double kReduceLaunch = 2.0;          // the second kernel's launch and latency
 
 // ---- cp.async -----------------------------------------------------------------
 // src_bytes 0 reads nothing and zero-fills the destination.
@@ -101,7 +83,16 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
-// ---- index helpers ------------------------------------------------------------
+// ---- forward geometry ---------------------------------------------------------
+constexpr int kTile = 64;            // output tile edge
+constexpr int kChunk = 32;           // HW values per stage row: 8 quads, 128 bytes
+constexpr int kFwdThreads = 256;     // 8 warps
+constexpr int kStageFloats = 2 * kTile * kChunk;  // both operands of an off-diagonal tile
+constexpr int kOutStride = kTile + 1;             // epilogue tile rows (+1: no conflicts)
+static_assert(kTile * kOutStride <= 2 * kStageFloats, "the epilogue tile fits in two stages");
+// The partial-sum workspace is capped at 64 MB (tile-splits of 16 KB each).
+constexpr int64_t kMaxPartialTiles = 4096;
+
 // Upper triangle (diagonal included) of an n x n grid, row by row: p -> (i, j).
 __host__ __device__ inline void upper_coords(int p, int n, int& i, int& j) {
     const double b = 2.0 * n + 1.0;  // row i starts at i*n - i*(i-1)/2
@@ -112,99 +103,146 @@ __host__ __device__ inline void upper_coords(int p, int n, int& i, int& j) {
     i = r;
     j = r + (p - (r * n - r * (r - 1) / 2));
 }
-// Strictly above the diagonal of the 8x8 micro-tile grid: (mi < mj) <-> 0..27.
-__host__ __device__ inline int above_index(int mi, int mj) {
-    return mi * 8 - mi * (mi + 1) / 2 + (mj - mi - 1);
+
+// Quad q of stage row `row` lies at quad position q ^ quad_swizzle(row / 8).
+// Micro-tile m -> (m & 1) * 4 + m / 2: micro-tiles 2b and 2b+1 (the two rows
+// of a 2x2 block) land in opposite halves of the 8 positions, which is what
+// keeps the block-shaped lane groups below conflict-free.
+__host__ __device__ inline int quad_swizzle(int micro) {
+    micro &= 7;
+    return ((micro & 1) << 2) | (micro >> 1);
 }
-__host__ __device__ inline void above_coords(int p, int& mi, int& mj) {
-    mi = 0;
-    while (p >= 7 - mi) {
-        p -= 7 - mi;
-        ++mi;
-    }
-    mj = mi + 1 + p;
+__host__ __device__ inline int stage_offset(int row, int q) {
+    return row * kChunk + ((q ^ quad_swizzle(row >> 3)) << 2);
 }
 
-// Float offset of (row, k) in a stage: rows of 32 floats, the 16-byte quad
-// k/4 XOR-swizzled with row/8 (the micro-tile index). Rows 0..63 are the
-// tile's row channels, 64..127 its column channels (off-diagonal tiles).
-__host__ __device__ inline int stage_offset(int row, int k) {
-    return row * kChunk + ((((k >> 2) ^ (row >> 3)) & 7) << 2) + (k & 3);
+// What one thread of the forward computes (uniform per warp except mi, mj, quad).
+enum FwdRole { kOffDiag = 0, kDiagAbove = 1, kDiagOn = 2 };
+struct FwdThread {
+    int role;
+    int mi, mj;  // micro-tile: tile rows 8mi.., columns 8mj..
+    int quad;    // quad of every chunk (also quad + 4 for kOffDiag and kDiagOn)
+    int kbit_lo, kbit_hi;  // lane bits [lo, hi) number the k-groups of a micro-tile
+};
+__host__ __device__ inline FwdThread fwd_thread(bool diag, int warp, int lane) {
+    FwdThread t;
+    const int b0 = lane & 1, b1 = (lane >> 1) & 1;  // row / column within a 2x2 block
+    if (!diag) {  // 2x2 block (warp*2 + lane bit 4) of a 4x4 grid, k-group = lane bits 2-3
+        const int block = warp * 2 + (lane >> 4);
+        t = {kOffDiag, 2 * (block / 4) + b0, 2 * (block % 4) + b1, (lane >> 2) & 3, 2, 4};
+    } else if (warp < 6) {  // blocks (0,1) (0,2) (0,3) (1,2) (1,3) (2,3), k-group = bits 2-4
+        const int bi = warp < 3 ? 0 : (warp < 5 ? 1 : 2);
+        const int bj = warp < 3 ? warp + 1 : (warp < 5 ? warp - 1 : 3);
+        t = {kDiagAbove, 2 * bi + b0, 2 * bj + b1, lane >> 2, 2, 5};
+    } else if (warp == 6) {  // micro-tiles (2b, 2b+1), b = lane bits 3-4, k-group = bits 0-2
+        const int b = lane >> 3;
+        t = {kDiagAbove, 2 * b, 2 * b + 1, lane & 7, 0, 3};
+    } else {  // diagonal micro-tile m = lane bits 0-2, k-group = bits 3-4
+        t = {kDiagOn, lane & 7, lane & 7, lane >> 3, 3, 5};
+    }
+    return t;
 }
 
-// Copy HW values [koff, koff + 32) of the split into one stage. Warp w copies
-// stage rows 8w..8w+7 (and 64+8w.. for the column channels of off-diagonal
-// tiles), lane = k, so all its rows share one swizzle and the shared address
-// is one base plus constants. src_a / src_b point at channel 8w of the row /
-// column channels at the split's first k + lane; rows_a / rows_b count the
-// channels from there on that are inside C.
-__device__ __forceinline__ void load_stage(float* stage, const float* src_a, const float* src_b,
-                                           int HW, int koff, int k_len, int rows_a, int rows_b,
-                                           bool two_operands, int warp, int lane,
-                                           const float* fallback) {
-    const bool k_ok = koff + lane < k_len;
-    float* dst = stage + stage_offset(8 * warp, lane);
+// acc[r][c] += the 4-term dot product of A row r and B row c at one quad
+// (a, b: the quad of rows 8m.. of a micro-tile; rows are 32 floats apart).
+__device__ __forceinline__ void quad_fma(const float* a, const float* b, float (&acc)[8][8]) {
+    float4 bq[8];
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-        const bool ok = k_ok && i < rows_a;
-        cp_async4(dst + i * kChunk, ok ? src_a + int64_t(i) * HW + koff : fallback, ok);
-    }
-    if (two_operands) {
-#pragma unroll
-        for (int i = 0; i < 8; ++i) {
-            const bool ok = k_ok && i < rows_b;
-            cp_async4(dst + (kTile + i) * kChunk, ok ? src_b + int64_t(i) * HW + koff : fallback,
-                      ok);
-        }
-    }
-}
-
-// acc[r][c] += sum over the 4 k of quad q of A[a_row0 + r][k] * B[b_row0 + c][k]
-// (rows multiples of 8, so the swizzle is the same for all 8 rows).
-__device__ __forceinline__ void accumulate_quad(const float* stage, int a_row0, int b_row0,
-                                                int q, float (&acc)[8][8]) {
-    const float* a_base = stage + stage_offset(a_row0, 4 * q);
-    const float* b_base = stage + stage_offset(b_row0, 4 * q);
-    float4 b[8];
-#pragma unroll
-    for (int c = 0; c < 8; ++c) b[c] = *reinterpret_cast<const float4*>(b_base + c * kChunk);
+    for (int c = 0; c < 8; ++c) bq[c] = *reinterpret_cast<const float4*>(b + c * kChunk);
 #pragma unroll
     for (int r = 0; r < 8; ++r) {
-        const float4 a = *reinterpret_cast<const float4*>(a_base + r * kChunk);
+        const float4 aq = *reinterpret_cast<const float4*>(a + r * kChunk);
 #pragma unroll
         for (int c = 0; c < 8; ++c) {
-            acc[r][c] = fmaf(a.x, b[c].x, acc[r][c]);
-            acc[r][c] = fmaf(a.y, b[c].y, acc[r][c]);
-            acc[r][c] = fmaf(a.z, b[c].z, acc[r][c]);
-            acc[r][c] = fmaf(a.w, b[c].w, acc[r][c]);
+            acc[r][c] = fmaf(aq.x, bq[c].x, acc[r][c]);
+            acc[r][c] = fmaf(aq.y, bq[c].y, acc[r][c]);
+            acc[r][c] = fmaf(aq.z, bq[c].z, acc[r][c]);
+            acc[r][c] = fmaf(aq.w, bq[c].w, acc[r][c]);
         }
     }
 }
-
-// The same for a diagonal micro-tile (rows == columns): the upper triangle only.
-__device__ __forceinline__ void accumulate_quad_upper(const float* stage, int row0, int q,
-                                                      float (&acc)[8][8]) {
-    const float* base = stage + stage_offset(row0, 4 * q);
-    float4 x[8];
+// The same for a diagonal micro-tile (A == B): its upper triangle only.
+__device__ __forceinline__ void quad_fma_upper(const float* x, float (&acc)[8][8]) {
+    float4 xq[8];
 #pragma unroll
-    for (int r = 0; r < 8; ++r) x[r] = *reinterpret_cast<const float4*>(base + r * kChunk);
+    for (int r = 0; r < 8; ++r) xq[r] = *reinterpret_cast<const float4*>(x + r * kChunk);
 #pragma unroll
     for (int r = 0; r < 8; ++r)
 #pragma unroll
         for (int c = r; c < 8; ++c) {
-            acc[r][c] = fmaf(x[r].x, x[c].x, acc[r][c]);
-            acc[r][c] = fmaf(x[r].y, x[c].y, acc[r][c]);
-            acc[r][c] = fmaf(x[r].z, x[c].z, acc[r][c]);
-            acc[r][c] = fmaf(x[r].w, x[c].w, acc[r][c]);
+            acc[r][c] = fmaf(xq[r].x, xq[c].x, acc[r][c]);
+            acc[r][c] = fmaf(xq[r].y, xq[c].y, acc[r][c]);
+            acc[r][c] = fmaf(xq[r].z, xq[c].z, acc[r][c]);
+            acc[r][c] = fmaf(xq[r].w, xq[c].w, acc[r][c]);
         }
 }
 
+// Copies chunks (32 HW values) of the split into stages: rows 0-63 from the
+// tile's row channels, rows 64-127 from its column channels (off-diagonal
+// tiles only). Values at or past the split's end, and rows past C, are
+// zero-filled. kVec: thread t copies quad t % 8 of rows t / 8 and t / 8 + 32
+// (a warp fills 4 whole rows); else warp w copies rows 8w .. 8w+7 (one
+// micro-tile, so one swizzle), lane = one float. State is kept small: the
+// main loop's 8x8 accumulators and operands need ~100 of the 128 registers.
+template <bool kVec>
+struct ChunkLoader {
+    const float* src_a;  // this thread's first row channel, at the split's first k
+    const float* src_b;
+    int64_t HW;
+    int k_left;     // values of the split left from this thread's first column
+    unsigned rows;  // bit i: copy i is inside C (and an operand of this tile)
+    int dst;        // stage offset of this thread's first copy
+
+    __device__ ChunkLoader(const float* Fn_split, int64_t HW_, int ti, int tj, int rows_a,
+                           int rows_b, bool two, int k_len)
+        : HW(HW_) {
+        const int t = threadIdx.x;
+        const int row0 = kVec ? t / 8 : 8 * (t / 32);
+        const int col = kVec ? 4 * (t % 8) : t % 32;
+        src_a = Fn_split + int64_t(ti * kTile + row0) * HW + col;
+        src_b = Fn_split + int64_t(tj * kTile + row0) * HW + col;
+        k_left = k_len - col;
+        dst = kVec ? stage_offset(row0, t % 8) : stage_offset(row0, col / 4) + col % 4;
+        rows = 0;
+        constexpr int kCopies = kVec ? 2 : 8;  // per operand
+        constexpr int kStep = kVec ? 32 : 1;   // rows between copies
+        for (int i = 0; i < kCopies; ++i) {
+            if (row0 + kStep * i < rows_a) rows |= 1u << i;
+            if (two && row0 + kStep * i < rows_b) rows |= 1u << (kCopies + i);
+        }
+    }
+
+    __device__ __forceinline__ void load(float* stage, int chunk, const float* dummy) const {
+        const int k0 = chunk * kChunk;
+        const bool k_ok = k0 < k_left;
+        if constexpr (kVec) {
+            const int q = threadIdx.x % 8, row1 = threadIdx.x / 8 + 32;
+            const int dst1 = stage_offset(row1, q);  // row + 32: another swizzle
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                const bool ok = k_ok && ((rows >> i) & 1u);
+                const float* src = (i < 2 ? src_a : src_b) + (i % 2) * 32 * HW + k0;
+                const int d = (i % 2 ? dst1 : dst) + (i / 2) * kTile * kChunk;
+                cp_async16(stage + d, ok ? src : dummy, ok);
+            }
+        } else {
+#pragma unroll
+            for (int i = 0; i < 16; ++i) {
+                const bool ok = k_ok && ((rows >> i) & 1u);
+                const float* src = (i < 8 ? src_a : src_b) + (i % 8) * HW + k0;
+                cp_async4(stage + dst + (i % 8 + (i / 8) * kTile) * kChunk, ok ? src : dummy, ok);
+            }
+        }
+    }
+};
+
 // One block = one (batch n, HW split, upper tile). Writes the unscaled
-// partial tile to `partial` [N][splits][tiles][64][64] (entries on or above
-// the diagonal only, for diagonal tiles), or, when splits == 1, scale * the
-// tile straight into G together with its mirror image.
-__global__ void __launch_bounds__(kThreads, 2)
-    gram_partial_kernel(const float* __restrict__ F, int C, int HW, int tiles_per_row, int tiles,
+// partial tile to `partial` [N][splits][tiles][64][64] (diagonal tiles: the
+// entries on and above the diagonal), or, when splits == 1, scale * the tile
+// and its mirror image straight into G.
+template <int kStages, bool kVec>
+__global__ void __launch_bounds__(kFwdThreads, 2)
+    gram_forward_kernel(const float* __restrict__ F, int C, int HW, int tiles_per_row, int tiles,
                         int splits, int chunks_per_split, float scale,
                         float* __restrict__ partial, float* __restrict__ G) {
     extern __shared__ float4 smem_f4[];
@@ -217,48 +255,31 @@ __global__ void __launch_bounds__(kThreads, 2)
     int ti, tj;
     upper_coords(tile, tiles_per_row, ti, tj);
     const bool diag = ti == tj;
-    const int rows_a = min(kTile, C - ti * kTile);
-    const int rows_b = min(kTile, C - tj * kTile);
-    // The epilogue re-reads these from shared memory instead of keeping them
-    // in registers through the main loop (which needs all 128).
-    __shared__ int block_info[5];
-    if (threadIdx.x == 0) {
-        block_info[0] = n;
-        block_info[1] = split;
-        block_info[2] = tile;
-        block_info[3] = ti;
-        block_info[4] = tj;
-    }
+    const int rows_a = min(kTile, C - ti * kTile), rows_b = min(kTile, C - tj * kTile);
 
-    // This thread's micro-tile, k-group and role (uniform per warp).
-    const int t = threadIdx.x, warp = t / 32, lane = t % 32;
-    // k-group g covers quads g and g + 4 of every chunk, except above the
-    // diagonal of a diagonal tile: quad g alone (8 groups).
-    int g, mi, mj;
-    bool upper_only = false;  // a diagonal micro-tile of a diagonal tile
-    if (!diag) {
-        g = t / kTile;
-        mi = (t % kTile) / 8;
-        mj = t % 8;
-    } else if (t < kAboveThreads) {
-        g = t / kAboveMicro;
-        above_coords(t % kAboveMicro, mi, mj);
-    } else {
-        g = (t - kAboveThreads) / 8;
-        mi = mj = (t - kAboveThreads) % 8;
-        upper_only = true;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    int role, a_off, b_off;
+    {
+        const FwdThread me = fwd_thread(diag, warp, lane);
+        role = me.role;
+        a_off = stage_offset(8 * me.mi, me.quad);
+        b_off = stage_offset((diag ? 0 : kTile) + 8 * me.mj, me.quad);
     }
-    const int a_row0 = 8 * mi;
-    const int b_row0 = (diag ? 0 : kTile) + 8 * mj;
-    const bool live = 8 * mj < rows_b;  // skip micro-tiles wholly past C (rows_a is 64 or mi <= mj)
 
     const int64_t k_begin = int64_t(split) * chunks_per_split * kChunk;
     const int k_len = int(min(int64_t(HW) - k_begin, int64_t(chunks_per_split) * kChunk));
     const int nchunks = (k_len + kChunk - 1) / kChunk;
-    const float* Fn = F + int64_t(n) * C * HW;
-    const float* src_a = Fn + int64_t(ti * kTile + 8 * warp) * HW + k_begin + lane;
-    const float* src_b = Fn + int64_t(tj * kTile + 8 * warp) * HW + k_begin + lane;
-    const int warp_rows_a = rows_a - 8 * warp, warp_rows_b = rows_b - 8 * warp;
+    const ChunkLoader<kVec> loader(F + int64_t(n) * C * HW + k_begin, HW, ti, tj, rows_a, rows_b,
+                                   !diag, k_len);
+    // The epilogue re-reads these from shared memory instead of keeping them
+    // in registers through the main loop.
+    __shared__ int block_info[4];
+    if (threadIdx.x == 0) {
+        block_info[0] = n;
+        block_info[1] = split;
+        block_info[2] = tile;
+        block_info[3] = ti * tiles_per_row + tj;
+    }
 
     float acc[8][8];
 #pragma unroll
@@ -267,253 +288,214 @@ __global__ void __launch_bounds__(kThreads, 2)
         for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
 
     for (int s = 0; s < kStages - 1; ++s) {
-        if (s < nchunks)
-            load_stage(smem + s * kStageFloats, src_a, src_b, HW, s * kChunk, k_len, warp_rows_a,
-                       warp_rows_b, !diag, warp, lane, F);
+        if (s < nchunks) loader.load(smem + s * kStageFloats, s, F);
         cp_async_commit();
     }
     for (int chunk = 0; chunk < nchunks; ++chunk) {
         cp_async_wait<kStages - 2>();  // this thread's copies of `chunk` have landed
         __syncthreads();               // everyone's have, and stage chunk-1 is free again
         const int next = chunk + kStages - 1;
-        if (next < nchunks)
-            load_stage(smem + (next % kStages) * kStageFloats, src_a, src_b, HW, next * kChunk,
-                       k_len, warp_rows_a, warp_rows_b, !diag, warp, lane, F);
+        if (next < nchunks) loader.load(smem + (next % kStages) * kStageFloats, next, F);
         cp_async_commit();
         const float* stage = smem + (chunk % kStages) * kStageFloats;
-        if (live) {
-            if (upper_only) {
-                accumulate_quad_upper(stage, a_row0, g, acc);
-                accumulate_quad_upper(stage, a_row0, g + 4, acc);
-            } else {
-                accumulate_quad(stage, a_row0, b_row0, g, acc);
-                if (!diag) accumulate_quad(stage, a_row0, b_row0, g + 4, acc);
-            }
+        // The second quad (q + 4) sits at position ^ 4, i.e. float offset ^ 16.
+        // Not unrolled: overlapping two quads' operand loads would need more
+        // than 128 registers (spills).
+        const int quads = role == kDiagAbove ? 1 : 2;
+#pragma unroll 1
+        for (int h = 0; h < quads; ++h) {
+            const float* a = stage + (a_off ^ (16 * h));
+            if (role != kDiagOn)
+                quad_fma(a, stage + (b_off ^ (16 * h)), acc);
+            else
+                quad_fma_upper(a, acc);
         }
     }
     cp_async_wait<0>();
-    __syncthreads();
-
-    // Sum the k-groups in a fixed order: every thread parks its micro-tile
-    // in shared memory (slot = thread index), then each thread sums whole
-    // tile entries, lanes along a row so the output writes coalesce.
-    float* slot = smem + threadIdx.x * kDumpStride;
-#pragma unroll
-    for (int r = 0; r < 8; ++r)
-#pragma unroll
-        for (int c = 0; c < 8; c += 4)
-            *reinterpret_cast<float4*>(slot + r * 8 + c) =
-                make_float4(acc[r][c], acc[r][c + 1], acc[r][c + 2], acc[r][c + 3]);
-    __syncthreads();
+    __syncthreads();  // the stages are free: reuse them for the output tile
 
     const int e_n = block_info[0], e_split = block_info[1], e_tile = block_info[2];
-    const int e_ti = block_info[3], e_tj = block_info[4];
+    const int e_ti = block_info[3] / tiles_per_row, e_tj = block_info[3] % tiles_per_row;
     const bool e_diag = e_ti == e_tj;
-    const int lb = threadIdx.x % kTile, ej = lb / 8, cj = lb % 8;
-    const int j = e_tj * kTile + lb;
-    float* out = partial + ((int64_t(e_n) * splits + e_split) * tiles + e_tile) * kTileFloats;
-    float* Gn = G + int64_t(e_n) * C * C;
-    for (int la = threadIdx.x / kTile; la < kTile; la += kThreads / kTile) {
-        const int i = e_ti * kTile + la, ei = la / 8;
-        if (i >= C || j >= C || (e_diag && la > lb)) continue;
-        const float* src = smem + (la % 8) * 8 + cj;
-        float sum;
-        if (!e_diag) {  // slot of (group g, micro-tile m) = g * 64 + m
-            src += (ei * 8 + ej) * kDumpStride;
-            sum = src[0];
+    const int e_rows_a = min(kTile, C - e_ti * kTile), e_rows_b = min(kTile, C - e_tj * kTile);
+    const FwdThread em = fwd_thread(e_diag, warp, lane);  // recomputed: no registers held
+
+    // Sum the k-groups of each micro-tile: a fixed shuffle tree over the
+    // k-group lane bits, leaving the sum in the lanes whose k-group is 0.
+    for (int bit = em.kbit_lo; bit < em.kbit_hi; ++bit) {
 #pragma unroll
-            for (int gg = 1; gg < kOffGroups; ++gg) sum += src[gg * kTile * kDumpStride];
-        } else if (ei < ej) {  // slot = g * 28 + m
-            src += above_index(ei, ej) * kDumpStride;
-            sum = src[0];
+        for (int r = 0; r < 8; ++r)
 #pragma unroll
-            for (int gg = 1; gg < kAboveGroups; ++gg) sum += src[gg * kAboveMicro * kDumpStride];
-        } else {  // slot = 224 + g * 8 + d
-            src += (kAboveThreads + ei) * kDumpStride;
-            sum = src[0];
+            for (int c = 0; c < 8; ++c)
+                acc[r][c] += __shfl_xor_sync(0xffffffffu, acc[r][c], 1 << bit);
+    }
+    float* out = smem;  // [64][kOutStride]
+    const int group_bits = ((1 << em.kbit_hi) - 1) & ~((1 << em.kbit_lo) - 1);
+    if ((lane & group_bits) == 0) {
 #pragma unroll
-            for (int gg = 1; gg < kOnGroups; ++gg) sum += src[gg * 8 * kDumpStride];
+        for (int r = 0; r < 8; ++r)
+#pragma unroll
+            for (int c = 0; c < 8; ++c)
+                if (em.role != kDiagOn || c >= r)
+                    out[(8 * em.mi + r) * kOutStride + 8 * em.mj + c] = acc[r][c];
+    }
+    __syncthreads();
+
+    if (splits == 1) {
+        float* Gn = G + int64_t(e_n) * C * C;
+        for (int e = threadIdx.x; e < kTile * kTile; e += kFwdThreads) {
+            const int la = e / kTile, lb = e % kTile;
+            // the tile itself: G[ti*64 + la][tj*64 + lb]
+            if (la < e_rows_a && lb < e_rows_b && (!e_diag || la <= lb))
+                Gn[int64_t(e_ti * kTile + la) * C + e_tj * kTile + lb] =
+                    scale * out[la * kOutStride + lb];
+            // its mirror image: G[tj*64 + la][ti*64 + lb] = tile[lb][la]
+            if (la < e_rows_b && lb < e_rows_a && (!e_diag || lb < la))
+                Gn[int64_t(e_tj * kTile + la) * C + e_ti * kTile + lb] =
+                    scale * out[lb * kOutStride + la];
         }
-        if (splits > 1) {
-            out[la * kTile + lb] = sum;
-        } else {
-            Gn[int64_t(i) * C + j] = scale * sum;
-            if (i != j) Gn[int64_t(j) * C + i] = scale * sum;
-        }
+    } else {
+        float* P = partial +
+                   ((int64_t(e_n) * splits + e_split) * tiles + e_tile) * (kTile * kTile);
+        for (int e = threadIdx.x; e < kTile * kTile; e += kFwdThreads)
+            P[e] = out[(e / kTile) * kOutStride + e % kTile];
     }
 }
 
-// G = scale * sum over splits of the partial tiles, in split order.
-// One block = one half row (32 entries) of one tile; its 8 warps take every
-// 8th split, then warp 0 adds the 8 warp sums in order. Each entry on or
-// above the diagonal writes itself and its mirror.
-constexpr int kReduceThreads = 256;
-constexpr int kReduceWarps = kReduceThreads / 32;
-constexpr int kReduceSegments = kTileFloats / 32;  // blocks per tile
+// G = scale * sum over splits of the partial tiles, in a fixed order. One
+// block = one half row (32 entries) of one tile; warp w of W sums splits
+// w, w + W, ... in four interleaved accumulators (loads in flight), then warp
+// 0 adds the W warp sums in order. Each entry on or above the diagonal writes
+// itself and its mirror.
+constexpr int kReduceMaxWarps = 16;
+constexpr int kReduceSegments = kTile * kTile / 32;  // blocks per tile
 
-__global__ void __launch_bounds__(kReduceThreads)
+__global__ void __launch_bounds__(kReduceMaxWarps * 32)
     gram_reduce_kernel(const float* __restrict__ partial, int C, int tiles_per_row, int tiles,
                        int splits, float scale, float* __restrict__ G) {
-    __shared__ float warp_sums[kReduceWarps][32];
+    __shared__ float warp_sums[kReduceMaxWarps][32];
     const int seg = static_cast<int>(blockIdx.x % unsigned(kReduceSegments));
     const int tile = static_cast<int>((blockIdx.x / unsigned(kReduceSegments)) % unsigned(tiles));
     const int n = static_cast<int>(blockIdx.x / unsigned(kReduceSegments) / unsigned(tiles));
     int ti, tj;
     upper_coords(tile, tiles_per_row, ti, tj);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int la = seg / 2, lb0 = (seg % 2) * 32, lb = lb0 + lane;
     const int i = ti * kTile + la, j = tj * kTile + lb;
     if (i >= C || (ti == tj && la > lb0 + 31)) return;  // the whole block has nothing to do
     const bool needed = j < C && (ti != tj || la <= lb);
 
-    float sum = 0.0f;
+    float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     if (needed) {
-        const int64_t stride = int64_t(tiles) * kTileFloats;
-        const float* src =
-            partial + (int64_t(n) * splits * tiles + tile) * kTileFloats + la * kTile + lb;
-#pragma unroll 4
-        for (int s = warp; s < splits; s += kReduceWarps) sum += src[s * stride];
+        const int64_t stride = int64_t(tiles) * kTile * kTile;
+        const float* src = partial + (int64_t(n) * splits * tiles + tile) * (kTile * kTile) +
+                           la * kTile + lb;
+        int s = warp;
+        for (; s + 3 * warps < splits; s += 4 * warps) {
+            s0 += src[s * stride];
+            s1 += src[(s + warps) * stride];
+            s2 += src[(s + 2 * warps) * stride];
+            s3 += src[(s + 3 * warps) * stride];
+        }
+        for (; s < splits; s += warps) s0 += src[s * stride];
     }
-    warp_sums[warp][lane] = sum;
+    warp_sums[warp][lane] = (s0 + s1) + (s2 + s3);
     __syncthreads();
     if (warp != 0 || !needed) return;
     float total = warp_sums[0][lane];
-#pragma unroll
-    for (int w = 1; w < kReduceWarps; ++w) total += warp_sums[w][lane];
+    for (int w = 1; w < warps; ++w) total += warp_sums[w][lane];
     float* Gn = G + int64_t(n) * C * C;
     Gn[int64_t(i) * C + j] = scale * total;
     if (i != j) Gn[int64_t(j) * C + i] = scale * total;
 }
 
-// ---- forward launch plan (host) ------------------------------------------------
-struct ForwardPlan {
-    int tiles_per_row = 0;
-    int tiles = 0;
-    int splits = 1;
-    int chunks_per_split = 0;
-};
+// ---- backward -----------------------------------------------------------------
+constexpr int kBwdThreads = 256;
 
-// Split count minimising the modelled time (see the top comment): the busiest
-// SM runs q = ceil(blocks / SMs) blocks, blocks_per_sm at a time; a partial
-// round is cheaper than a full one but not proportionally (a lone block hides
-// latency worse). Each block costs its chunks plus a fixed overhead.
-ForwardPlan plan_forward(int N, int C, int HW, int sm_count, int blocks_per_sm) {
-    ForwardPlan p;
-    p.tiles_per_row = (C + kTile - 1) / kTile;
-    p.tiles = p.tiles_per_row * (p.tiles_per_row + 1) / 2;
-    const int64_t nchunks = (int64_t(HW) + kChunk - 1) / kChunk;
-    const int64_t tile_blocks = int64_t(N) * p.tiles;
-    const int64_t max_splits = std::max<int64_t>(
-        1, std::min<int64_t>({nchunks, kMaxPartialTiles / tile_blocks,
-                              int64_t(4) * sm_count * blocks_per_sm}));
-    double best = 0.0;
-    int64_t best_splits = 1;
-    for (int64_t s = 1; s <= max_splits; ++s) {
-        const int64_t cps = (nchunks + s - 1) / s;
-        if ((nchunks + cps - 1) / cps != s) continue;  // same chunks per split as a smaller s
-        const int64_t blocks = tile_blocks * s;
-        const int64_t q = (blocks + sm_count - 1) / sm_count;
-        const int64_t full = q / blocks_per_sm, rem = q % blocks_per_sm;
-        const double rounds =
-            double(full) + (rem ? (rem + 0.2 * double(blocks_per_sm - rem)) / blocks_per_sm : 0.0);
-        double cost = rounds * (double(cps) + kBlockOverheadChunks);
-        if (s > 1) cost += double(blocks) * kReducePerBlock + kReduceLaunch;
-        if (s == 1 || cost < best - 1e-9) {
-            best = cost;
-            best_splits = s;
-        }
-    }
-    const int64_t cps = (nchunks + best_splits - 1) / best_splits;
-    p.chunks_per_split = int(cps);
-    p.splits = int((nchunks + cps - 1) / cps);
-    return p;
-}
-
-// Per device, once: allow the >48 KB of dynamic shared memory, and ask how
-// many blocks then fit on one SM.
-int forward_blocks_per_sm(int device) {
-    constexpr int kMaxDevices = 64;
-    static std::array<std::once_flag, kMaxDevices> once;
-    static std::array<int, kMaxDevices> blocks_per_sm{};
-    NST_CHECK(device >= 0 && device < kMaxDevices, "gram_forward: bad device ", device);
-    std::call_once(once[device], [device] {
-        cuda::check(cudaFuncSetAttribute(gram_partial_kernel,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         int(kSmemBytes)),
-                    "gram_forward: cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
-        int blocks = 0;
-        cuda::check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, gram_partial_kernel,
-                                                                  kThreads, kSmemBytes),
-                    "gram_forward: cudaOccupancyMaxActiveBlocksPerMultiprocessor");
-        blocks_per_sm[device] = std::max(blocks, 1);
-    });
-    return blocks_per_sm[device];
-}
-
-// ---- backward: dF = scale * (dG + dG^T) F ---------------------------------------
-constexpr int kBwdN = 128;  // HW columns per block
-constexpr int kBwdK = 8;    // channels (the reduction dimension) per stage
-
-// Block tile kBM channels x 128 HW, kBM * 2 threads each owning an 8x8
-// micro-tile split into two 4-row and two 4-column halves (rows ty*4 and
-// kBM/2 + ty*4, columns tx*4 and 64 + tx*4), so a warp's float4 shared reads
-// are conflict-free. Stage k+1 loads (S into registers, F by cp.async) while
-// stage k is multiplied.
-template <int kBM, bool kVec>
-__global__ void __launch_bounds__(kBM * 2, 512 / (kBM * 2))
-    gram_backward_kernel(const float* __restrict__ F, const float* __restrict__ dG, int C,
-                         int HW, float scale, float* __restrict__ dF) {
-    constexpr int kBwdThreads = kBM * 2;
-    constexpr int kAPerThread = kBM * kBwdK / kBwdThreads;  // 4
-    __shared__ __align__(16) float As[2][kBwdK][kBM];    // As[k][i] = S[i][k] = S[k][i]
-    __shared__ __align__(16) float Bs[2][kBwdK][kBwdN];  // Bs[k][j] = F[k][j]
-
-    const int t = threadIdx.x, tx = t % 16, ty = t / 16;
-    const int i0 = blockIdx.y * kBM;
-    const int j0 = blockIdx.x * kBwdN;
-    const float* Fn = F + int64_t(blockIdx.z) * C * HW;
+// S [N][C][ld] = scale (dG + dG^T), columns C..ld-1 zero. 32x32 tiles through
+// shared memory so both dG reads are coalesced.
+__global__ void __launch_bounds__(256)
+    gram_symmetrize_kernel(const float* __restrict__ dG, int C, int ld, float scale,
+                           float* __restrict__ S) {
+    __shared__ float t[32][33];  // dG[j0 + y][i0 + x], transposed on the way out
+    const int i0 = blockIdx.y * 32, j0 = blockIdx.x * 32;
     const float* dGn = dG + int64_t(blockIdx.z) * C * C;
-    float* dFn = dF + int64_t(blockIdx.z) * C * HW;
+    float* Sn = S + int64_t(blockIdx.z) * C * ld;
+    for (int y = threadIdx.y; y < 32; y += 8) {
+        const int r = j0 + y, c = i0 + threadIdx.x;
+        t[y][threadIdx.x] = r < C && c < C ? dGn[int64_t(r) * C + c] : 0.0f;
+    }
+    __syncthreads();
+    for (int y = threadIdx.y; y < 32; y += 8) {
+        const int i = i0 + y, j = j0 + threadIdx.x;
+        if (i >= C || j >= ld) continue;
+        Sn[int64_t(i) * ld + j] = j < C ? scale * (dGn[int64_t(i) * C + j] + t[threadIdx.x][y]) : 0.0f;
+    }
+}
 
-    float a_stage[kAPerThread];
-    auto load_s = [&](int k0) {  // S[i][k] for this thread's (k, i) of the stage
+// dF = S F. Block tile kBM x kBN (kBM = 32 x warps along C, kBN = 64 x warps
+// along HW), 8x8 per thread as two 4-row and two 4-column halves of a 32x64
+// warp tile. Lane layout 4 x 8 interleaved: row group li = lane bits 0 and 4,
+// column group lj = lane bits 1-3, so lanes T and T^2 share their S loads and
+// T and T^1 their F loads (2-pass LDS.128, see the top comment). The block
+// walks tiles blockIdx.x, + gridDim.x, ...; the cp.async pipeline runs over
+// (tile, k-step) pairs without draining between tiles.
+template <int kWarpsI, int kBK, int kStages, bool kVec>
+__global__ void __launch_bounds__(kBwdThreads, 2)
+    gram_backward_kernel(const float* __restrict__ S, int ld, const float* __restrict__ F,
+                         int C, int HW, int tiles_i, int tiles_j, int64_t tiles_total,
+                         float* __restrict__ dF) {
+    constexpr int kWarpsJ = 8 / kWarpsI;
+    constexpr int kBM = 32 * kWarpsI, kBN = 64 * kWarpsJ;
+    constexpr int kStageA = kBK * kBM, kStageB = kBK * kBN;
+    extern __shared__ float4 smem_f4[];
+    float* As = reinterpret_cast<float*>(smem_f4);  // [stage][k][i]
+    float* Bs = As + kStages * kStageA;             // [stage][k][j]
+
+    const int t = threadIdx.x, warp = t / 32, lane = t % 32;
+    const int li = (lane & 1) | ((lane >> 4) << 1), lj = (lane >> 1) & 7;
+    const int wi = (warp / kWarpsJ) * 32, wj = (warp % kWarpsJ) * 64;
+
+    const int nk = (C + kBK - 1) / kBK;
+    if (int64_t(blockIdx.x) >= tiles_total) return;
+    const int64_t my_tiles = (tiles_total - 1 - blockIdx.x) / gridDim.x + 1;
+    const int64_t steps = my_tiles * nk;
+    const int64_t per_batch = int64_t(tiles_i) * tiles_j;
+
+    auto load_step = [&](int64_t step, int buf) {
+        const int64_t tile = blockIdx.x + (step / nk) * gridDim.x;
+        const int k0 = int(step % nk) * kBK;
+        const int n = int(tile / per_batch);
+        const int rem = int(tile % per_batch);
+        const int i0 = (rem / tiles_j) * kBM, j0 = (rem % tiles_j) * kBN;
+        float* a_dst = As + buf * kStageA;
+        float* b_dst = Bs + buf * kStageB;
+        const float* Sn = S + int64_t(n) * C * ld;
+        const float* Fn = F + int64_t(n) * C * HW;
 #pragma unroll
-        for (int r = 0; r < kAPerThread; ++r) {
-            const int e = t + r * kBwdThreads;
-            const int i = i0 + e % kBM, k = k0 + e / kBM;
-            a_stage[r] = (i < C && k < C)
-                             ? __ldg(dGn + int64_t(k) * C + i) + __ldg(dGn + int64_t(i) * C + k)
-                             : 0.0f;
+        for (int p = 0; p < kStageA / 4 / kBwdThreads; ++p) {  // S rows: ld % 4 == 0
+            const int q = t + p * kBwdThreads;
+            const int k = q / (kBM / 4), i = (q % (kBM / 4)) * 4;
+            const bool ok = k0 + k < C && i0 + i < ld;
+            cp_async16(a_dst + k * kBM + i, ok ? Sn + int64_t(k0 + k) * ld + i0 + i : S, ok);
         }
-    };
-    auto store_s = [&](int buf) {
+        if constexpr (kVec) {
 #pragma unroll
-        for (int r = 0; r < kAPerThread; ++r) {
-            const int e = t + r * kBwdThreads;
-            As[buf][e / kBM][e % kBM] = a_stage[r];
-        }
-    };
-    auto load_f = [&](int k0, int buf) {
-        if constexpr (kVec) {  // HW % 4 == 0, so j < HW implies j + 3 < HW
-#pragma unroll
-            for (int r = 0; r < kBwdK * kBwdN / 4 / kBwdThreads; ++r) {
-                const int q = t + r * kBwdThreads;
-                const int kk = q / (kBwdN / 4), jj = (q % (kBwdN / 4)) * 4;
-                const bool ok = k0 + kk < C && j0 + jj < HW;
-                cp_async16(&Bs[buf][kk][jj], ok ? Fn + int64_t(k0 + kk) * HW + j0 + jj : Fn, ok);
+            for (int p = 0; p < kStageB / 4 / kBwdThreads; ++p) {
+                const int q = t + p * kBwdThreads;
+                const int k = q / (kBN / 4), j = (q % (kBN / 4)) * 4;
+                const bool ok = k0 + k < C && j0 + j < HW;
+                cp_async16(b_dst + k * kBN + j, ok ? Fn + int64_t(k0 + k) * HW + j0 + j : F, ok);
             }
-        } else {  // thread t copies column t % 128 of every (kBwdThreads / 128)-th row
-            constexpr int kRowStep = kBwdThreads / kBwdN;
-            const int jj = t % kBwdN;
-            const bool j_ok = j0 + jj < HW;
-            const float* src = Fn + int64_t(k0 + t / kBwdN) * HW + j0 + jj;
-#pragma unroll
-            for (int kk = t / kBwdN; kk < kBwdK; kk += kRowStep, src += int64_t(kRowStep) * HW) {
-                const bool ok = j_ok && k0 + kk < C;
-                cp_async4(&Bs[buf][kk][jj], ok ? src : Fn, ok);
+        } else {
+#pragma unroll 4
+            for (int p = 0; p < kStageB / kBwdThreads; ++p) {
+                const int e = t + p * kBwdThreads;
+                const int k = e / kBN, j = e % kBN;
+                const bool ok = k0 + k < C && j0 + j < HW;
+                cp_async4(b_dst + k * kBN + j, ok ? Fn + int64_t(k0 + k) * HW + j0 + j : F, ok);
             }
         }
-        cp_async_commit();
     };
 
     float acc[8][8];
@@ -522,71 +504,70 @@ __global__ void __launch_bounds__(kBM * 2, 512 / (kBM * 2))
 #pragma unroll
         for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
 
-    const int nk = (C + kBwdK - 1) / kBwdK;
-    load_f(0, 0);
-    load_s(0);
-    store_s(0);
-    cp_async_wait<0>();
-    __syncthreads();
-    for (int kc = 0; kc < nk; ++kc) {
-        const int buf = kc & 1;
-        const bool more = kc + 1 < nk;
-        if (more) {  // into the other buffer: everyone finished reading it last round
-            load_f((kc + 1) * kBwdK, buf ^ 1);
-            load_s((kc + 1) * kBwdK);
-        }
+    for (int s = 0; s < kStages - 1; ++s) {
+        if (s < steps) load_step(s, s);
+        cp_async_commit();
+    }
+    for (int64_t step = 0; step < steps; ++step) {
+        cp_async_wait<kStages - 2>();
+        __syncthreads();
+        const int64_t next = step + kStages - 1;
+        if (next < steps) load_step(next, int(next % kStages));
+        cp_async_commit();
+
+        const int buf = int(step % kStages);
+        const float* a = As + buf * kStageA + wi + 4 * li;
+        const float* b = Bs + buf * kStageB + wj + 4 * lj;
 #pragma unroll
-        for (int k = 0; k < kBwdK; ++k) {
-            const float4 a0 = *reinterpret_cast<const float4*>(&As[buf][k][ty * 4]);
-            const float4 a1 = *reinterpret_cast<const float4*>(&As[buf][k][kBM / 2 + ty * 4]);
-            const float4 b0 = *reinterpret_cast<const float4*>(&Bs[buf][k][tx * 4]);
-            const float4 b1 = *reinterpret_cast<const float4*>(&Bs[buf][k][kBwdN / 2 + tx * 4]);
-            const float a[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
-            const float b[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
+        for (int k = 0; k < kBK; ++k) {
+            const float4 a0 = *reinterpret_cast<const float4*>(a + k * kBM);
+            const float4 a1 = *reinterpret_cast<const float4*>(a + k * kBM + 16);
+            const float4 b0 = *reinterpret_cast<const float4*>(b + k * kBN);
+            const float4 b1 = *reinterpret_cast<const float4*>(b + k * kBN + 32);
+            const float av[8] = {a0.x, a0.y, a0.z, a0.w, a1.x, a1.y, a1.z, a1.w};
+            const float bv[8] = {b0.x, b0.y, b0.z, b0.w, b1.x, b1.y, b1.z, b1.w};
 #pragma unroll
             for (int r = 0; r < 8; ++r)
 #pragma unroll
-                for (int c = 0; c < 8; ++c) acc[r][c] = fmaf(a[r], b[c], acc[r][c]);
+                for (int c = 0; c < 8; ++c) acc[r][c] = fmaf(av[r], bv[c], acc[r][c]);
         }
-        if (more) {
-            store_s(buf ^ 1);
-            cp_async_wait<0>();
-        }
-        __syncthreads();
-    }
 
+        if (step % nk == nk - 1) {  // the tile is complete: write it, start the next
+            const int64_t tile = blockIdx.x + (step / nk) * gridDim.x;
+            const int n = int(tile / per_batch);
+            const int rem = int(tile % per_batch);
+            const int i0 = (rem / tiles_j) * kBM + wi + 4 * li;
+            const int j0 = (rem % tiles_j) * kBN + wj + 4 * lj;
+            float* dFn = dF + int64_t(n) * C * HW;
 #pragma unroll
-    for (int r = 0; r < 8; ++r) {
-        const int i = i0 + (r < 4 ? ty * 4 + r : kBM / 2 + ty * 4 + r - 4);
-        if (i >= C) continue;
-        float* out = dFn + int64_t(i) * HW;
+            for (int r = 0; r < 8; ++r) {
+                const int i = i0 + (r < 4 ? r : 16 + r - 4);
+                if (i < C) {
+                    float* out = dFn + int64_t(i) * HW;
 #pragma unroll
-        for (int h = 0; h < 2; ++h) {
-            const int j = j0 + h * (kBwdN / 2) + tx * 4;
-            if constexpr (kVec) {
-                if (j < HW)
-                    *reinterpret_cast<float4*>(out + j) =
-                        make_float4(scale * acc[r][4 * h], scale * acc[r][4 * h + 1],
-                                    scale * acc[r][4 * h + 2], scale * acc[r][4 * h + 3]);
-            } else {
+                    for (int h = 0; h < 2; ++h) {
+                        const int j = j0 + 32 * h;
+                        if constexpr (kVec) {
+                            if (j < HW)
+                                *reinterpret_cast<float4*>(out + j) =
+                                    make_float4(acc[r][4 * h], acc[r][4 * h + 1],
+                                                acc[r][4 * h + 2], acc[r][4 * h + 3]);
+                        } else {
 #pragma unroll
-                for (int c = 0; c < 4; ++c)
-                    if (j + c < HW) out[j + c] = scale * acc[r][4 * h + c];
+                            for (int c = 0; c < 4; ++c)
+                                if (j + c < HW) out[j + c] = acc[r][4 * h + c];
+                        }
+                    }
+                }
+#pragma unroll
+                for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
             }
         }
     }
+    cp_async_wait<0>();
 }
 
-template <int kBM>
-void launch_gram_backward(bool vec, dim3 grid, cudaStream_t stream, const float* F,
-                          const float* dG, int C, int HW, float scale, float* dF) {
-    if (vec)
-        gram_backward_kernel<kBM, true><<<grid, kBM * 2, 0, stream>>>(F, dG, C, HW, scale, dF);
-    else
-        gram_backward_kernel<kBM, false><<<grid, kBM * 2, 0, stream>>>(F, dG, C, HW, scale, dF);
-    cuda::check_launch("gram_backward_kernel");
-}
-
+// ---- launch helpers (host) ------------------------------------------------------
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 void check_shape(const char* op, int N, int C, int64_t HW) {
@@ -594,55 +575,265 @@ void check_shape(const char* op, int N, int C, int64_t HW) {
     NST_CHECK(HW <= INT_MAX, op, ": HW ", HW, " too large (at most 2^31 - 1)");
 }
 
-}  // namespace
+// Per device and kernel, once: allow its dynamic shared memory beyond 48 KB and
+// ask how many blocks then fit on one SM.
+int blocks_per_sm(int device, const void* kernel, int threads, size_t smem, const char* op) {
+    static std::mutex mutex;
+    static std::map<std::pair<int, const void*>, int> cache;
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto key = std::make_pair(device, kernel);
+    const auto found = cache.find(key);
+    if (found != cache.end()) return found->second;
+    cuda::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
+                op);
+    int blocks = 0;
+    cuda::check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, smem), op);
+    blocks = std::max(blocks, 1);
+    cache.emplace(key, blocks);
+    return blocks;
+}
 
-void CudaBackend::gram_forward(int N, int C, int64_t HW, float scale, const float* F, float* G) {
-    check_shape("gram_forward", N, C, HW);
-    if (N == 0 || C == 0) return;
-    NST_CHECK(G != nullptr && (F != nullptr || HW == 0), "gram_forward: null buffer for [", N,
-              ", ", C, ", ", HW, "]");
-    cuda::Context& ctx = cuda::context(index_);
-    if (HW == 0) {  // an empty sum
-        cuda::check(cudaMemsetAsync(G, 0, size_t(N) * C * C * sizeof(float), ctx.stream),
-                    "gram_forward: cudaMemsetAsync");
-        return;
-    }
-    const ForwardPlan plan = plan_forward(N, C, int(HW), std::max(ctx.sm_count, 1),
-                                          forward_blocks_per_sm(index_));
+// ---- forward variants -------------------------------------------------------------
+struct ForwardVariant {
+    const char* name;
+    int stages;
+    double rounds;      // blocks for this many rounds of the SMs (sets the split count)
+    bool scalar_loads;  // force the 4-byte copy path (to time it; normally only odd HW)
+};
+constexpr ForwardVariant kForwardVariants[] = {
+    {"fwd s3 r1", 3, 1.0, false}, {"fwd s3 r2", 3, 2.0, false}, {"fwd s3 r4", 3, 4.0, false},
+    {"fwd s4 r1", 4, 1.0, false}, {"fwd s4 r2", 4, 2.0, false}, {"fwd s4 r4", 4, 4.0, false},
+    {"fwd s6 r1", 6, 1.0, false}, {"fwd s6 r2", 6, 2.0, false}, {"fwd s6 r4", 6, 4.0, false},
+    {"fwd s4 r1 4B-loads", 4, 1.0, true},
+};
+constexpr int kForwardVariantCount = int(sizeof(kForwardVariants) / sizeof(kForwardVariants[0]));
+
+struct ForwardPlan {
+    int tiles_per_row = 0;
+    int tiles = 0;
+    int splits = 1;
+    int chunks_per_split = 0;
+};
+
+// As many splits as give `rounds` rounds of blocks over the SMs' slots (never
+// more blocks than that: a last partial round would run alone), at least one
+// chunk each, and the partial workspace capped.
+ForwardPlan plan_forward(int N, int C, int HW, int slots, double rounds) {
+    ForwardPlan p;
+    p.tiles_per_row = (C + kTile - 1) / kTile;
+    p.tiles = p.tiles_per_row * (p.tiles_per_row + 1) / 2;
+    const int64_t nchunks = (int64_t(HW) + kChunk - 1) / kChunk;
+    const int64_t tile_blocks = int64_t(N) * p.tiles;
+    int64_t splits = int64_t(rounds * slots) / tile_blocks;
+    splits = std::min<int64_t>({splits, nchunks, kMaxPartialTiles / tile_blocks});
+    splits = std::max<int64_t>(splits, 1);
+    const int64_t cps = (nchunks + splits - 1) / splits;
+    p.chunks_per_split = int(cps);
+    p.splits = int((nchunks + cps - 1) / cps);
+    return p;
+}
+
+template <int kStages, bool kVec>
+void launch_forward(int device, cudaStream_t stream, double rounds, int sm_count, int N, int C,
+                    int HW, float scale, const float* F, float* G) {
+    auto kernel = gram_forward_kernel<kStages, kVec>;
+    constexpr size_t smem = size_t(kStages) * kStageFloats * sizeof(float);
+    const int per_sm = blocks_per_sm(device, reinterpret_cast<const void*>(kernel), kFwdThreads,
+                                     smem, "gram_forward: kernel setup");
+    const ForwardPlan plan = plan_forward(N, C, HW, per_sm * sm_count, rounds);
     const int64_t blocks = int64_t(N) * plan.splits * plan.tiles;
     const int64_t reduce_blocks = int64_t(N) * plan.tiles * kReduceSegments;
-    NST_CHECK(reduce_blocks <= INT_MAX, "gram_forward: shape [", N, ", ", C, ", ", HW,
-              "] too large");
-
+    NST_CHECK(blocks <= INT_MAX && reduce_blocks <= INT_MAX, "gram_forward: shape [", N, ", ", C,
+              ", ", HW, "] too large");
     // A single split writes G directly; otherwise partial tiles go to the workspace.
-    cuda::Workspace partial(index_, plan.splits > 1 ? size_t(blocks) * kTileFloats * sizeof(float)
-                                                    : 0);
-    gram_partial_kernel<<<unsigned(blocks), kThreads, kSmemBytes, ctx.stream>>>(
-        F, C, int(HW), plan.tiles_per_row, plan.tiles, plan.splits, plan.chunks_per_split, scale,
+    cuda::Workspace partial(device, plan.splits > 1
+                                        ? size_t(blocks) * kTile * kTile * sizeof(float)
+                                        : 0);
+    kernel<<<unsigned(blocks), kFwdThreads, smem, stream>>>(
+        F, C, HW, plan.tiles_per_row, plan.tiles, plan.splits, plan.chunks_per_split, scale,
         partial.as<float>(), G);
-    cuda::check_launch("gram_partial_kernel");
+    cuda::check_launch("gram_forward_kernel");
     if (plan.splits > 1) {
-        gram_reduce_kernel<<<unsigned(reduce_blocks), kReduceThreads, 0, ctx.stream>>>(
+        const int warps = std::min(kReduceMaxWarps, plan.splits);
+        gram_reduce_kernel<<<unsigned(reduce_blocks), warps * 32, 0, stream>>>(
             partial.as<float>(), C, plan.tiles_per_row, plan.tiles, plan.splits, scale, G);
         cuda::check_launch("gram_reduce_kernel");
     }
 }
 
-void CudaBackend::gram_backward(int N, int C, int64_t HW, float scale, const float* F,
-                                const float* dG, float* dF) {
+template <int kStages>
+void launch_forward_stages(bool vec, int device, cudaStream_t stream, double rounds, int sm_count,
+                           int N, int C, int HW, float scale, const float* F, float* G) {
+    if (vec)
+        launch_forward<kStages, true>(device, stream, rounds, sm_count, N, C, HW, scale, F, G);
+    else
+        launch_forward<kStages, false>(device, stream, rounds, sm_count, N, C, HW, scale, F, G);
+}
+
+// ---- backward variants ------------------------------------------------------------
+struct BackwardVariant {
+    const char* name;
+    int config;  // kernel instantiation, see launch_backward_config
+    int rounds;  // persistent blocks for this many rounds of the SMs; 0: one tile per block
+    bool scalar_loads;
+};
+constexpr BackwardVariant kBackwardVariants[] = {
+    {"bwd 128x128 k16 s4 p1", 0, 1, false}, {"bwd 128x128 k16 s4 p2", 0, 2, false},
+    {"bwd 128x128 k16 s4 p0", 0, 0, false}, {"bwd 128x128 k32 s3 p1", 1, 1, false},
+    {"bwd 128x128 k32 s3 p0", 1, 0, false}, {"bwd 64x256 k16 s4 p1", 2, 1, false},
+    {"bwd 64x256 k16 s4 p2", 2, 2, false},  {"bwd 64x256 k16 s4 p0", 2, 0, false},
+    {"bwd 64x256 k16 s3 p1", 3, 1, false},  {"bwd 128x128 k16 s4 p1 4B-loads", 0, 1, true},
+};
+constexpr int kBackwardVariantCount =
+    int(sizeof(kBackwardVariants) / sizeof(kBackwardVariants[0]));
+
+template <int kWarpsI, int kBK, int kStages, bool kVec>
+void launch_backward(int device, cudaStream_t stream, int rounds, int sm_count, int N, int C,
+                     int HW, const float* S, int ld, const float* F, float* dF) {
+    auto kernel = gram_backward_kernel<kWarpsI, kBK, kStages, kVec>;
+    constexpr int kBM = 32 * kWarpsI, kBN = 64 * (8 / kWarpsI);
+    constexpr size_t smem = size_t(kStages) * kBK * (kBM + kBN) * sizeof(float);
+    const int per_sm = blocks_per_sm(device, reinterpret_cast<const void*>(kernel), kBwdThreads,
+                                     smem, "gram_backward: kernel setup");
+    const int tiles_i = (C + kBM - 1) / kBM, tiles_j = (HW + kBN - 1) / kBN;
+    const int64_t tiles = int64_t(N) * tiles_i * tiles_j;
+    int64_t grid = rounds > 0 ? std::min<int64_t>(tiles, int64_t(rounds) * per_sm * sm_count)
+                              : tiles;
+    NST_CHECK(grid <= INT_MAX, "gram_backward: shape [", N, ", ", C, ", ", HW, "] too large");
+    kernel<<<unsigned(grid), kBwdThreads, smem, stream>>>(S, ld, F, C, HW, tiles_i, tiles_j,
+                                                         tiles, dF);
+    cuda::check_launch("gram_backward_kernel");
+}
+
+template <int kWarpsI, int kBK, int kStages>
+void launch_backward_vec(bool vec, int device, cudaStream_t stream, int rounds, int sm_count,
+                         int N, int C, int HW, const float* S, int ld, const float* F, float* dF) {
+    if (vec)
+        launch_backward<kWarpsI, kBK, kStages, true>(device, stream, rounds, sm_count, N, C, HW,
+                                                     S, ld, F, dF);
+    else
+        launch_backward<kWarpsI, kBK, kStages, false>(device, stream, rounds, sm_count, N, C, HW,
+                                                      S, ld, F, dF);
+}
+
+}  // namespace
+
+// ---- variant entry points (gram_variants.hpp) ---------------------------------------
+namespace cuda {
+
+int gram_forward_variant_count() { return kForwardVariantCount; }
+
+const char* gram_forward_variant_name(int variant) {
+    NST_CHECK(variant >= 0 && variant < kForwardVariantCount, "gram_forward: no variant ",
+              variant);
+    return kForwardVariants[variant].name;
+}
+
+// Starting heuristic (to be set from gram_bench --sweep on the H100): C = 64
+// is bound by reading F, so the deepest pipeline; larger C mixes cheap
+// diagonal tiles with full ones, so two rounds of blocks even out the SMs.
+int gram_forward_choice(int /*device*/, int /*N*/, int C, int64_t /*HW*/) {
+    return C <= kTile ? 6 /* s6 r1 */ : 4 /* s4 r2 */;
+}
+
+void gram_forward_variant(int variant, int device, int N, int C, int64_t HW, float scale,
+                          const float* F, float* G) {
+    check_shape("gram_forward", N, C, HW);
+    NST_CHECK(variant >= 0 && variant < kForwardVariantCount, "gram_forward: no variant ",
+              variant);
+    if (N == 0 || C == 0) return;
+    NST_CHECK(G != nullptr && (F != nullptr || HW == 0), "gram_forward: null buffer for [", N,
+              ", ", C, ", ", HW, "]");
+    Context& ctx = context(device);
+    if (HW == 0) {  // an empty sum
+        check(cudaMemsetAsync(G, 0, size_t(N) * C * C * sizeof(float), ctx.stream),
+              "gram_forward: cudaMemsetAsync");
+        return;
+    }
+    const ForwardVariant& v = kForwardVariants[variant];
+    const bool vec = !v.scalar_loads && HW % 4 == 0 && aligned16(F);
+    const int sms = std::max(ctx.sm_count, 1);
+    switch (v.stages) {
+        case 3:
+            launch_forward_stages<3>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW), scale,
+                                     F, G);
+            break;
+        case 4:
+            launch_forward_stages<4>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW), scale,
+                                     F, G);
+            break;
+        default:
+            launch_forward_stages<6>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW), scale,
+                                     F, G);
+            break;
+    }
+}
+
+int gram_backward_variant_count() { return kBackwardVariantCount; }
+
+const char* gram_backward_variant_name(int variant) {
+    NST_CHECK(variant >= 0 && variant < kBackwardVariantCount, "gram_backward: no variant ",
+              variant);
+    return kBackwardVariants[variant].name;
+}
+
+// Starting heuristic: 64-row tiles when C <= 64 (a 128-row tile would be half
+// empty), else 128x128; persistent blocks for one round.
+int gram_backward_choice(int /*device*/, int /*N*/, int C, int64_t /*HW*/) {
+    return C <= 64 ? 5 /* 64x256 k16 s4 p1 */ : 0 /* 128x128 k16 s4 p1 */;
+}
+
+void gram_backward_variant(int variant, int device, int N, int C, int64_t HW, float scale,
+                           const float* F, const float* dG, float* dF) {
     check_shape("gram_backward", N, C, HW);
+    NST_CHECK(variant >= 0 && variant < kBackwardVariantCount, "gram_backward: no variant ",
+              variant);
     if (N == 0 || C == 0 || HW == 0) return;
     NST_CHECK(F != nullptr && dG != nullptr && dF != nullptr,
               "gram_backward: null buffer for [", N, ", ", C, ", ", HW, "]");
-    const int bm = C <= 64 ? 64 : 128;
     NST_CHECK(N <= 65535, "gram_backward: batch ", N, " too large (at most 65535)");
-    cuda::Context& ctx = cuda::context(index_);
-    const bool vec = HW % 4 == 0 && aligned16(F) && aligned16(dF);
-    const dim3 grid(unsigned((HW + kBwdN - 1) / kBwdN), unsigned((C + bm - 1) / bm), unsigned(N));
-    if (bm == 64)
-        launch_gram_backward<64>(vec, grid, ctx.stream, F, dG, C, int(HW), scale, dF);
-    else
-        launch_gram_backward<128>(vec, grid, ctx.stream, F, dG, C, int(HW), scale, dF);
+    Context& ctx = context(device);
+    const BackwardVariant& v = kBackwardVariants[variant];
+    const int ld = (C + 3) / 4 * 4;  // S rows padded to whole 16-byte quads
+    Workspace S(device, size_t(N) * C * ld * sizeof(float));
+    const dim3 sym_grid(unsigned((ld + 31) / 32), unsigned((C + 31) / 32), unsigned(N));
+    gram_symmetrize_kernel<<<sym_grid, dim3(32, 8), 0, ctx.stream>>>(dG, C, ld, scale,
+                                                                     S.as<float>());
+    check_launch("gram_symmetrize_kernel");
+    const bool vec = !v.scalar_loads && HW % 4 == 0 && aligned16(F) && aligned16(dF);
+    const int sms = std::max(ctx.sm_count, 1);
+    const float* Sp = S.as<float>();
+    switch (v.config) {
+        case 0:
+            launch_backward_vec<4, 16, 4>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW),
+                                          Sp, ld, F, dF);
+            break;
+        case 1:
+            launch_backward_vec<4, 32, 3>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW),
+                                          Sp, ld, F, dF);
+            break;
+        case 2:
+            launch_backward_vec<2, 16, 4>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW),
+                                          Sp, ld, F, dF);
+            break;
+        default:
+            launch_backward_vec<2, 16, 3>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW),
+                                          Sp, ld, F, dF);
+            break;
+    }
+}
+
+}  // namespace cuda
+
+void CudaBackend::gram_forward(int N, int C, int64_t HW, float scale, const float* F, float* G) {
+    cuda::gram_forward_variant(cuda::gram_forward_choice(index_, N, C, HW), index_, N, C, HW,
+                               scale, F, G);
+}
+
+void CudaBackend::gram_backward(int N, int C, int64_t HW, float scale, const float* F,
+                                const float* dG, float* dF) {
+    cuda::gram_backward_variant(cuda::gram_backward_choice(index_, N, C, HW), index_, N, C, HW,
+                                scale, F, dG, dF);
 }
 
 }  // namespace nst

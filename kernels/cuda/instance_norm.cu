@@ -16,8 +16,8 @@
 // Three launch shapes, chosen from the shape alone:
 //  * HW <= 1024: one warp per row, eight rows per block, no block barrier;
 //    many small rows (deep layers) keep every warp busy.
-//  * otherwise one block per row, statistics and normalisation fused (the
-//    second read mostly hits L2).
+//  * otherwise one block per row, statistics and normalisation fused (for
+//    rows of up to some 100K elements the second read hits L2).
 //  * when rows are too few to fill the GPU (N=1, C=32, HW=8M), each row is
 //    split over up to kTargetBlocks/rows blocks that write partial statistics;
 //    a tiny kernel merges them in split order, then a split apply pass writes

@@ -1,0 +1,53 @@
+// Images as tensors: [1, 3, H, W] float32 RGB in 0..255, the range the
+// pretrained networks expect. PNG, JPEG and BMP go through stb_image /
+// stb_image_write; .npy (float32 [1, 3, H, W] or [3, H, W]) is a lossless
+// float format for comparisons against a reference implementation.
+//
+// Files come from users, so loading checks the header first (stbi_info) and
+// refuses absurd sizes before allocating, and every failure is an nst::Error
+// naming the file. Saving is atomic (core/atomic_file): a failed save leaves
+// no file behind and never a half-written one.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/tensor.hpp"
+
+namespace nst {
+
+// Larger images are refused: 2^28 pixels is 3 GiB as float32 RGB.
+constexpr int64_t kMaxImagePixels = int64_t(1) << 28;
+constexpr int kMaxImageSide = 65535;
+
+// Whether the path's extension is one load_image reads (case-insensitive).
+bool is_image_path(const std::string& path);
+// Whether save_image can write this extension.
+bool is_writable_image_path(const std::string& path);
+
+// PNG/JPEG/BMP/NPY -> [1, 3, H, W] on the CPU, 0..255. Grey is replicated to
+// RGB; alpha is composited over white (transparent areas are usually
+// undefined colour, which a style network would otherwise paint).
+Tensor load_image(const std::string& path);
+// Format by extension: .png, .jpg/.jpeg (quality 95), .bmp: clamped to 0..255
+// and rounded to 8 bits; .npy: float32, clamped, not rounded. Any device.
+void save_image(const Tensor& image, const std::string& path);
+
+// 8-bit interleaved RGB (video frames) <-> [1, 3, H, W] 0..255 on the CPU.
+Tensor image_from_rgb8(const uint8_t* rgb, int height, int width);
+void image_to_rgb8(const Tensor& image, std::vector<uint8_t>& rgb);  // clamps, rounds
+
+// High-quality resampling (Mitchell filter, stb_image_resize) to exactly
+// height x width, clamped to 0..255. Runs on the CPU; the result is on the
+// input's device.
+Tensor resize_image(const Tensor& image, int height, int width);
+// Shrinks so that the longer side is at most max_side, keeping the aspect
+// ratio; smaller images are returned unchanged.
+Tensor limit_image_size(const Tensor& image, int max_side);
+
+// Luminance transfer (--preserve-color): the luma of `stylized` with the
+// chroma of `photo`, both [N, 3, H, W] 0..255 on one device, through the op
+// API. As in neural-style's original_colors, in YCbCr/YUV.
+Tensor luminance_transfer(const Tensor& stylized, const Tensor& photo);
+
+}  // namespace nst

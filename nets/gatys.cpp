@@ -1,0 +1,358 @@
+// Optimization-based style transfer (nets/gatys.hpp). The optimized image is
+// a leaf tensor on the network's device; per iteration the only host traffic
+// is the loss scalars (progress, NaN check) and L-BFGS's inner products. The
+// last image with a finite loss is kept by a device-to-device copy, so a NaN
+// costs nothing but the iterations since.
+#include "nets/gatys.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <memory>
+
+#include "core/autograd.hpp"
+#include "core/backend.hpp"
+#include "core/image.hpp"
+#include "core/ops.hpp"
+#include "core/optim.hpp"
+
+namespace nst {
+namespace {
+
+void check_image(const char* what, const Tensor& image) {
+    NST_CHECK(image.defined() && image.dim() == 4 && image.size(0) == 1 && image.size(1) == 3,
+              "optimize: the ", what, " must be an RGB image [1, 3, H, W], got ",
+              image.defined() ? shape_str(image.shape()) : std::string("nothing"));
+}
+
+// A feature map must survive the poolings before the deepest layer used.
+void check_min_size(const char* what, const Tensor& image, const std::vector<std::string>& layers) {
+    int deepest = 0;
+    for (const auto& l : layers) deepest = std::max(deepest, Vgg19::layer_index(l));
+    int pools = 0;
+    for (int i = 0; i < deepest; ++i) pools += Vgg19::layer_names()[size_t(i)].rfind("pool", 0) == 0;
+    const int64_t need = int64_t(1) << pools;
+    NST_CHECK(image.size(2) >= need && image.size(3) >= need, "optimize: the ", what, " is ",
+              image.size(3), "x", image.size(2), " pixels; layer ", Vgg19::layer_names()[size_t(deepest)],
+              " needs at least ", need, " per side");
+}
+
+void check_weight(const char* what, float w) {
+    NST_CHECK(std::isfinite(w) && w >= 0, "optimize: ", what, " must be finite and >= 0, got ", w);
+}
+
+float mean_square(const Tensor& t) { return sum_squares(t).item() / float(t.numel()); }
+
+// Layers with a zero weight cost a forward pass and contribute nothing.
+std::vector<LayerWeight> active(const std::vector<LayerWeight>& layers, float global) {
+    std::vector<LayerWeight> out;
+    for (const auto& l : layers) {
+        Vgg19::layer_index(l.layer);  // throws, listing the names, if unknown
+        check_weight(("the weight of layer " + l.layer).c_str(), l.weight);
+        if (l.weight > 0 && global > 0) out.push_back(l);
+    }
+    return out;
+}
+
+Tensor gram_of(const Tensor& features) {
+    return gram(features, float(features.size(1) * features.size(2) * features.size(3)));
+}
+
+std::vector<std::string> names_of(const std::vector<LayerWeight>& layers) {
+    std::vector<std::string> names;
+    for (const auto& l : layers) names.push_back(l.layer);
+    return names;
+}
+
+void copy_into(Tensor& dst, const Tensor& src) {
+    backend(dst.device()).copy(dst.data(), src.data(), size_t(src.numel()) * sizeof(float));
+}
+
+}  // namespace
+
+float default_learning_rate(GatysOptimizer optimizer) {
+    return optimizer == GatysOptimizer::LBFGS ? 1.f : 0.02f;
+}
+
+std::pair<int, int> fit_longest_side(int64_t height, int64_t width, int side) {
+    NST_CHECK(height > 0 && width > 0 && side > 0, "optimize: invalid size ", width, "x", height,
+              " -> longest side ", side);
+    const double k = double(side) / double(std::max(height, width));
+    return {std::max(1, int(std::lround(double(height) * k))),
+            std::max(1, int(std::lround(double(width) * k)))};
+}
+
+Tensor resize_bilinear(const Tensor& image, int height, int width) {
+    check_image("image to resize", image);
+    NST_CHECK(height > 0 && width > 0, "resize_bilinear: invalid size ", width, "x", height);
+    const int H = int(image.size(2)), W = int(image.size(3));
+    if (H == height && W == width) return image.detach().clone();
+    const std::vector<float> in = image.to_vector();
+    std::vector<float> out(size_t(3) * height * width);
+    // Source coordinate of each destination row/column, as PyTorch computes it.
+    auto taps = [](int in_size, int out_size, std::vector<int>& i0, std::vector<int>& i1,
+                   std::vector<float>& frac) {
+        const double scale = double(in_size) / double(out_size);
+        for (int o = 0; o < out_size; ++o) {
+            const double src = std::max(0.0, scale * (o + 0.5) - 0.5);
+            i0.push_back(std::min(int(src), in_size - 1));
+            i1.push_back(std::min(i0.back() + 1, in_size - 1));
+            frac.push_back(float(src - i0.back()));
+        }
+    };
+    std::vector<int> y0, y1, x0, x1;
+    std::vector<float> fy, fx;
+    taps(H, height, y0, y1, fy);
+    taps(W, width, x0, x1, fx);
+    for (int c = 0; c < 3; ++c) {
+        const float* p = in.data() + size_t(c) * H * W;
+        float* q = out.data() + size_t(c) * height * width;
+        for (int y = 0; y < height; ++y) {
+            const float* r0 = p + size_t(y0[y]) * W;
+            const float* r1 = p + size_t(y1[y]) * W;
+            for (int x = 0; x < width; ++x) {
+                const float top = r0[x0[x]] + fx[x] * (r0[x1[x]] - r0[x0[x]]);
+                const float bottom = r1[x0[x]] + fx[x] * (r1[x1[x]] - r1[x0[x]]);
+                q[size_t(y) * width + x] = top + fy[y] * (bottom - top);
+            }
+        }
+    }
+    return Tensor::from_vector(out, {1, 3, height, width}, image.device());
+}
+
+Tensor resize_image01(const Tensor& image, int height, int width) {
+    check_image("image to resize", image);
+    if (image.size(2) == height && image.size(3) == width) return image;
+    NoGradGuard no_grad;
+    return scale(resize_image(scale(image, 255.f), height, width), 1.f / 255.f);
+}
+
+// ---- the objective ---------------------------------------------------------------------
+
+GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
+                               const std::vector<StyleInput>& styles, const GatysOptions& o)
+    : net_(net) {
+    NoGradGuard no_grad;
+    check_image("content image", content);
+    check_weight("the content weight", o.content_weight);
+    check_weight("the style weight", o.style_weight);
+    check_weight("the TV weight", o.tv_weight);
+    NST_CHECK(std::isfinite(o.style_scale) && o.style_scale > 0,
+              "optimize: the style scale must be positive, got ", o.style_scale);
+    const Device device = net.device();
+    content_ = content.detach().to(device).contiguous();
+
+    const std::vector<LayerWeight> content_layers = active(o.content_layers, o.content_weight);
+    const std::vector<LayerWeight> style_layers = active(o.style_layers, o.style_weight);
+    for (const auto& l : content_layers) layers_.push_back(l.layer);
+    for (const auto& l : style_layers) layers_.push_back(l.layer);
+    NST_CHECK(!layers_.empty() || o.tv_weight > 0,
+              "optimize: nothing to optimize (no content or style layer with a positive weight)");
+    if (!layers_.empty()) check_min_size("content image", content_, layers_);
+
+    if (!content_layers.empty()) {
+        const auto features = net.forward(content_, names_of(content_layers));
+        for (const auto& l : content_layers) {
+            const Tensor& target = features.at(l.layer);
+            const float ms = mean_square(target);
+            content_terms_.push_back({l.layer, target, o.content_weight * l.weight / (ms > 0 ? ms : 1.f)});
+        }
+    }
+
+    if (!style_layers.empty()) {
+        NST_CHECK(!styles.empty(), "optimize: no style image (the style weight is positive)");
+        double weight_sum = 0;
+        for (const auto& s : styles) {
+            check_weight("a style blend weight", s.weight);
+            weight_sum += s.weight;
+        }
+        NST_CHECK(weight_sum > 0, "optimize: the style blend weights are all zero");
+        const int side = int(std::lround(o.style_scale * double(std::max(content_.size(2), content_.size(3)))));
+        std::map<std::string, Tensor> blended;
+        for (size_t i = 0; i < styles.size(); ++i) {
+            check_image("style image", styles[i].image);
+            const auto [h, w] = fit_longest_side(styles[i].image.size(2), styles[i].image.size(3), std::max(side, 1));
+            Tensor style = resize_image01(styles[i].image.to(device), h, w).contiguous();
+            const std::string what = "style image " + std::to_string(i + 1) + " (after the style scale)";
+            check_min_size(what.c_str(), style, names_of(style_layers));
+            styles_.push_back(style);
+            const float k = float(styles[i].weight / weight_sum);
+            const auto features = net.forward(style, names_of(style_layers));
+            for (const auto& l : style_layers) {
+                const Tensor g = scale(gram_of(features.at(l.layer)), k);
+                Tensor& b = blended[l.layer];
+                b = b.defined() ? add(b, g) : g;
+            }
+        }
+        for (const auto& l : style_layers) {
+            const Tensor& target = blended.at(l.layer);
+            const float ms = mean_square(target);
+            style_terms_.push_back({l.layer, target, o.style_weight * l.weight / (ms > 0 ? ms : 1.f)});
+        }
+    }
+    tv_factor_ = o.tv_weight / float(content_.numel());
+}
+
+const Tensor& GatysObjective::content_target(const std::string& layer) const {
+    for (const auto& t : content_terms_)
+        if (t.layer == layer) return t.target;
+    fail("optimize: no content target at layer " + layer);
+}
+
+const Tensor& GatysObjective::style_target(const std::string& layer) const {
+    for (const auto& t : style_terms_)
+        if (t.layer == layer) return t.target;
+    fail("optimize: no style target at layer " + layer);
+}
+
+GatysLosses GatysObjective::evaluate(const Tensor& image) const {
+    NST_CHECK(image.defined() && image.shape() == content_.shape(), "optimize: image ",
+              image.defined() ? shape_str(image.shape()) : std::string("undefined"),
+              " does not match the content ", shape_str(content_.shape()));
+    const Device device = content_.device();
+    GatysLosses l;
+    l.content = Tensor::zeros({}, device);
+    l.style = Tensor::zeros({}, device);
+    if (!layers_.empty()) {
+        const auto features = net_.forward(image, layers_);
+        for (const auto& t : content_terms_)
+            l.content = add(l.content, scale(mse_loss(features.at(t.layer), t.target), t.factor));
+        for (const auto& t : style_terms_)
+            l.style = add(l.style, scale(mse_loss(gram_of(features.at(t.layer)), t.target), t.factor));
+    }
+    l.tv = tv_factor_ > 0 ? scale(tv_loss(image), tv_factor_) : Tensor::zeros({}, device);
+    l.total = add(add(l.content, l.style), l.tv);
+    return l;
+}
+
+// ---- the run ------------------------------------------------------------------------------
+
+namespace {
+
+struct Stage {
+    int height, width;
+};
+
+Tensor initial_image(const GatysOptions& o, const Tensor& content) {
+    NoGradGuard no_grad;
+    const int h = int(content.size(2)), w = int(content.size(3));
+    switch (o.init) {
+        case GatysInit::Content: return content.clone();
+        case GatysInit::Random: {
+            // Noise around the ImageNet mean colour: the network's neutral input.
+            const Tensor noise = Tensor::randn({1, 3, h, w}, o.seed, content.device(), 0.f, 0.1f);
+            return normalize_channels(noise, {-0.485f, -0.456f, -0.406f}, {1.f, 1.f, 1.f});
+        }
+        case GatysInit::Image:
+            check_image("initial image", o.init_image);
+            return resize_image01(o.init_image.to(content.device()), h, w).clone();
+    }
+    fail("optimize: unknown init");
+}
+
+// What the run returns: the image, with the content's chroma if asked.
+Tensor finished(const Tensor& image, const Tensor& content, bool original_colors) {
+    NoGradGuard no_grad;
+    // Luminance transfer is linear without offsets, so 0..1 works as 0..255 does.
+    return original_colors ? luminance_transfer(image.detach(), content) : image.detach().clone();
+}
+
+std::string loss_text(const GatysProgress& p) {
+    return detail::concat("content ", p.content_loss, ", style ", p.style_loss, ", tv ", p.tv_loss);
+}
+
+}  // namespace
+
+Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
+                               const std::vector<StyleInput>& styles, const GatysOptions& o,
+                               const GatysCallback& callback) {
+    check_image("content image", content_in);
+    NST_CHECK(o.iterations > 0, "optimize: iterations must be positive, got ", o.iterations);
+    NST_CHECK(o.save_every >= 0, "optimize: save_every must be >= 0, got ", o.save_every);
+    NST_CHECK(o.lbfgs_history > 0, "optimize: the L-BFGS history must be positive, got ", o.lbfgs_history);
+    NST_CHECK(std::isfinite(o.learning_rate) && o.learning_rate >= 0,
+              "optimize: the learning rate must be positive, got ", o.learning_rate);
+    const float lr = o.learning_rate > 0 ? o.learning_rate : default_learning_rate(o.optimizer);
+
+    std::vector<Stage> stages;
+    if (o.scales.empty()) stages.push_back({int(content_in.size(2)), int(content_in.size(3))});
+    for (int side : o.scales) {
+        NST_CHECK(side > 0, "optimize: scales must be positive, got ", side);
+        const auto [h, w] = fit_longest_side(content_in.size(2), content_in.size(3), side);
+        stages.push_back({h, w});
+    }
+
+    const auto start = std::chrono::steady_clock::now();
+    const Device device = net.device();
+    const Tensor content_device = content_in.detach().to(device);
+    GatysProgress p;
+    p.stages = int(stages.size());
+    p.iterations = o.iterations;
+    p.total_iterations = o.iterations * p.stages;
+    Tensor image;  // the previous stage's result, then the current one
+
+    for (p.stage = 0; p.stage < p.stages; ++p.stage) {
+        const Stage& st = stages[size_t(p.stage)];
+        p.height = st.height, p.width = st.width;
+        const GatysObjective objective(net, resize_image01(content_device, st.height, st.width), styles, o);
+        const Tensor& content = objective.content();
+        {
+            NoGradGuard no_grad;
+            image = p.stage == 0 ? initial_image(o, content) : resize_bilinear(image, st.height, st.width);
+            image = image.detach().contiguous().clone();
+        }
+        image.set_requires_grad();
+        Tensor last_good = finished(image, content, false);
+        int last_good_iteration = p.total_iteration;
+
+        std::unique_ptr<Adam> adam;
+        std::unique_ptr<LBFGS> lbfgs;
+        if (o.optimizer == GatysOptimizer::Adam) {
+            adam = std::make_unique<Adam>(std::vector<Tensor>{image}, Adam::Options{lr, 0.9f, 0.999f, 1e-8f});
+        } else {
+            lbfgs = std::make_unique<LBFGS>(image, LBFGS::Options{lr, o.lbfgs_history, 1e-9f});
+        }
+
+        // Zeroes the gradient, evaluates, checks, runs backward.
+        auto evaluate = [&]() -> Tensor {
+            image.zero_grad();
+            const GatysLosses l = objective.evaluate(image);
+            p.content_loss = l.content.item(), p.style_loss = l.style.item(), p.tv_loss = l.tv.item();
+            p.total_loss = l.total.item();
+            if (!std::isfinite(p.total_loss)) {
+                throw NonFiniteLossError(
+                    detail::concat("optimize: the loss is not finite at iteration ", p.total_iteration + 1,
+                                   " (", loss_text(p),
+                                   "); stopped, keeping the image of iteration ", last_good_iteration),
+                    finished(last_good, content, o.original_colors), last_good_iteration);
+            }
+            copy_into(last_good, image);
+            last_good_iteration = p.total_iteration;
+            l.total.backward();
+            return l.total;
+        };
+
+        for (p.iteration = 1; p.iteration <= o.iterations; ++p.iteration) {
+            bool converged = false;
+            if (adam) {
+                evaluate();
+                adam->step();
+            } else {
+                lbfgs->step(evaluate, &converged);
+            }
+            if (converged) break;  // L-BFGS made no progress: the image did not move
+            ++p.total_iteration;
+            p.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            p.snapshot = o.save_every > 0 && p.total_iteration % o.save_every == 0;
+            if (callback) {
+                const Tensor shown = p.snapshot ? finished(image, content, o.original_colors) : Tensor();
+                if (!callback(p, shown)) return finished(image, content, o.original_colors);
+            }
+        }
+        if (p.stage + 1 == p.stages) return finished(image, content, o.original_colors);
+    }
+    fail("optimize: no stages");
+}
+
+}  // namespace nst

@@ -1,0 +1,163 @@
+// Optimization-based style transfer (Gatys, Ecker and Bethge, "Image Style
+// Transfer Using Convolutional Neural Networks", CVPR 2016): the pixels of an
+// image are optimized so that its VGG-19 features match the content photo's
+// and its Gram matrices match the style images'.
+//
+// Losses, all on images [1, 3, H, W] RGB in 0..1:
+//   content = content_weight * sum_l w_l * mse(F_l, P_l) / mean(P_l^2)
+//   style   = style_weight   * sum_l w_l * mse(G_l, A_l) / mean(A_l^2)
+//   tv      = tv_weight * tv_loss(image) / (3 H W)
+// with F_l the image's features at layer l, P_l the content photo's,
+// G_l = gram(F_l) / (C H W) and A_l the weighted sum of the style images'
+// Grams (weights normalized to sum 1). Dividing each layer by its target's
+// mean square makes every layer's loss a relative error: with trained VGG
+// weights that changes little, but with the embedded random network the
+// layers' magnitudes differ by orders of magnitude and the deepest or
+// shallowest layer would otherwise decide everything. A zero target (a
+// featureless image) is left unnormalized. TV is a mean so that its weight
+// does not depend on the image size across the stages of a multi-scale run.
+//
+// Multi-scale (`scales`): each stage optimizes at one size, starting from the
+// previous stage's result resized bilinearly; the content is resized from the
+// original at every stage and the styles by `style_scale` relative to it.
+// Targets are computed once per stage, without a graph.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/tensor.hpp"
+#include "nets/vgg19.hpp"
+
+namespace nst {
+
+struct LayerWeight {
+    std::string layer;  // a Vgg19::layer_names() entry, e.g. "relu4_2"
+    float weight = 1.f;
+};
+
+struct StyleInput {
+    Tensor image;       // [1, 3, h, w] RGB 0..1, any size and device
+    float weight = 1.f;  // blend weight; the weights are normalized to sum 1
+};
+
+enum class GatysOptimizer { LBFGS, Adam };
+enum class GatysInit { Content, Random, Image };
+
+struct GatysOptions {
+    std::vector<LayerWeight> content_layers{{"relu4_2", 1.f}};
+    std::vector<LayerWeight> style_layers{
+        {"relu1_1", 1.f}, {"relu2_1", 1.f}, {"relu3_1", 1.f}, {"relu4_1", 1.f}, {"relu5_1", 1.f}};
+    // Balanced for the per-layer normalization above (relative errors): seen
+    // to work with the random network and average pooling.
+    float content_weight = 0.05f;
+    float style_weight = 1.f;
+    float tv_weight = 0.f;
+    // Style images are resized so their longer side is style_scale times the
+    // content's longer side (at every stage).
+    float style_scale = 1.f;
+    // Longer side of each stage, coarse to fine; empty: one stage at the
+    // content's own size.
+    std::vector<int> scales;
+    int iterations = 500;  // per stage
+    GatysOptimizer optimizer = GatysOptimizer::LBFGS;
+    float learning_rate = 0.f;  // 0: the optimizer's default (see default_learning_rate)
+    int lbfgs_history = 100;
+    GatysInit init = GatysInit::Content;
+    Tensor init_image;  // GatysInit::Image: [1, 3, h, w] 0..1, resized to the first stage
+    uint64_t seed = 0;  // GatysInit::Random
+    // Luminance transfer at the end: the result's luma, the content's chroma.
+    bool original_colors = false;
+    // > 0: every N iterations (counted over all stages) the callback gets the
+    // image as the run would return it at that point.
+    int save_every = 0;
+};
+
+// 1 for L-BFGS (neural-style's), 0.02 for Adam (neural-style's 10 on 0..255,
+// scaled to 0..1 and halved: steadier on the random network).
+float default_learning_rate(GatysOptimizer optimizer);
+
+// The weighted loss terms (scalar tensors); total = content + style + tv.
+struct GatysLosses {
+    Tensor content, style, tv, total;
+};
+
+// The loss of one stage: targets computed once at construction (no graph),
+// evaluate() differentiable with respect to the image.
+class GatysObjective {
+public:
+    // `content` fixes the size; everything is moved to the network's device.
+    GatysObjective(const Vgg19& net, const Tensor& content, const std::vector<StyleInput>& styles,
+                   const GatysOptions& options);
+
+    // image: [1, 3, H, W] of the content's size, on the network's device.
+    GatysLosses evaluate(const Tensor& image) const;
+
+    const Tensor& content() const { return content_; }
+    // The targets at each layer (content features, blended style Gram).
+    const Tensor& content_target(const std::string& layer) const;
+    const Tensor& style_target(const std::string& layer) const;
+    // The style images as resized for this stage.
+    const std::vector<Tensor>& resized_styles() const { return styles_; }
+
+private:
+    struct Term {
+        std::string layer;
+        Tensor target;
+        float factor;  // layer weight * global weight / mean(target^2)
+    };
+    const Vgg19& net_;
+    Tensor content_;
+    std::vector<Tensor> styles_;
+    std::vector<Term> content_terms_, style_terms_;
+    std::vector<std::string> layers_;  // everything forward() must return
+    float tv_factor_;
+};
+
+struct GatysProgress {
+    int stage = 0, stages = 1;            // stage is 0-based
+    int64_t height = 0, width = 0;        // of this stage
+    int iteration = 0, iterations = 0;    // within the stage, 1-based
+    int total_iteration = 0, total_iterations = 0;  // over all stages
+    // Losses of the image this iteration's step started from (weighted).
+    float content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
+    double elapsed_seconds = 0;  // since the run started
+    bool snapshot = false;       // save_every fell due: `image` is defined
+};
+
+// Called after every iteration; `image` is defined only on snapshots (then it
+// is the result so far, original colours applied). Return false to stop: the
+// run then returns the image so far.
+using GatysCallback = std::function<bool(const GatysProgress&, const Tensor& image)>;
+
+// A NaN or infinite loss: the run stops and keeps the newest image whose loss
+// was finite (or the stage's starting image), as the run would return it.
+class NonFiniteLossError : public Error {
+public:
+    NonFiniteLossError(const std::string& message, Tensor last_good, int last_good_iteration)
+        : Error(message), last_good_(std::move(last_good)), iteration_(last_good_iteration) {}
+    const Tensor& last_good_image() const { return last_good_; }
+    int last_good_iteration() const { return iteration_; }  // over all stages; 0: the start
+
+private:
+    Tensor last_good_;
+    int iteration_;
+};
+
+// The whole run; returns [1, 3, H, W] on the network's device, 0..1 but not
+// clamped (save_image clamps). H, W: the content's size, or the last scale's.
+Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content,
+                               const std::vector<StyleInput>& styles, const GatysOptions& options,
+                               const GatysCallback& callback = nullptr);
+
+// Helpers, public for the CLI and the tests.
+// (height, width) with the longer side `side` and the aspect ratio kept.
+std::pair<int, int> fit_longest_side(int64_t height, int64_t width, int side);
+// Bilinear resampling (PyTorch's interpolate, align_corners=False, no
+// antialiasing, no clamping), via the host; the result is on the input's device.
+Tensor resize_bilinear(const Tensor& image, int height, int width);
+// Mitchell resampling of a 0..1 image (core/image.hpp works on 0..255).
+Tensor resize_image01(const Tensor& image, int height, int width);
+
+}  // namespace nst

@@ -1,0 +1,99 @@
+// The feed-forward transformation network of Johnson et al. (2016): conv 9x9,
+// two stride-2 convs, residual blocks, two 2x upsampling stages, conv 9x9,
+// with instance norm and ReLU between. One class, one forward; what differs
+// between the networks we run is a property of the loaded weights:
+//
+//  * variant "tf-fast-style-transfer" (the imported TensorFlow checkpoints):
+//    zero padding by TensorFlow's 'SAME' rule (the odd pixel at the
+//    bottom/right), transposed convs that exactly double the size, output
+//    tanh(x) * 150 + 127.5.
+//  * variant "native" (networks we train): reflect padding, nearest 2x
+//    upsampling + conv (no checkerboard artifacts), linear output; the
+//    network works in 0..1 or 0..255 ("value_range" in the metadata).
+//
+// Widths, kernel sizes, the number of residual blocks, conv biases and
+// whether a layer has instance norm are all read from the tensors' shapes and
+// presence, so the same code runs a slimmer network.
+//
+// Weights live in safetensors files (core/safetensors.hpp) with metadata
+// "architecture" = "nst.transformer", "variant", "value_range", "norm_eps".
+// Tensor names: conv_in, down1, down2, res{i}.conv1, res{i}.conv2 (i from 1),
+// up1, up2, conv_out, each with .weight, optional .bias, and optional
+// .norm.weight / .norm.bias (instance-norm gamma / beta). Conv weights are
+// [out, in, k, k]; the TensorFlow variant's up1/up2 are transposed-conv
+// weights [in, out, k, k].
+#pragma once
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.hpp"
+#include "core/tensor.hpp"
+
+namespace nst {
+
+enum class TransformerVariant { TensorFlow, Native };
+const char* variant_name(TransformerVariant variant);
+
+// What a freshly initialised network looks like (for training and tests).
+struct TransformerSpec {
+    TransformerVariant variant = TransformerVariant::Native;
+    int width = 32;  // channels after conv_in; down1 doubles them, down2 again
+    int residual_blocks = 5;
+    float value_range = 255.f;  // native only: 1 or 255
+};
+
+class Transformer {
+public:
+    // Validates names, shapes and metadata; `source` names the file in errors.
+    static Transformer from_weights(const WeightFile& weights, Device device,
+                                    const std::string& source = "weights");
+    // A .safetensors file, or a directory holding a TensorFlow per-variable
+    // export (manifest.json), imported on the fly.
+    static Transformer load(const std::string& path, Device device);
+    // He-initialised weights (seeded, deterministic), instance norm at gamma 1,
+    // beta 0; the native variant leaves conv_out without norm, as Johnson's does.
+    static Transformer create(const TransformerSpec& spec, uint64_t seed, Device device);
+
+    WeightFile to_weights() const;  // tensors on the network's device
+    void save(const std::string& path) const;
+
+    // x [N, 3, H, W], 0..255 -> the raw network output, 0..255 nominal (not
+    // clamped), [N, 3, 4*ceil(ceil(H/2)/2), same for W]. Records the graph
+    // when grad mode is on (training); inference wraps it in NoGradGuard, and
+    // then each activation is freed as soon as the next layer has consumed it.
+    Tensor forward(const Tensor& x) const;
+    // Inference on an image [N, 3, H, W], 0..255: forward without autograd,
+    // cropped back to H x W (the strided path rounds sizes up to multiples of
+    // 4, padding at the bottom/right, so the top-left crop is aligned).
+    Tensor stylize(const Tensor& image) const;
+
+    std::vector<Tensor> parameters() const;
+    TransformerVariant variant() const { return variant_; }
+    float value_range() const { return value_range_; }
+    Device device() const { return device_; }
+    int residual_blocks() const { return int(residual_.size()); }
+    const std::map<std::string, std::string>& metadata() const { return metadata_; }
+
+private:
+    Transformer() = default;  // only through from_weights: always a complete network
+    struct Layer {
+        std::string name;
+        Tensor weight, bias, gamma, beta;  // bias, gamma, beta may be undefined
+        int stride = 1;
+        bool upsample = false;  // 2x: transposed conv (TF) or nearest + conv (native)
+    };
+    Tensor apply(const Layer& layer, const Tensor& x) const;
+    std::vector<const Layer*> layers() const;
+
+    TransformerVariant variant_ = TransformerVariant::Native;
+    float value_range_ = 255.f;
+    float norm_eps_ = 1e-5f;
+    Device device_;
+    std::vector<Layer> down_;                         // conv_in, down1, down2
+    std::vector<std::pair<Layer, Layer>> residual_;   // res{i}.conv1, res{i}.conv2
+    std::vector<Layer> up_;                           // up1, up2, conv_out
+    std::map<std::string, std::string> metadata_;     // everything else (style, source)
+};
+
+}  // namespace nst

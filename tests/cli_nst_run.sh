@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# End-to-end test of nst-run (CTest: cli_nst_run). Exit codes, outputs and
+# their sizes, directory mode, video through ffmpeg, and for every bad input:
+# exit 1, exactly one line "nst-run: error: ..." on stderr, no output file.
+# usage: cli_nst_run.sh NST_RUN FIXTURES WORKDIR [DATA_DIR]
+set -u
+nst_run=$1 fixtures=$2 work=$3 data=${4:-}
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+failures=0 checks=0
+pass() { checks=$((checks + 1)); }
+fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*"; }
+expect() {  # expect DESCRIPTION COMMAND...: the command succeeds
+  local what=$1; shift
+  if "$@"; then pass; else fail "$what"; fi
+}
+
+# run EXPECTED_STATUS nst-run-args...: stdout -> out.txt, stderr -> err.txt
+run() {
+  local want=$1; shift
+  "$nst_run" "$@" > out.txt 2> err.txt
+  local got=$?
+  if [ "$got" = "$want" ]; then pass; else fail "nst-run $* exited $got, expected $want: $(head -c 300 err.txt)"; fi
+}
+# the last run failed properly: one error line on stderr, named output absent
+failed_cleanly() {
+  local output=$1
+  if [ "$(wc -l < err.txt)" = 1 ] && grep -q '^nst-run: error: ' err.txt; then pass
+  else fail "stderr is not one error line: $(cat err.txt)"; fi
+  if [ ! -e "$output" ]; then pass; else fail "$output exists after a failure"; fi
+}
+png_size() {  # WIDTHxHEIGHT from the IHDR chunk
+  local b; b=($(od -An -tu1 -j16 -N8 "$1"))
+  echo "$(( (b[0]<<24) + (b[1]<<16) + (b[2]<<8) + b[3] ))x$(( (b[4]<<24) + (b[5]<<16) + (b[6]<<8) + b[7] ))"
+}
+
+"$fixtures" fx || { echo "FAIL: fixtures"; exit 1; }
+echo "notes" > fx/photos/notes.txt  # not an image: skipped in directory mode
+
+# ---- command line ----
+run 0 --help
+run 2
+failed_cleanly none
+run 2 stylize --in fx/photos/a.png --out x.png
+failed_cleanly x.png
+run 2 stylize --model fx/native.safetensors --in fx/photos/a.png --out x.png --max-size 0
+failed_cleanly x.png
+run 2 frobnicate
+failed_cleanly none
+
+# ---- import and info ----
+run 0 import --from fx/tf_export --out tf.safetensors
+expect "import wrote the file" test -s tf.safetensors
+run 0 info tf.safetensors
+expect "info lists tensors" grep -q 'conv_in.weight .*\[4, 3, 9, 9\]' out.txt
+expect "info shows the variant" grep -q 'variant = tf-fast-style-transfer' out.txt
+run 0 info fx/tf_export
+expect "info reads an export dir" grep -q 'up1.weight' out.txt
+run 1 import --from fx/photos --out bad.safetensors
+failed_cleanly bad.safetensors
+run 1 info fx/photos/a.png
+failed_cleanly none
+
+# ---- single images ----
+for model in fx/native.safetensors tf.safetensors fx/tf_export; do
+  run 0 stylize --model "$model" --in fx/photos/a.png --out a_out.png --device cpu
+  expect "same size as the input ($model)" test "$(png_size a_out.png)" = 37x29
+  rm -f a_out.png
+done
+run 0 stylize --model tf.safetensors --in fx/photos/b.jpg --out b_out.jpg --preserve-color
+expect "jpeg written" test -s b_out.jpg
+run 0 stylize --model tf.safetensors --in fx/photos/c.bmp --out c_out.bmp
+expect "bmp written" test -s c_out.bmp
+run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_small.png --max-size 16
+expect "max-size shrinks" test "$(png_size a_small.png)" = 16x13
+run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_out.npy
+expect "npy written" test -s a_out.npy
+# progress: plain lines when stderr is not a terminal, nothing with --quiet
+run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_p.png
+expect "plain progress line" grep -q '^\[1/1\] a.png' err.txt
+run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_q.png --quiet
+expect "quiet is silent" test ! -s err.txt
+
+# ---- bad inputs: exit 1, one line, no output ----
+run 1 stylize --model tf.safetensors --in fx/photos/missing.png --out m.png
+failed_cleanly m.png
+echo "this is text" > fake.png
+run 1 stylize --model tf.safetensors --in fake.png --out fake_out.png
+failed_cleanly fake_out.png
+head -c 200 fx/photos/a.png > trunc.png
+run 1 stylize --model tf.safetensors --in trunc.png --out trunc_out.png
+failed_cleanly trunc_out.png
+run 1 stylize --model missing.safetensors --in fx/photos/a.png --out m2.png
+failed_cleanly m2.png
+head -c 1000 tf.safetensors > trunc.safetensors
+run 1 stylize --model trunc.safetensors --in fx/photos/a.png --out m3.png
+failed_cleanly m3.png
+run 1 stylize --model tf.safetensors --in fx/photos/a.png --out a_out.gif
+failed_cleanly a_out.gif
+run 1 stylize --model tf.safetensors --in fx/photos/a.png --out m4.png --device cuda:7
+failed_cleanly m4.png
+run 1 stylize --model tf.safetensors --in fx/photos/a.png --out m5.png --device tpu
+failed_cleanly m5.png
+run 1 stylize --model tf.safetensors --in fx/photos/a.png --out no_such_dir/m6.png
+failed_cleanly no_such_dir/m6.png
+
+# ---- directories ----
+run 0 stylize --model fx/tf_export --in fx/photos --out styled/sub
+for f in a.png b.jpg c.bmp; do expect "directory mode wrote $f" test -s "styled/sub/$f"; done
+expect "non-images skipped" test ! -e styled/sub/notes.txt
+expect "three progress lines" test "$(grep -c '^\[[1-3]/3\]' err.txt)" = 3
+mkdir -p mixed && cp fx/photos/a.png fx/photos/b.jpg mixed/ && cp fake.png mixed/z.png
+run 1 stylize --model tf.safetensors --in mixed --out mixed_out --quiet
+expect "good images of a partly bad directory written" test -s mixed_out/a.png -a -s mixed_out/b.jpg
+expect "bad image not written" test ! -e mixed_out/z.png
+expect "error names the bad file" grep -q 'z.png' err.txt
+mkdir -p empty_dir
+run 1 stylize --model tf.safetensors --in empty_dir --out empty_out
+expect "no images: error" grep -q 'no images' err.txt
+run 1 stylize --model tf.safetensors --in fx/photos --out fx/photos
+expect "refuses to overwrite the inputs" grep -q 'overwritten' err.txt
+expect "no temporaries left" test -z "$(find . -name '.*.tmp-*')"
+
+# ---- video through ffmpeg ----
+if command -v ffmpeg > /dev/null && command -v ffprobe > /dev/null; then
+  ffmpeg -v error -f lavfi -i testsrc=size=48x36:rate=12 -f lavfi -i sine=frequency=440 \
+    -t 1 -pix_fmt yuv420p -shortest clip.mp4 || fail "making the test clip"
+  run 0 stylize --model tf.safetensors --in clip.mp4 --out clip_out.mp4 --max-size 40
+  expect "video written" test -s clip_out.mp4
+  streams=$(ffprobe -v error -show_entries stream=codec_type,width,height,nb_frames -of csv=p=0 clip_out.mp4)
+  expect "video stream 40x30, 12 frames: $streams" grep -q 'video,40,30,12' <<< "$streams"
+  expect "audio kept: $streams" grep -q '^audio' <<< "$streams"
+  run 0 stylize --model tf.safetensors --in clip.mp4 --out clip_out.mkv --quiet
+  expect "mkv written" test -s clip_out.mkv
+  run 1 stylize --model tf.safetensors --in clip.mp4 --out clip_out.png
+  failed_cleanly clip_out.png
+  echo "not a video" > bad.mp4
+  run 1 stylize --model tf.safetensors --in bad.mp4 --out bad_out.mp4
+  failed_cleanly bad_out.mp4
+  PATH=/nonexistent run 1 stylize --model tf.safetensors --in clip.mp4 --out noff.mp4
+  failed_cleanly noff.mp4
+  expect "missing ffmpeg named" grep -q 'ffmpeg' err.txt
+else
+  echo "ffmpeg not installed: video checks skipped"
+fi
+
+# ---- a real pretrained network, when the data is there ----
+if [ -n "$data" ]; then
+  run 0 stylize --model "$data/pretrained/fast-style-transfer/wave" \
+    --in "$data/content/hoovertowernight.jpg" --out hoover.png --max-size 64
+  expect "real network output size" test "$(png_size hoover.png)" = 64x34
+fi
+
+echo "$((checks - failures)) passed, $failures failed"
+[ "$failures" = 0 ]

@@ -1,0 +1,231 @@
+// The transformation network on random weights (no test data needed): output
+// shapes for odd sizes under TensorFlow 'SAME' rules, range, determinism,
+// save/load and TensorFlow-export round trips, and validation errors. The
+// agreement with an independent implementation on the real networks is in
+// tests/data_fast_style_reference.cpp.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <fstream>
+#include <functional>
+#include <string>
+
+#include "core/autograd.hpp"
+#include "core/error.hpp"
+#include "core/ops.hpp"
+#include "nets/transformer.hpp"
+#include "tests/tf_export_writer.hpp"
+#include "weights/tf_fast_style.hpp"
+
+using namespace nst;
+
+namespace {
+
+std::string temp_dir() {
+    static std::string dir = [] {
+        char templ[] = "/tmp/nst_test_transformer_XXXXXX";
+        REQUIRE(mkdtemp(templ));
+        return std::string(templ);
+    }();
+    return dir;
+}
+
+TransformerSpec small_spec(TransformerVariant variant) {
+    TransformerSpec spec;
+    spec.variant = variant;
+    spec.width = 4;
+    spec.residual_blocks = 2;
+    return spec;
+}
+
+Tensor photo(int h, int w, uint64_t seed = 3) { return Tensor::rand({1, 3, h, w}, seed, Device::cpu(), 0.f, 255.f); }
+
+float max_abs_diff(const Tensor& a, const Tensor& b) {
+    const std::vector<float> x = a.to_vector(), y = b.to_vector();
+    REQUIRE(x.size() == y.size());
+    float m = 0;
+    for (size_t i = 0; i < x.size(); ++i) m = std::max(m, std::fabs(x[i] - y[i]));
+    return m;
+}
+
+int64_t rounded_up(int64_t n) { return 4 * ((((n + 1) / 2) + 1) / 2); }
+
+void require_error(const std::function<void()>& f, const std::string& fragment) {
+    try {
+        f();
+        FAIL("no error");
+    } catch (const Error& e) {
+        INFO(e.what());
+        CHECK(std::string(e.what()).find(fragment) != std::string::npos);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("transformer: TF variant shapes follow 'SAME' on odd sizes", "[transformer]") {
+    const Transformer net = Transformer::create(small_spec(TransformerVariant::TensorFlow), 1, Device::cpu());
+    NoGradGuard no_grad;
+    for (auto [h, w] : {std::pair{1, 1}, {5, 7}, {45, 67}, {48, 64}, {13, 2}}) {
+        INFO(h << "x" << w);
+        const Tensor x = photo(h, w);
+        const Tensor raw = net.forward(x);
+        CHECK(raw.shape() == Shape{1, 3, rounded_up(h), rounded_up(w)});
+        const Tensor y = net.stylize(x);
+        CHECK(y.shape() == x.shape());
+        // The crop keeps the top-left of the raw output.
+        CHECK(max_abs_diff(y, pad(raw, 0, -int(rounded_up(h) - h), 0, -int(rounded_up(w) - w))) == 0.f);
+        // tanh * 150 + 127.5
+        for (float v : raw.to_vector()) CHECK((v >= -22.5f && v <= 277.5f));
+    }
+}
+
+TEST_CASE("transformer: native variant output, range scaling, determinism", "[transformer]") {
+    for (float range : {255.f, 1.f}) {
+        TransformerSpec spec = small_spec(TransformerVariant::Native);
+        spec.value_range = range;
+        const Transformer net = Transformer::create(spec, 5, Device::cpu());
+        CHECK(net.value_range() == range);
+        const Tensor x = photo(21, 30);
+        const Tensor a = net.stylize(x), b = net.stylize(x);
+        CHECK(a.shape() == x.shape());
+        CHECK(max_abs_diff(a, b) == 0.f);  // same bits every run
+        bool all_finite = true;
+        for (float v : a.to_vector()) all_finite = all_finite && std::isfinite(v);
+        CHECK(all_finite);
+    }
+    // Reflect padding needs a few pixels; a tiny image is a clear error.
+    const Transformer net = Transformer::create(small_spec(TransformerVariant::Native), 5, Device::cpu());
+    require_error([&] { net.stylize(photo(3, 40)); }, "too small");
+}
+
+TEST_CASE("transformer: a different image gives a different output; batches are independent",
+          "[transformer]") {
+    const Transformer net = Transformer::create(small_spec(TransformerVariant::TensorFlow), 2, Device::cpu());
+    const Tensor a = photo(16, 20, 1), b = photo(16, 20, 2);
+    const Tensor ya = net.stylize(a), yb = net.stylize(b);
+    CHECK(max_abs_diff(ya, yb) > 1.f);
+    // Instance norm statistics are per image: a batch of two equals two runs.
+    std::vector<float> both = a.to_vector();
+    const std::vector<float> bv = b.to_vector();
+    both.insert(both.end(), bv.begin(), bv.end());
+    const std::vector<float> batch = net.stylize(Tensor::from_vector(both, {2, 3, 16, 20})).to_vector();
+    std::vector<float> expected = ya.to_vector();
+    const std::vector<float> ybv = yb.to_vector();
+    expected.insert(expected.end(), ybv.begin(), ybv.end());
+    REQUIRE(batch.size() == expected.size());
+    float diff = 0;
+    for (size_t i = 0; i < batch.size(); ++i) diff = std::max(diff, std::fabs(batch[i] - expected[i]));
+    CHECK(diff < 1e-3f);
+}
+
+TEST_CASE("transformer: forward records a graph for training", "[transformer]") {
+    const Transformer net = Transformer::create(small_spec(TransformerVariant::Native), 9, Device::cpu());
+    std::vector<Tensor> params = net.parameters();
+    CHECK(params.size() == size_t(4 * (3 + 2 * 2 + 2) + 2));  // conv_out: weight + bias only
+    for (Tensor& p : params) p.set_requires_grad();
+    const Tensor loss = sum_squares(net.forward(photo(12, 12)));
+    loss.backward();
+    for (const Tensor& p : params) CHECK(p.grad().defined());
+}
+
+TEST_CASE("transformer: safetensors round trip keeps outputs and metadata", "[transformer]") {
+    for (TransformerVariant v : {TransformerVariant::TensorFlow, TransformerVariant::Native}) {
+        const Transformer net = Transformer::create(small_spec(v), 4, Device::cpu());
+        const std::string path = temp_dir() + "/net_" + variant_name(v) + ".safetensors";
+        net.save(path);
+        const WeightFile w = load_safetensors(path);
+        CHECK(w.metadata.at("architecture") == "nst.transformer");
+        CHECK(w.metadata.at("variant") == variant_name(v));
+        CHECK(w.metadata.at("norm_eps") == (v == TransformerVariant::TensorFlow ? "0.001" : "1e-05"));
+        const Transformer back = Transformer::load(path, Device::cpu());
+        CHECK(back.variant() == v);
+        CHECK(back.residual_blocks() == 2);
+        const Tensor x = photo(19, 23);
+        CHECK(max_abs_diff(net.stylize(x), back.stylize(x)) == 0.f);
+    }
+}
+
+TEST_CASE("transformer: TensorFlow export import matches the network it came from", "[transformer]") {
+    const TransformerSpec spec = small_spec(TransformerVariant::TensorFlow);
+    const Transformer net = Transformer::create(spec, 6, Device::cpu());
+    const std::string dir = temp_dir() + "/tf_export";
+    ::mkdir(dir.c_str(), 0777);
+    testing::write_tf_export(net.to_weights(), dir, spec.residual_blocks);
+    REQUIRE(is_tf_fast_style_export(dir));
+    const Transformer imported = Transformer::load(dir, Device::cpu());
+    CHECK(imported.metadata().at("style") == "tf_export");
+    const Tensor x = photo(17, 26);
+    CHECK(max_abs_diff(net.stylize(x), imported.stylize(x)) == 0.f);
+
+    SECTION("truncated variable file") {
+        const std::string f = dir + "/Variable_3";
+        REQUIRE(::truncate(f.c_str(), 100) == 0);
+        require_error([&] { import_tf_fast_style(dir); }, "truncated file");
+    }
+    SECTION("missing variable file") {
+        REQUIRE(::unlink((dir + "/Variable_5").c_str()) == 0);
+        require_error([&] { import_tf_fast_style(dir); }, "missing file of variable Variable_5");
+    }
+    SECTION("manifest that is not JSON") {
+        std::ofstream(dir + "/manifest.json") << "{ nope";
+        require_error([&] { import_tf_fast_style(dir); }, "not a JSON object");
+    }
+    SECTION("a variable too few") {
+        std::ofstream(dir + "/manifest.json")
+            << R"({"Variable": {"filename": "Variable", "shape": [9, 9, 3, 4]}})";
+        require_error([&] { import_tf_fast_style(dir); }, "triples");
+    }
+    SECTION("file names must stay in the directory") {
+        std::ofstream(dir + "/manifest.json")
+            << R"({"Variable": {"filename": "../etc/passwd", "shape": [1]}})";
+        require_error([&] { import_tf_fast_style(dir); }, "invalid file name");
+    }
+    SECTION("not an export at all") {
+        require_error([&] { import_tf_fast_style(temp_dir()); }, "no manifest.json");
+    }
+}
+
+TEST_CASE("transformer: invalid weight sets are rejected with the reason", "[transformer]") {
+    const WeightFile good = Transformer::create(small_spec(TransformerVariant::Native), 7, Device::cpu()).to_weights();
+    auto load = [](const WeightFile& w) { Transformer::from_weights(w, Device::cpu(), "test.safetensors"); };
+    {
+        WeightFile w = good;
+        w.metadata["architecture"] = "vgg19";
+        require_error([&] { load(w); }, "not an nst.transformer network");
+    }
+    {
+        WeightFile w = good;
+        w.metadata["variant"] = "pix2pix";
+        require_error([&] { load(w); }, "unknown transformer variant 'pix2pix'");
+    }
+    {
+        WeightFile w = good;
+        w.tensors.erase("down2.weight");
+        require_error([&] { load(w); }, "missing tensor down2.weight");
+    }
+    {
+        WeightFile w = good;
+        w.tensors["extra.weight"] = Tensor::zeros({1});
+        require_error([&] { load(w); }, "extra.weight");
+    }
+    {
+        WeightFile w = good;
+        w.tensors["down1.weight"] = Tensor::zeros({8, 5, 3, 3});
+        require_error([&] { load(w); }, "takes 5 channels, the previous layer gives 4");
+    }
+    {
+        WeightFile w = good;
+        w.tensors["up1.norm.weight"] = Tensor::zeros({3});
+        require_error([&] { load(w); }, "expected [8]");
+    }
+    {
+        WeightFile w = good;
+        w.metadata["value_range"] = "abc";
+        require_error([&] { load(w); }, "not a non-negative number");
+    }
+    // A missing file is one readable error too.
+    require_error([] { Transformer::load("/nonexistent/model.safetensors", Device::cpu()); },
+                  "no such file");
+}

@@ -1,0 +1,363 @@
+// `nst-run optimize` (tools/optimize_command.hpp). Everything that can be
+// checked before the (long) optimization is checked first: the device, the
+// output and log paths, every image and layer name, the VGG file. The result
+// and intermediate images are written atomically (core/image.hpp); the CSV
+// log is written line by line and flushed, so a run can be watched and a
+// failed run's log shows what happened. Ctrl-C stops after the current
+// iteration and saves the image so far.
+#include "tools/optimize_command.hpp"
+
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <atomic>
+#include <cmath>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/image.hpp"
+#include "core/ops.hpp"
+#include "nets/gatys.hpp"
+#include "nets/vgg19.hpp"
+#include "tools/progress.hpp"
+
+namespace fs = std::filesystem;
+using nst::Error;
+using nst::Tensor;
+
+namespace nst_run {
+namespace {
+
+struct Settings {
+    std::string content, out, optimizer = "lbfgs", pooling = "avg", init = "content", vgg, log,
+                                device;
+    std::vector<std::string> styles;
+    std::vector<float> blend;
+    std::vector<int> scales;
+    std::string content_layers = "relu4_2", style_layers = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1";
+    float style_scale = 1.f, lr = 0.f, content_weight = 0.05f, style_weight = 1.f, tv_weight = 0.f;
+    int size = 512, iters = 500, history = 100, save_every = 0;
+    uint64_t seed = 0;
+    bool original_colors = false, quiet = false, size_given = false;
+};
+
+// "relu4_2" or "relu1_1:0.5,relu2_1:2": names checked against VGG-19's.
+std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text) {
+    std::vector<nst::LayerWeight> layers;
+    size_t begin = 0;
+    while (begin <= text.size()) {
+        const size_t end = std::min(text.find(',', begin), text.size());
+        const std::string item = text.substr(begin, end - begin);
+        begin = end + 1;
+        if (item.empty()) continue;
+        nst::LayerWeight l;
+        const size_t colon = item.find(':');
+        l.layer = item.substr(0, colon);
+        if (colon != std::string::npos) {
+            const std::string w = item.substr(colon + 1);
+            char* stop = nullptr;
+            l.weight = std::strtof(w.c_str(), &stop);
+            NST_CHECK(!w.empty() && *stop == '\0' && std::isfinite(l.weight) && l.weight >= 0, flag,
+                      ": bad weight '", w, "' for ", l.layer, " (expected NAME or NAME:WEIGHT, WEIGHT >= 0)");
+        }
+        try {
+            nst::Vgg19::layer_index(l.layer);
+        } catch (const Error& e) {
+            throw Error(flag + ": " + e.what());
+        }
+        layers.push_back(l);
+    }
+    return layers;
+}
+
+Tensor load01(const std::string& path) { return nst::scale(nst::load_image(path), 1.f / 255.f); }
+void save01(const Tensor& image, const std::string& path) { nst::save_image(nst::scale(image, 255.f), path); }
+
+bool same_file(const std::string& a, const std::string& b) {
+    std::error_code ec;
+    return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+// out.png -> out_0100.png, zero-padded to the width of the last iteration.
+std::string snapshot_path(const std::string& out, int iteration, int last) {
+    const fs::path p(out);
+    const std::string digits = std::to_string(last), number = std::to_string(iteration);
+    const std::string padded = std::string(digits.size() - std::min(digits.size(), number.size()), '0') + number;
+    return (p.parent_path() / (p.stem().string() + "_" + padded + p.extension().string())).string();
+}
+
+void check_output(const std::string& path, const char* flag) {
+    const fs::path parent = fs::path(path).parent_path();
+    std::error_code ec;
+    NST_CHECK(parent.empty() || fs::is_directory(parent, ec), flag, " ", path, ": the directory ",
+              parent.string(), " does not exist");
+    NST_CHECK(!fs::is_directory(path, ec), flag, " ", path, ": is a directory; give a file name");
+}
+
+// The weight file: --vgg, else one that weights/fetch_vgg19.sh put in
+// ./weights, else (or with --vgg random) the embedded random network.
+nst::Vgg19 load_vgg(const Settings& s, nst::Device device, nst::VggPooling pooling) {
+    std::string path = s.vgg;
+    if (path.empty()) {
+        for (const char* candidate : {"weights/vgg19-dcbb9e9d.pth", "weights/vgg19-d01eb7cb.pth"})
+            if (fs::is_regular_file(candidate)) {
+                path = candidate;
+                break;
+            }
+        if (!path.empty() && !s.quiet) std::fprintf(stderr, "nst-run: using VGG-19 weights %s\n", path.c_str());
+    }
+    if (path.empty() || path == "random") {
+        std::fprintf(stderr,
+                     "nst-run: note: no VGG-19 weight file given (--vgg): using the embedded VGG-19 "
+                     "with random weights, which transfers colour and fine texture but is far weaker "
+                     "than trained weights. Fetch them with weights/fetch_vgg19.sh (about 550 MB) and "
+                     "pass --vgg weights/vgg19-dcbb9e9d.pth.\n");
+        return nst::Vgg19::random(19, device, pooling);
+    }
+    const nst::VggFlavor flavor = nst::guess_vgg_flavor(path);
+    if (!s.quiet)
+        std::fprintf(stderr, "nst-run: VGG-19 weights %s, %s flavour\n", path.c_str(), nst::vgg_flavor_name(flavor));
+    return nst::Vgg19::load(path, flavor, device, pooling);
+}
+
+// The first Ctrl-C asks the run to stop after its current iteration; a
+// second one kills. The previous handlers come back afterwards.
+std::atomic<bool> g_stop{false};
+
+void on_signal(int sig) {
+    if (g_stop) {
+        std::signal(sig, SIG_DFL);
+        std::raise(sig);
+    }
+    g_stop = true;
+}
+
+class StopOnSignal {
+public:
+    StopOnSignal() {
+        g_stop = false;
+        int_ = std::signal(SIGINT, on_signal);
+        term_ = std::signal(SIGTERM, on_signal);
+    }
+    ~StopOnSignal() {
+        std::signal(SIGINT, int_);
+        std::signal(SIGTERM, term_);
+    }
+    StopOnSignal(const StopOnSignal&) = delete;
+    StopOnSignal& operator=(const StopOnSignal&) = delete;
+
+private:
+    void (*int_)(int);
+    void (*term_)(int);
+};
+
+// The CSV log: one line per iteration, flushed.
+class CsvLog {
+public:
+    explicit CsvLog(const std::string& path) {
+        if (path.empty()) return;
+        file_ = std::fopen(path.c_str(), "w");
+        NST_CHECK(file_, "--log ", path, ": cannot open for writing: ", std::strerror(errno));
+        path_ = path;
+        std::fprintf(file_, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s\n");
+        flush();
+    }
+    ~CsvLog() {
+        if (file_) std::fclose(file_);
+    }
+    CsvLog(const CsvLog&) = delete;
+    CsvLog& operator=(const CsvLog&) = delete;
+
+    void write(const nst::GatysProgress& p) {
+        if (!file_) return;
+        std::fprintf(file_, "%d,%d,%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.4f\n", p.total_iteration, p.stage + 1,
+                     (long long)p.width, (long long)p.height, p.content_loss, p.style_loss, p.tv_loss,
+                     p.total_loss, p.elapsed_seconds);
+        flush();
+    }
+
+private:
+    void flush() { NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno)); }
+    std::FILE* file_ = nullptr;
+    std::string path_;
+};
+
+int run_optimize(const Settings& s) {
+    // ---- everything that can fail early --------------------------------------------------
+    const nst::Device device = s.device.empty() ? nst::default_device() : nst::Device::parse(s.device);
+    if (device.is_cuda())
+        NST_CHECK(device.index < nst::cuda_device_count(), "device ", device.str(), " is not available (",
+                  nst::cuda_device_count(), " usable GPUs",
+                  nst::cuda_device_count() == 0 ? "; this build or machine has no CUDA" : "", ")");
+    NST_CHECK(nst::is_writable_image_path(s.out), "--out ", s.out, ": cannot write images of type '",
+              fs::path(s.out).extension().string(), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
+    check_output(s.out, "--out");
+    NST_CHECK(!same_file(s.out, s.content), "--out ", s.out, ": is the content image; choose another output");
+    for (const auto& style : s.styles)
+        NST_CHECK(!same_file(s.out, style), "--out ", s.out, ": is a style image; choose another output");
+    NST_CHECK(s.blend.empty() || s.blend.size() == s.styles.size(), "--style-blend: ", s.blend.size(),
+              " weights for ", s.styles.size(), " style images");
+    int final_size = s.size;
+    if (!s.scales.empty()) {
+        NST_CHECK(!s.size_given || s.scales.back() == s.size, "--size ", s.size, " and --scales (last ",
+                  s.scales.back(), ") disagree: the last scale is the final size");
+        final_size = s.scales.back();
+    }
+
+    nst::GatysOptions o;
+    o.content_layers = parse_layers("--content-layers", s.content_layers);
+    o.style_layers = parse_layers("--style-layers", s.style_layers);
+    o.content_weight = s.content_weight, o.style_weight = s.style_weight, o.tv_weight = s.tv_weight;
+    o.style_scale = s.style_scale;
+    o.scales = s.scales;
+    o.iterations = s.iters;
+    o.optimizer = s.optimizer == "adam" ? nst::GatysOptimizer::Adam : nst::GatysOptimizer::LBFGS;
+    o.learning_rate = s.lr;
+    o.lbfgs_history = s.history;
+    o.seed = s.seed;
+    o.original_colors = s.original_colors;
+    o.save_every = s.save_every;
+    if (s.init == "random") {
+        o.init = nst::GatysInit::Random;
+    } else if (s.init != "content") {
+        o.init = nst::GatysInit::Image;
+        o.init_image = load01(s.init);
+    }
+
+    Tensor content = load01(s.content);
+    const auto [height, width] = nst::fit_longest_side(content.size(2), content.size(3), final_size);
+    content = nst::resize_image01(content, height, width);
+    std::vector<nst::StyleInput> styles;
+    for (size_t i = 0; i < s.styles.size(); ++i)
+        styles.push_back({load01(s.styles[i]), s.blend.empty() ? 1.f : s.blend[i]});
+    CsvLog log(s.log);
+    const nst::Vgg19 net =
+        load_vgg(s, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg);
+
+    // ---- the run ---------------------------------------------------------------------------
+    std::unique_ptr<Progress> bar;
+    int bar_stage = -1;
+    auto start_stage = [&](int stage, int stages, int64_t h, int64_t w) {
+        if (bar) bar->finish();
+        if (!s.quiet && stages > 1)
+            std::fprintf(stderr, "stage %d/%d: %lldx%lld\n", stage + 1, stages, (long long)w, (long long)h);
+        bar = std::make_unique<Progress>(s.iters, "iteration", s.quiet);
+        bar_stage = stage;
+    };
+    int done = 0;
+    const StopOnSignal stop_on_signal;
+    const auto callback = [&](const nst::GatysProgress& p, const Tensor& image) {
+        if (p.stage != bar_stage) start_stage(p.stage, p.stages, p.height, p.width);
+        done = p.total_iteration;
+        log.write(p);
+        char label[96];
+        std::snprintf(label, sizeof label, "loss %.3g (c %.3g s %.3g tv %.3g)", p.total_loss, p.content_loss,
+                      p.style_loss, p.tv_loss);
+        if (p.snapshot) {
+            const std::string path = snapshot_path(s.out, p.total_iteration, p.total_iterations);
+            save01(image, path);
+            bar->message("saved " + path);
+        }
+        bar->step(label);
+        return !g_stop;
+    };
+    Tensor result;
+    try {
+        result = nst::stylize_by_optimization(net, content, styles, o, callback);
+    } catch (const nst::NonFiniteLossError& e) {
+        if (bar) bar->finish();
+        if (e.last_good_iteration() == 0) throw Error(std::string(e.what()) + "; nothing was saved");
+        save01(e.last_good_image(), s.out);
+        throw Error(std::string(e.what()) + "; it was saved to " + s.out);
+    }
+    if (bar) bar->finish();
+    save01(result, s.out);
+    if (g_stop)
+        throw Error("interrupted after iteration " + std::to_string(done) + " of " +
+                    std::to_string(s.iters * int(std::max<size_t>(1, s.scales.size()))) +
+                    "; the image so far was saved to " + s.out);
+    return 0;
+}
+
+}  // namespace
+
+OptimizeCommand add_optimize_command(CLI::App& app) {
+    auto s = std::make_shared<Settings>();
+    CLI::App* cmd = app.add_subcommand(
+        "optimize",
+        "Optimization-based style transfer (Gatys et al.): optimize the pixels of an image so that "
+        "its VGG-19 features match the content photo and its Gram matrices match the style image(s)");
+    cmd->footer(
+        "Each layer's content and style loss is divided by its target's mean square, so the losses "
+        "are relative errors and the weights balance them: the defaults (content weight 0.05, style "
+        "weight 1, average pooling, L-BFGS, 500 iterations at 512 px) give good results with the "
+        "embedded random VGG-19 and with trained weights. Without --vgg, weights/vgg19-dcbb9e9d.pth or "
+        "weights/vgg19-d01eb7cb.pth in the current directory are used when present (fetch them with "
+        "weights/fetch_vgg19.sh), else the embedded random VGG-19 (--vgg random forces it), which is far "
+        "weaker than trained weights.");
+    cmd->add_option("--content", s->content, "Content photo (PNG, JPEG, BMP, NPY)")->required();
+    cmd->add_option("--style", s->styles, "Style image; repeat to blend several")->required();
+    cmd->add_option("--out", s->out, "Output image; the format follows the extension")->required();
+    cmd->add_option("--style-blend", s->blend, "Blend weights of the style images, e.g. 0.7,0.3 (normalized to sum 1; default equal)")
+        ->delimiter(',')
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--style-scale", s->style_scale, "Style images' longer side relative to the content's")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    CLI::Option* size = cmd->add_option("--size", s->size, "Longer side of the result in pixels")
+                            ->capture_default_str()
+                            ->check(CLI::PositiveNumber);
+    cmd->add_option("--scales", s->scales,
+                    "Multi-scale: longer side of each stage, coarse to fine, e.g. 256,512,1024; each stage "
+                    "starts from the previous result upsampled; the last is the final size")
+        ->delimiter(',')
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--iters", s->iters, "Iterations (per stage)")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--optimizer", s->optimizer, "lbfgs or adam")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"lbfgs", "adam"}));
+    cmd->add_option("--lr", s->lr, "Learning rate (default: 1 for lbfgs, 0.02 for adam; images are 0..1)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--history", s->history, "L-BFGS history size")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--content-weight", s->content_weight, "Content loss weight")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--style-weight", s->style_weight, "Style loss weight")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--tv-weight", s->tv_weight, "Total variation weight (on the mean squared neighbour difference)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--content-layers", s->content_layers, "Content layers, NAME or NAME:WEIGHT, comma-separated")
+        ->capture_default_str();
+    cmd->add_option("--style-layers", s->style_layers, "Style layers, NAME or NAME:WEIGHT, comma-separated")
+        ->capture_default_str();
+    cmd->add_option("--pooling", s->pooling, "VGG pooling: max or avg")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"max", "avg"}));
+    cmd->add_option("--init", s->init, "Starting image: content, random (seeded noise) or an image file")
+        ->capture_default_str();
+    cmd->add_flag("--original-colors", s->original_colors, "Keep the content's colours (luminance transfer at the end)");
+    cmd->add_option("--vgg", s->vgg,
+                    "VGG-19 weights: torchvision or Caffe .pth, or .safetensors (flavour from the name: "
+                    "'caffe' or 'd01eb7cb' is Caffe), or 'random' for the embedded network");
+    cmd->add_option("--seed", s->seed, "Seed of --init random")->capture_default_str();
+    cmd->add_option("--save-every", s->save_every, "Save the image every N iterations as OUT_<iteration>.<ext>")
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--log", s->log, "CSV log: iteration, stage, size, each loss, elapsed seconds");
+    cmd->add_option("--device", s->device, "cpu, cuda or cuda:N (default: first GPU, else CPU)");
+    cmd->add_flag("--quiet,-q", s->quiet, "No progress output");
+    return {cmd, [s, size] {
+                s->size_given = size->count() > 0;
+                return run_optimize(*s);
+            }};
+}
+
+}  // namespace nst_run
