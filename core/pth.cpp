@@ -263,7 +263,9 @@ private:
         }
         if (fn == "Size") {
             need(1, 1);
-            return pickle::make_tuple(args.items[0]->items);
+            const Value& dims = *args.items[0];
+            if (dims.kind != Kind::Tuple && dims.kind != Kind::List) error("torch.Size of a ", pickle::describe(dims));
+            return pickle::make_tuple(dims.items);
         }
         if (fn == "_rebuild_tensor" || fn == "_rebuild_tensor_v2") {
             // (storage, storage_offset, size, stride[, requires_grad, backward_hooks[, metadata]])

@@ -63,8 +63,6 @@ Vec distinct_values(std::mt19937& rng, size_t n) {
     return v;
 }
 
-DVec to_double(const Vec& v) { return DVec(v.begin(), v.end()); }
-
 // max |got - want| <= atol + rtol * max |want|; NaN fails.
 void require_close(const Vec& got, const DVec& want, double rtol, double atol,
                    const std::string& what) {

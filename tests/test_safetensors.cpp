@@ -58,8 +58,6 @@ void require_error(const std::string& path, const std::string& fragment) {
     }
 }
 
-bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
-
 }  // namespace
 
 TEST_CASE("safetensors: tensors and metadata round-trip exactly", "[safetensors]") {

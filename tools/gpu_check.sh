@@ -1,53 +1,77 @@
 #!/usr/bin/env bash
-# The GPU machine's check: build nst with CUDA (-j16), run the GPU tests, run
-# them again under compute-sanitizer, run the benchmarks. Logs and JSON go to
-# $OUT (the device tool's output folder) or ./gpu-out.
+# The GPU machine's check: build nst with CUDA (-j16), run all tests, run the
+# GPU tests under compute-sanitizer, run the benchmarks and the full-size
+# PyTorch comparison of the feed-forward networks. Everything is logged to
+# one folder, packed at the end into $OUT/logs.tar.gz (the device tool's
+# output folder brings back only a few files); without $OUT, ./gpu-out.
 #
 # That machine has CUDA and PyTorch but not the Debian -dev packages, and has
-# cuDNN's headers only in PyTorch's pip folder (see the README). Whatever is
-# missing travels in .gpu/deps.tar.xz (Catch2, stb, OpenBLAS; made by
-# tools/pack_gpu_deps.sh on the development machine).
+# cuDNN's headers only in PyTorch's pip folder (see the README). What is
+# missing travels in .gpu/ (git-ignored): deps.tar.xz from
+# tools/pack_gpu_deps.sh, and optionally data/ (a copy of ../shared/data).
 #
-# usage: tools/gpu_check.sh [tests|sanitize|bench]...   (default: all three)
+# usage: tools/gpu_check.sh [tests] [sanitize] [bench] [reference] [fixtures]
+#        (default: all; `fixtures` writes PyTorch-made test files into the logs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-out}
+logs=$(mktemp -d)
 mkdir -p "$out"
-steps=${*:-tests sanitize bench}
+steps=${*:-tests sanitize bench reference fixtures}
+finish() { tar czf "$out/logs.tar.gz" -C "$logs" . ; }
+trap finish EXIT
 
-prefix_args=()
+args=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
 if [ -f .gpu/deps.tar.xz ]; then
   tar xJf .gpu/deps.tar.xz -C /tmp
   export LD_LIBRARY_PATH=/tmp/prefix/lib:${LD_LIBRARY_PATH:-}
-  prefix_args=(-DCMAKE_PREFIX_PATH=/tmp/prefix)
+  args+=(-DCMAKE_PREFIX_PATH=/tmp/prefix)
 fi
+data=${NST_DATA_DIR:-}
+[ -z "$data" ] && [ -d .gpu/data ] && data=$PWD/.gpu/data
+[ -n "$data" ] && args+=(-DNST_DATA_DIR="$data")
 export CUDNN_ROOT=${CUDNN_ROOT:-$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn)}
+args+=(-DCUDNN_ROOT="$CUDNN_ROOT")
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DCUDNN_ROOT="$CUDNN_ROOT" -DCMAKE_POLICY_VERSION_MINIMUM=3.5 "${prefix_args[@]}" \
-  > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
-grep "nst:" "$out/configure.log"
-cmake --build build-gpu -j16 > "$out/build.log" 2>&1 || { grep -E "error|Error" "$out/build.log" | head -40; exit 1; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$logs/gpu.txt"
+date -u +%Y-%m-%dT%H:%MZ | tee -a "$logs/gpu.txt"
+cmake -S . -B build-gpu "${args[@]}" > "$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
+grep "nst:" "$logs/configure.log"
+cmake --build build-gpu -j16 > "$logs/build.log" 2>&1 || { grep -E "error" "$logs/build.log" | head -40; exit 1; }
 
 status=0
 for step in $steps; do
   case $step in
     tests)
-      ctest --test-dir build-gpu --output-on-failure -j4 2>&1 | tee "$out/ctest.log" | tail -25
-      [ "${PIPESTATUS[0]}" = 0 ] || status=1 ;;
+      ctest --test-dir build-gpu --output-on-failure -j4 > "$logs/ctest.log" 2>&1 || status=1
+      grep -E "tests passed|Failed|FAILED|with expansion|^  [A-Za-z0-9_.(]+ .*<|Test +#" "$logs/ctest.log" | tail -40 ;;
     sanitize)
       for t in build-gpu/tests/gpu_*; do
         [ -x "$t" ] || continue
-        for tool in memcheck; do
-          compute-sanitizer --tool $tool --error-exitcode 9 "$t" > "$out/sanitize_$(basename "$t")_$tool.log" 2>&1
-          rc=$?
-          echo "compute-sanitizer $tool $(basename "$t"): exit $rc"; tail -3 "$out/sanitize_$(basename "$t")_$tool.log"
-          [ $rc = 0 ] || status=1
-        done
+        name=$(basename "$t")
+        compute-sanitizer --tool memcheck --error-exitcode 9 "$t" > "$logs/memcheck_$name.log" 2>&1
+        rc=$?
+        echo "compute-sanitizer memcheck $name: exit $rc; $(grep -E 'ERROR SUMMARY' "$logs/memcheck_$name.log" | tail -1)"
+        [ $rc = 0 ] || { status=1; grep -m5 -A6 "Invalid\|Program hit" "$logs/memcheck_$name.log"; }
       done ;;
     bench)
-      build-gpu/bench/gram_bench --json "$out/gram_bench.json" 2>&1 | tee "$out/gram_bench.log"
-      [ "${PIPESTATUS[0]}" = 0 ] || status=1 ;;
+      build-gpu/bench/gram_bench ${GRAM_BENCH_ARGS:-} --json "$out/gram_bench.json" > "$logs/gram_bench.log" 2>&1 || status=1
+      tail -40 "$logs/gram_bench.log" ;;
+    reference)
+      [ -n "$data" ] || { echo "reference: no data folder"; continue; }
+      ref=tools/reference/fast_style_reference.py; nets=$data/pretrained/fast-style-transfer
+      r=$(mktemp -d)
+      ( set -e
+        python3 $ref inputs --content "$data/content" --out "$r/in"
+        python3 $ref run --pretrained "$nets" --inputs "$r/in" --out "$r/ref"
+        for s in $(ls "$nets"); do
+          build-gpu/tools/nst-run stylize --model "$nets/$s" --in "$r/in" --out "$r/ours/$s" --device cuda --quiet
+        done
+        python3 $ref compare --ref "$r/ref" --ours "$r/ours" ) > "$logs/reference.log" 2>&1 || status=1
+      tail -30 "$logs/reference.log" ;;
+    fixtures)
+      python3 tools/reference/make_pth_fixtures.py "$logs/pth" > "$logs/fixtures.log" 2>&1 || status=1
+      tail -5 "$logs/fixtures.log" ;;
   esac
 done
 exit $status

@@ -195,18 +195,30 @@ def main():
     held = write_tar_from_torch(torch, os.path.join(out, "small_tar.pth"), sd)
     files["small_tar.pth"] = {"container": "tar", "tensors": expected(held)}
 
-    # PyTorch reads its own files back, and its legacy_load reads our tar.
+    # PyTorch reads its own files back (required), and its legacy_load reads
+    # our hand-written tar (a cross-check of the layout, reported).
+    torch_reads_tar = None
     for name, info in files.items():
-        loaded = torch.load(os.path.join(out, name), weights_only=False)
         want = sd if name != "small_tar.pth" else held
-        tensors = {k: v for k, v in loaded.items() if torch.is_tensor(v)}
-        assert set(tensors) == set(want), (name, sorted(tensors), sorted(want))
-        for k, t in want.items():
-            assert torch.equal(tensors[k].float(), t.float()), (name, k)
+        try:
+            loaded = torch.load(os.path.join(out, name), weights_only=False)
+            tensors = {k: v for k, v in loaded.items() if torch.is_tensor(v)}
+            assert set(tensors) == set(want), (name, sorted(tensors), sorted(want))
+            for k, t in want.items():
+                assert torch.equal(tensors[k].float(), t.float()), (name, k)
+        except Exception as e:  # noqa: BLE001 - reported, then re-raised unless it is the tar
+            if name != "small_tar.pth":
+                raise
+            torch_reads_tar = f"no: {type(e).__name__}: {e}"
+            print(f"warning: torch.load could not check {name}: {torch_reads_tar}")
+            continue
+        if name == "small_tar.pth":
+            torch_reads_tar = "yes"
         print(f"{name}: {info['container']}, {len(tensors)} tensors, torch.load agrees")
 
     with open(os.path.join(out, "expected.json"), "w") as f:
-        json.dump({"torch_version": torch.__version__, "files": files}, f, indent=1)
+        json.dump({"torch_version": torch.__version__, "torch_reads_tar": torch_reads_tar, "files": files},
+                  f, indent=1)
     print(f"wrote {out}/expected.json")
 
 
