@@ -457,9 +457,10 @@ bool odd_shape_checks(nst::Backend& gpu, nst::Backend& cpu, std::vector<std::str
             fwd_err = std::max(fwd_err, c.err);
             if (!c.ok()) {
                 char buf[160];
+                const char* name =
+                    v < 0 ? "production forward" : nst::cuda::gram_forward_variant_name(v);
                 std::snprintf(buf, sizeof buf, " [%s: err %.2e, symmetric %s, rerun identical %s]",
-                              v < 0 ? "production forward" : nst::cuda::gram_forward_variant_name(v),
-                              c.err, c.symmetric ? "yes" : "NO", c.rerun_same ? "yes" : "NO");
+                              name, c.err, c.symmetric ? "yes" : "NO", c.rerun_same ? "yes" : "NO");
                 failures += buf;
             }
         }
@@ -476,9 +477,10 @@ bool odd_shape_checks(nst::Backend& gpu, nst::Backend& cpu, std::vector<std::str
             bwd_err = std::max(bwd_err, c.err);
             if (!c.ok()) {
                 char buf[160];
-                std::snprintf(buf, sizeof buf, " [%s: err %.2e, rerun identical %s]",
-                              v < 0 ? "production backward" : nst::cuda::gram_backward_variant_name(v),
-                              c.err, c.rerun_same ? "yes" : "NO");
+                const char* name =
+                    v < 0 ? "production backward" : nst::cuda::gram_backward_variant_name(v);
+                std::snprintf(buf, sizeof buf, " [%s: err %.2e, rerun identical %s]", name, c.err,
+                              c.rerun_same ? "yes" : "NO");
                 failures += buf;
             }
         }
@@ -500,6 +502,7 @@ bool odd_shape_checks(nst::Backend& gpu, nst::Backend& cpu, std::vector<std::str
 }  // namespace
 
 int main(int argc, char** argv) {
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);  // a crash must not swallow the table so far
     std::string json_path = "gram_bench.json";
     int iters = 100, sweep_iters = 30;
     bool sweep = false;
@@ -747,7 +750,7 @@ int main(int argc, char** argv) {
                     run(0);
                     v.max_rel_err = max_rel_error(dFs[0]->download(), dF_ref, C, HW);
                     v.ok = v.max_rel_err <= v.tolerance;
-                    v.us = timer.median_us(run, iters);
+                    v.us = timer.median_us([&](int i) { run(i % copies); }, iters);
                     finish(v, br, card);
                     br.variants.push_back(v);
                 }

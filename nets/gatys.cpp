@@ -38,6 +38,13 @@ void check_min_size(const char* what, const Tensor& image, const std::vector<std
               " needs at least ", need, " per side");
 }
 
+// Checked up front: ReLU maps NaN to 0, so a NaN pixel would otherwise
+// silently corrupt a target instead of surfacing as a NaN loss.
+void check_finite(const std::string& what, const Tensor& image) {
+    for (float v : image.to_vector())
+        NST_CHECK(std::isfinite(v), "optimize: the ", what, " contains NaN or infinite values");
+}
+
 void check_weight(const char* what, float w) {
     NST_CHECK(std::isfinite(w) && w >= 0, "optimize: ", what, " must be finite and >= 0, got ", w);
 }
@@ -135,6 +142,7 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
     : net_(net) {
     NoGradGuard no_grad;
     check_image("content image", content);
+    check_finite("content image", content);
     check_weight("the content weight", o.content_weight);
     check_weight("the style weight", o.style_weight);
     check_weight("the TV weight", o.tv_weight);
@@ -172,8 +180,9 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
         std::map<std::string, Tensor> blended;
         for (size_t i = 0; i < styles.size(); ++i) {
             check_image("style image", styles[i].image);
+            check_finite("style image " + std::to_string(i + 1), styles[i].image);
             const auto [h, w] = fit_longest_side(styles[i].image.size(2), styles[i].image.size(3), std::max(side, 1));
-            Tensor style = resize_image01(styles[i].image.to(device), h, w).contiguous();
+            Tensor style = resize_image01(styles[i].image, h, w).to(device).contiguous();
             const std::string what = "style image " + std::to_string(i + 1) + " (after the style scale)";
             check_min_size(what.c_str(), style, names_of(style_layers));
             styles_.push_back(style);
@@ -246,6 +255,7 @@ Tensor initial_image(const GatysOptions& o, const Tensor& content) {
         }
         case GatysInit::Image:
             check_image("initial image", o.init_image);
+            check_finite("initial image", o.init_image);
             return resize_image01(o.init_image.to(content.device()), h, w).clone();
     }
     fail("optimize: unknown init");
@@ -258,8 +268,10 @@ Tensor finished(const Tensor& image, const Tensor& content, bool original_colors
     return original_colors ? luminance_transfer(image.detach(), content) : image.detach().clone();
 }
 
+std::string number(float v) { return std::isnan(v) ? "nan" : detail::concat(v); }
+
 std::string loss_text(const GatysProgress& p) {
-    return detail::concat("content ", p.content_loss, ", style ", p.style_loss, ", tv ", p.tv_loss);
+    return "content " + number(p.content_loss) + ", style " + number(p.style_loss) + ", tv " + number(p.tv_loss);
 }
 
 }  // namespace
@@ -308,6 +320,7 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
 
         std::unique_ptr<Adam> adam;
         std::unique_ptr<LBFGS> lbfgs;
+        float lbfgs_scale = 0;  // set at the stage's first evaluation
         if (o.optimizer == GatysOptimizer::Adam) {
             adam = std::make_unique<Adam>(std::vector<Tensor>{image}, Adam::Options{lr, 0.9f, 0.999f, 1e-8f});
         } else {
@@ -324,13 +337,31 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
                 throw NonFiniteLossError(
                     detail::concat("optimize: the loss is not finite at iteration ", p.total_iteration + 1,
                                    " (", loss_text(p),
-                                   "); stopped, keeping the image of iteration ", last_good_iteration),
+                                   "); stopped, ",
+                                   last_good_iteration == 0 ? std::string("before any step")
+                                                            : detail::concat("keeping the image of iteration ",
+                                                                             last_good_iteration)),
                     finished(last_good, content, o.original_colors), last_good_iteration);
             }
             copy_into(last_good, image);
             last_good_iteration = p.total_iteration;
             l.total.backward();
-            return l.total;
+            if (!lbfgs) return l.total;
+            // L-BFGS (PyTorch's algorithm) is scale-invariant but for its
+            // first step, min(1, 1/|g|) * lr, and its absolute thresholds
+            // (a curvature pair counts only if y.s > 1e-10): with the small
+            // normalized losses it would crawl by gradient descent for tens
+            // of iterations. Scaling the loss so that the stage's first
+            // gradient has unit norm makes it independent of the loss scale.
+            if (lbfgs_scale == 0) {
+                const float norm = std::sqrt(sum_squares(image.grad()).item());
+                lbfgs_scale = norm > 0 && std::isfinite(norm) ? 1.f / norm : 1.f;
+            }
+            Tensor g = image.grad();
+            NST_CHECK(g.is_contiguous(), "optimize: non-contiguous image gradient");
+            backend(device).axpby(g.numel(), lbfgs_scale, g.data(), 0.f, g.data());
+            NoGradGuard no_grad;
+            return scale(l.total.detach(), lbfgs_scale);
         };
 
         for (p.iteration = 1; p.iteration <= o.iterations; ++p.iteration) {

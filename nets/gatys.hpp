@@ -84,7 +84,8 @@ struct GatysLosses {
 };
 
 // The loss of one stage: targets computed once at construction (no graph),
-// evaluate() differentiable with respect to the image.
+// evaluate() differentiable with respect to the image. Keeps a reference to
+// the network, which must outlive it.
 class GatysObjective {
 public:
     // `content` fixes the size; everything is moved to the network's device.

@@ -126,7 +126,7 @@ TEST_CASE("1000 forward/backward iterations do not grow GPU memory") {
     CHECK(after.peak > after.current);  // the steps did allocate, and gave it back
 }
 
-TEST_CASE("GPU errors are nst::Error with readable messages") {
+TEST_CASE("GPU errors are nst::Error with readable messages", "[oom]") {
     const Device d = gpu();
     Tensor a = Tensor::zeros({2, 3}, d), b = Tensor::zeros({2, 3});
     CHECK_THROWS_WITH(add(a, b), Catch::Contains("add: inputs on different devices"));

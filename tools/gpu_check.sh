@@ -10,14 +10,15 @@
 # missing travels in .gpu/ (git-ignored): deps.tar.xz from
 # tools/pack_gpu_deps.sh, and optionally data/ (a copy of ../shared/data).
 #
-# usage: tools/gpu_check.sh [tests] [sanitize] [bench] [reference] [fixtures]
-#        (default: all; `fixtures` writes PyTorch-made test files into the logs)
+# usage: tools/gpu_check.sh [tests] [sanitize] [bench] [reference] [gatys] [fixtures]
+#        (default: all; `reference` and `gatys` compare with independent PyTorch
+#        implementations; `fixtures` writes PyTorch-made test files into the logs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-out}
 logs=$(mktemp -d)
 mkdir -p "$out"
-steps=${*:-tests sanitize bench reference fixtures}
+steps=${*:-tests sanitize bench reference gatys fixtures}
 finish() { tar czf "$out/logs.tar.gz" -C "$logs" . ; }
 trap finish EXIT
 
@@ -49,14 +50,19 @@ for step in $steps; do
       for t in build-gpu/tests/gpu_*; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
-        compute-sanitizer --tool memcheck --error-exitcode 9 "$t" > "$logs/memcheck_$name.log" 2>&1
+        # [oom] provokes a failed cudaMalloc on purpose, which memcheck reports
+        compute-sanitizer --tool memcheck --error-exitcode 9 "$t" "~[oom]" > "$logs/memcheck_$name.log" 2>&1
         rc=$?
         echo "compute-sanitizer memcheck $name: exit $rc; $(grep -E 'ERROR SUMMARY' "$logs/memcheck_$name.log" | tail -1)"
         [ $rc = 0 ] || { status=1; grep -m5 -A6 "Invalid\|Program hit" "$logs/memcheck_$name.log"; }
       done ;;
     bench)
-      build-gpu/bench/gram_bench ${GRAM_BENCH_ARGS:-} --json "$out/gram_bench.json" > "$logs/gram_bench.log" 2>&1 || status=1
-      tail -40 "$logs/gram_bench.log" ;;
+      build-gpu/bench/gram_bench --json "$out/gram_bench.json" > "$logs/gram_bench.log" 2>&1 || status=1
+      sed -n '/^summary/,$p' "$logs/gram_bench.log"
+      if [ -n "${GRAM_SWEEP:-}" ]; then  # every tuning variant, for kernels/cuda/gram.cu's rules
+        build-gpu/bench/gram_bench --sweep --json "$logs/gram_sweep.json" > "$logs/gram_sweep.log" 2>&1 || status=1
+        sed -n '/^summary/,$p' "$logs/gram_sweep.log"; tail -3 "$logs/gram_sweep.log"
+      fi ;;
     reference)
       [ -n "$data" ] || { echo "reference: no data folder"; continue; }
       ref=tools/reference/fast_style_reference.py; nets=$data/pretrained/fast-style-transfer
@@ -69,6 +75,12 @@ for step in $steps; do
         done
         python3 $ref compare --ref "$r/ref" --ours "$r/ours" ) > "$logs/reference.log" 2>&1 || status=1
       tail -30 "$logs/reference.log" ;;
+    gatys)
+      g=$(mktemp -d)
+      ( set -e
+        NST_GATYS_REF_OUT=$g NST_GATYS_REF_DEVICE=cuda build-gpu/tests/test_gatys "[.reference]"
+        python3 tools/reference/gatys_reference.py "$g" ) > "$logs/gatys.log" 2>&1 || status=1
+      tail -15 "$logs/gatys.log" ;;
     fixtures)
       python3 tools/reference/make_pth_fixtures.py "$logs/pth" > "$logs/fixtures.log" 2>&1 || status=1
       tail -5 "$logs/fixtures.log" ;;

@@ -24,6 +24,7 @@
 #include "core/image.hpp"
 #include "core/safetensors.hpp"
 #include "nets/transformer.hpp"
+#include "tools/optimize_command.hpp"
 #include "tools/progress.hpp"
 #include "tools/video.hpp"
 #include "weights/tf_fast_style.hpp"
@@ -280,7 +281,7 @@ int main(int argc, char** argv) {
     std::signal(SIGINT, on_signal);
     std::signal(SIGTERM, on_signal);
 
-    CLI::App app{"nst-run: neural style transfer with pretrained feed-forward networks"};
+    CLI::App app{"nst-run: neural style transfer, feed-forward (stylize) and by optimization (optimize)"};
     app.require_subcommand(1);
 
     std::string import_from, import_out;
@@ -310,6 +311,8 @@ int main(int argc, char** argv) {
                       "Keep the photo's colours (transfer luminance only)");
     stylize->add_flag("--quiet,-q", so.quiet, "No progress output");
 
+    const nst_run::OptimizeCommand optimize = nst_run::add_optimize_command(app);
+
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {
@@ -321,9 +324,10 @@ int main(int argc, char** argv) {
     try {
         if (*import) return run_import(import_from, import_out);
         if (*info) return run_info(info_path);
+        if (*optimize.subcommand) return optimize.run();
         return run_stylize(so);
     } catch (const std::bad_alloc&) {
-        print_error("out of memory (try --max-size)");
+        print_error("out of memory (try a smaller --max-size or --size)");
     } catch (const std::exception& e) {
         print_error(e.what());
     } catch (...) {

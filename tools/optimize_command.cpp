@@ -203,7 +203,7 @@ int run_optimize(const Settings& s) {
     for (const auto& style : s.styles)
         NST_CHECK(!same_file(s.out, style), "--out ", s.out, ": is a style image; choose another output");
     NST_CHECK(s.blend.empty() || s.blend.size() == s.styles.size(), "--style-blend: ", s.blend.size(),
-              " weights for ", s.styles.size(), " style images");
+              " weights for ", s.styles.size(), " style image(s)");
     int final_size = s.size;
     if (!s.scales.empty()) {
         NST_CHECK(!s.size_given || s.scales.back() == s.size, "--size ", s.size, " and --scales (last ",
@@ -232,7 +232,9 @@ int run_optimize(const Settings& s) {
     }
 
     Tensor content = load01(s.content);
-    const auto [height, width] = nst::fit_longest_side(content.size(2), content.size(3), final_size);
+    // Plain ints, not a structured binding: the callback below captures them.
+    const std::pair<int, int> final_hw = nst::fit_longest_side(content.size(2), content.size(3), final_size);
+    const int height = final_hw.first, width = final_hw.second;
     content = nst::resize_image01(content, height, width);
     std::vector<nst::StyleInput> styles;
     for (size_t i = 0; i < s.styles.size(); ++i)
@@ -251,6 +253,10 @@ int run_optimize(const Settings& s) {
         bar = std::make_unique<Progress>(s.iters, "iteration", s.quiet);
         bar_stage = stage;
     };
+    // The first bar now, so a terminal shows it during the first (slowest) iteration.
+    const int stages = int(std::max<size_t>(1, s.scales.size()));
+    const auto [h0, w0] = nst::fit_longest_side(height, width, s.scales.empty() ? final_size : s.scales[0]);
+    start_stage(0, stages, h0, w0);
     int done = 0;
     const StopOnSignal stop_on_signal;
     const auto callback = [&](const nst::GatysProgress& p, const Tensor& image) {
@@ -266,22 +272,30 @@ int run_optimize(const Settings& s) {
             bar->message("saved " + path);
         }
         bar->step(label);
+        if (p.iteration == p.iterations && p.stage + 1 < p.stages) {  // the next bar before its first iteration
+            const auto [h, w] = nst::fit_longest_side(height, width, s.scales[size_t(p.stage + 1)]);
+            start_stage(p.stage + 1, p.stages, h, w);
+        }
         return !g_stop;
     };
     Tensor result;
     try {
         result = nst::stylize_by_optimization(net, content, styles, o, callback);
     } catch (const nst::NonFiniteLossError& e) {
-        if (bar) bar->finish();
-        if (e.last_good_iteration() == 0) throw Error(std::string(e.what()) + "; nothing was saved");
+        bar.reset();  // ends the bar's line without a "done" summary
+        if (e.last_good_iteration() == 0) throw Error(std::string(e.what()) + "; no output written");
         save01(e.last_good_image(), s.out);
         throw Error(std::string(e.what()) + "; it was saved to " + s.out);
     }
-    if (bar) bar->finish();
+    if (g_stop) {
+        bar.reset();
+    } else {
+        bar->finish();
+    }
     save01(result, s.out);
     if (g_stop)
         throw Error("interrupted after iteration " + std::to_string(done) + " of " +
-                    std::to_string(s.iters * int(std::max<size_t>(1, s.scales.size()))) +
+                    std::to_string(s.iters * stages) +
                     "; the image so far was saved to " + s.out);
     return 0;
 }
@@ -296,9 +310,9 @@ OptimizeCommand add_optimize_command(CLI::App& app) {
         "its VGG-19 features match the content photo and its Gram matrices match the style image(s)");
     cmd->footer(
         "Each layer's content and style loss is divided by its target's mean square, so the losses "
-        "are relative errors and the weights balance them: the defaults (content weight 0.05, style "
-        "weight 1, average pooling, L-BFGS, 500 iterations at 512 px) give good results with the "
-        "embedded random VGG-19 and with trained weights. Without --vgg, weights/vgg19-dcbb9e9d.pth or "
+        "are relative errors and the weights balance them. The defaults (content weight 0.05, style "
+        "weight 1, no TV, average pooling, L-BFGS, 500 iterations at 512 px) were chosen with the "
+        "embedded random VGG-19; raise --content-weight to keep more of the photo. Without --vgg, weights/vgg19-dcbb9e9d.pth or "
         "weights/vgg19-d01eb7cb.pth in the current directory are used when present (fetch them with "
         "weights/fetch_vgg19.sh), else the embedded random VGG-19 (--vgg random forces it), which is far "
         "weaker than trained weights.");

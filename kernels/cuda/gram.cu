@@ -16,19 +16,26 @@
 // computed; the lower triangle is mirrored (exactly: both from one sum). F
 // rows are staged in shared memory as [channel][32 HW values] (128 bytes: 8
 // quads of 16 bytes); a thread owns an 8x8 micro-tile and a k-group of quads,
-// and the k-groups of a micro-tile are summed by warp shuffles in a fixed
-// tree. Off-diagonal tile: 16 2x2 blocks of micro-tiles x 4 k-groups (quads
-// g and g+4). Diagonal tile (all of C = 64): warps 0-5 hold the 6 2x2 blocks
-// strictly above the diagonal x 8 k-groups, warp 6 the 4 remaining micro-
-// tiles above it, warp 7 the 8 diagonal micro-tiles, which compute only their
-// upper triangle: 2080 multiply-adds per k, the 64*65/2 entries needed. The
-// quad swizzle (quad position = q ^ swizzle(row / 8)) keeps every load and
-// copy free of bank conflicts for these lane arrangements.
+// and the k-groups of a micro-tile are summed at the end by warp shuffles
+// (recursive halving: a fixed tree). Off-diagonal tile: 16 2x2 blocks of
+// micro-tiles x 4 k-groups (quads g and g+4). Diagonal tile (all of C = 64):
+// warps 0-5 hold the 6 2x2 blocks strictly above the diagonal x 8 k-groups,
+// warp 6 the 4 remaining micro-tiles above it, warp 7 the 8 diagonal
+// micro-tiles, which compute only their upper triangle: 2080 multiply-adds
+// per k, the 64*65/2 entries needed. The quad swizzle (quad position =
+// q ^ swizzle(row / 8)) keeps every load and copy free of bank conflicts for
+// these lane arrangements.
 //
 // Split-K, deterministic. Too few tiles fill 132 SMs, so HW is split: each
 // block writes its partial tile to a workspace and a second kernel sums the
 // partials in a fixed order (no float atomics), so G has the same bits every
-// run. A single split writes G directly.
+// run. A single split writes G directly. The second kernel is a programmatic
+// dependent launch, so its launch overlaps the first kernel's tail.
+//
+// Budget at C = 64, 512x512 on an H100: F is 67 MB, 22 us at 3 TB/s; the
+// 2080 multiply-adds per k are 1.09 GFLOP, ~18 us of FFMA issue. Both only
+// overlap if the loop issues little else: 2 16-byte copies per thread per
+// 32-value chunk, 16 float4 loads per 256 FFMAs, one barrier per 1-2 chunks.
 //
 // Backward: dF = S F with S = scale (dG + dG^T), a plain [C,C] x [C,HW]
 // product. S is formed once by a small kernel (rows padded to a multiple of 4
@@ -38,18 +45,24 @@
 // k loops (C = 64: one 64-deep product per tile) never drain the pipeline.
 //
 // The knobs, exposed as variants (gram_variants.hpp) so gram_bench can time
-// them all: forward pipeline depth (3/4/6 stages: how much of F is in flight)
-// and split count (blocks for 1, 2 or 4 rounds of the SMs: fewer partials vs
-// better balance between cheap diagonal and full tiles); backward block tile
-// (128x128, or 64x256 when C = 64 would leave half a 128-row tile empty),
-// k-step and stages, and persistence (blocks for 1 or 2 rounds, or one tile
-// per block). The choice functions pick per shape.
+// them all. Forward: pipeline depth (3-8 chunk buffers: how much of F is in
+// flight; C = 64 needs half the shared memory per buffer, so 8 still leave 2
+// blocks per SM), chunks computed per barrier (1 or 2: barrier and loop
+// overhead against latency), split count (blocks for 1, 2 or 4 rounds of the
+// SMs: fewer partials against better balance of cheap diagonal tiles and full
+// ones), and the dependent launch on or off. Backward: block tile (128x128,
+// or 64x256 when C = 64 would leave half a 128-row tile empty), k-step and
+// stages, persistence (blocks for 1 or 2 rounds, or one tile per block). The
+// choice functions pick a variant per shape.
 #include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <mutex>
+#include <string>
+#include <tuple>
 #include <utility>
 
 #include "core/cuda_context.hpp"
@@ -83,13 +96,32 @@ __device__ __forceinline__ void cp_async_wait() {
     asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending) : "memory");
 }
 
+// Programmatic dependent launch (sm_90): a kernel launched with the
+// programmatic-serialization attribute may start while the previous kernel in
+// the stream is finishing (hiding the launch gap); it must call
+// wait_for_previous_grid() before reading that kernel's output. The previous
+// kernel calls allow_dependent_grid() to let it be scheduled. Both are no-ops
+// for normal launches.
+__device__ __forceinline__ void wait_for_previous_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void allow_dependent_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
 // ---- forward geometry ---------------------------------------------------------
 constexpr int kTile = 64;            // output tile edge
 constexpr int kChunk = 32;           // HW values per stage row: 8 quads, 128 bytes
 constexpr int kFwdThreads = 256;     // 8 warps
-constexpr int kStageFloats = 2 * kTile * kChunk;  // both operands of an off-diagonal tile
-constexpr int kOutStride = kTile + 1;             // epilogue tile rows (+1: no conflicts)
-static_assert(kTile * kOutStride <= 2 * kStageFloats, "the epilogue tile fits in two stages");
+// A stage holds both operands of an off-diagonal tile, or one when C <= 64
+// (one diagonal tile: half the shared memory, so deeper pipelines fit).
+constexpr int kStageFloats = 2 * kTile * kChunk;
+constexpr int kOutStride = kTile + 1;  // epilogue tile rows (+1: no conflicts)
+static_assert(kTile * kOutStride <= 3 * kTile * kChunk, "the epilogue tile fits in 3 small stages");
 // The partial-sum workspace is capped at 64 MB (tile-splits of 16 KB each).
 constexpr int64_t kMaxPartialTiles = 4096;
 
@@ -189,9 +221,11 @@ struct ChunkLoader {
     const float* src_a;  // this thread's first row channel, at the split's first k
     const float* src_b;
     int64_t HW;
-    int k_left;     // values of the split left from this thread's first column
-    unsigned rows;  // bit i: copy i is inside C (and an operand of this tile)
-    int dst;        // stage offset of this thread's first copy
+    int k_left;      // values of the split left from this thread's first column
+    unsigned rows;   // bit i: copy i is inside C (else it zero-fills)
+    unsigned issue;  // bit i: copy i exists (diagonal tiles copy only the first operand:
+                     // their stages may have no room for a second)
+    int dst;         // stage offset of this thread's first copy
 
     __device__ ChunkLoader(const float* Fn_split, int64_t HW_, int ti, int tj, int rows_a,
                            int rows_b, bool two, int k_len)
@@ -210,6 +244,7 @@ struct ChunkLoader {
             if (row0 + kStep * i < rows_a) rows |= 1u << i;
             if (two && row0 + kStep * i < rows_b) rows |= 1u << (kCopies + i);
         }
+        issue = two ? (1u << (2 * kCopies)) - 1 : (1u << kCopies) - 1;
     }
 
     __device__ __forceinline__ void load(float* stage, int chunk, const float* dummy) const {
@@ -220,6 +255,7 @@ struct ChunkLoader {
             const int dst1 = stage_offset(row1, q);  // row + 32: another swizzle
 #pragma unroll
             for (int i = 0; i < 4; ++i) {
+                if (!((issue >> i) & 1u)) break;
                 const bool ok = k_ok && ((rows >> i) & 1u);
                 const float* src = (i < 2 ? src_a : src_b) + (i % 2) * 32 * HW + k0;
                 const int d = (i % 2 ? dst1 : dst) + (i / 2) * kTile * kChunk;
@@ -228,6 +264,7 @@ struct ChunkLoader {
         } else {
 #pragma unroll
             for (int i = 0; i < 16; ++i) {
+                if (!((issue >> i) & 1u)) break;
                 const bool ok = k_ok && ((rows >> i) & 1u);
                 const float* src = (i < 8 ? src_a : src_b) + (i % 8) * HW + k0;
                 cp_async4(stage + dst + (i % 8 + (i / 8) * kTile) * kChunk, ok ? src : dummy, ok);
@@ -236,15 +273,37 @@ struct ChunkLoader {
     }
 };
 
+// One level of the k-group sum: the lanes differing in `bit` hold the same
+// entries; entries first .. first + 2*kHalf - 1 are in acc's first 2*kHalf
+// (row-major) slots. Afterwards this lane holds, in its first kHalf slots, the
+// pair's sum of the lower half (bit clear) or the upper half (bit set), and
+// `first` says where that half starts.
+template <int kHalf>
+__device__ __forceinline__ void halve_micro_tile(float (&acc)[8][8], int lane, int bit,
+                                                 int& first) {
+    const bool upper = (lane >> bit) & 1;
+#pragma unroll
+    for (int i = 0; i < kHalf; ++i) {
+        float& lo = acc[i / 8][i % 8];
+        const float hi = acc[(i + kHalf) / 8][(i + kHalf) % 8];
+        const float mine = upper ? hi : lo, theirs = upper ? lo : hi;
+        lo = mine + __shfl_xor_sync(0xffffffffu, theirs, 1 << bit);
+    }
+    if (upper) first += kHalf;
+}
+
 // One block = one (batch n, HW split, upper tile). Writes the unscaled
 // partial tile to `partial` [N][splits][tiles][64][64] (diagonal tiles: the
 // entries on and above the diagonal), or, when splits == 1, scale * the tile
-// and its mirror image straight into G.
-template <int kStages, bool kVec>
+// and its mirror image straight into G. kStages chunk buffers, of which
+// kStep are computed per barrier while the other kStages - kStep load.
+template <int kStages, int kStep, bool kVec>
 __global__ void __launch_bounds__(kFwdThreads, 2)
     gram_forward_kernel(const float* __restrict__ F, int C, int HW, int tiles_per_row, int tiles,
                         int splits, int chunks_per_split, float scale,
                         float* __restrict__ partial, float* __restrict__ G) {
+    static_assert(kStages >= 2 * kStep && kStages >= 3, "a step computes while the next loads");
+    allow_dependent_grid();  // the reduce kernel may be scheduled as our last blocks run
     extern __shared__ float4 smem_f4[];
     float* smem = reinterpret_cast<float*>(smem_f4);
 
@@ -287,28 +346,36 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
 #pragma unroll
         for (int c = 0; c < 8; ++c) acc[r][c] = 0.0f;
 
-    for (int s = 0; s < kStages - 1; ++s) {
-        if (s < nchunks) loader.load(smem + s * kStageFloats, s, F);
+    const int stage_floats = tiles_per_row == 1 ? kTile * kChunk : kStageFloats;
+    for (int s = 0; s < kStages - kStep; ++s) {
+        if (s < nchunks) loader.load(smem + s * stage_floats, s, F);
         cp_async_commit();
     }
-    for (int chunk = 0; chunk < nchunks; ++chunk) {
-        cp_async_wait<kStages - 2>();  // this thread's copies of `chunk` have landed
-        __syncthreads();               // everyone's have, and stage chunk-1 is free again
-        const int next = chunk + kStages - 1;
-        if (next < nchunks) loader.load(smem + (next % kStages) * kStageFloats, next, F);
-        cp_async_commit();
-        const float* stage = smem + (chunk % kStages) * kStageFloats;
-        // The second quad (q + 4) sits at position ^ 4, i.e. float offset ^ 16.
+    for (int c0 = 0; c0 < nchunks; c0 += kStep) {
+        cp_async_wait<kStages - 2 * kStep>();  // this thread's copies of the step have landed
+        __syncthreads();  // everyone's have, and the previous step's stages are free again
+#pragma unroll
+        for (int j = 0; j < kStep; ++j) {  // one copy group per chunk, even if empty
+            const int next = c0 + kStages - kStep + j;
+            if (next < nchunks) loader.load(smem + (next % kStages) * stage_floats, next, F);
+            cp_async_commit();
+        }
         // Not unrolled: overlapping two quads' operand loads would need more
-        // than 128 registers (spills).
+        // than 128 registers (spills). The second quad of a chunk (q + 4)
+        // sits at position ^ 4, i.e. float offset ^ 16.
         const int quads = role == kDiagAbove ? 1 : 2;
 #pragma unroll 1
-        for (int h = 0; h < quads; ++h) {
-            const float* a = stage + (a_off ^ (16 * h));
-            if (role != kDiagOn)
-                quad_fma(a, stage + (b_off ^ (16 * h)), acc);
-            else
-                quad_fma_upper(a, acc);
+        for (int j = 0; j < kStep; ++j) {
+            if (c0 + j >= nchunks) break;
+            const float* stage = smem + ((c0 + j) % kStages) * stage_floats;
+#pragma unroll 1
+            for (int h = 0; h < quads; ++h) {
+                const float* a = stage + (a_off ^ (16 * h));
+                if (role != kDiagOn)
+                    quad_fma(a, stage + (b_off ^ (16 * h)), acc);
+                else
+                    quad_fma_upper(a, acc);
+            }
         }
     }
     cp_async_wait<0>();
@@ -320,24 +387,23 @@ __global__ void __launch_bounds__(kFwdThreads, 2)
     const int e_rows_a = min(kTile, C - e_ti * kTile), e_rows_b = min(kTile, C - e_tj * kTile);
     const FwdThread em = fwd_thread(e_diag, warp, lane);  // recomputed: no registers held
 
-    // Sum the k-groups of each micro-tile: a fixed shuffle tree over the
-    // k-group lane bits, leaving the sum in the lanes whose k-group is 0.
-    for (int bit = em.kbit_lo; bit < em.kbit_hi; ++bit) {
-#pragma unroll
-        for (int r = 0; r < 8; ++r)
-#pragma unroll
-            for (int c = 0; c < 8; ++c)
-                acc[r][c] += __shfl_xor_sync(0xffffffffu, acc[r][c], 1 << bit);
-    }
+    // Sum the k-groups of each micro-tile by recursive halving over the
+    // k-group lane bits (2 or 3 of them): at each level a lane pair swaps
+    // halves of what it holds and each keeps the sum of one half, so every
+    // entry ends summed in a fixed tree in exactly one lane (56 shuffles
+    // instead of 192 for 3 levels).
+    int first = 0;  // entries first .. first + count - 1 of the 8x8 micro-tile (row-major)
+    halve_micro_tile<32>(acc, lane, em.kbit_lo, first);
+    halve_micro_tile<16>(acc, lane, em.kbit_lo + 1, first);
+    const bool third = em.kbit_hi - em.kbit_lo == 3;
+    if (third) halve_micro_tile<8>(acc, lane, em.kbit_lo + 2, first);
     float* out = smem;  // [64][kOutStride]
-    const int group_bits = ((1 << em.kbit_hi) - 1) & ~((1 << em.kbit_lo) - 1);
-    if ((lane & group_bits) == 0) {
 #pragma unroll
-        for (int r = 0; r < 8; ++r)
-#pragma unroll
-            for (int c = 0; c < 8; ++c)
-                if (em.role != kDiagOn || c >= r)
-                    out[(8 * em.mi + r) * kOutStride + 8 * em.mj + c] = acc[r][c];
+    for (int i = 0; i < 16; ++i) {
+        if (third && i >= 8) break;
+        const int r = (first + i) / 8, c = (first + i) % 8;
+        if (em.role != kDiagOn || c >= r)
+            out[(8 * em.mi + r) * kOutStride + 8 * em.mj + c] = acc[i / 8][i % 8];
     }
     __syncthreads();
 
@@ -384,6 +450,7 @@ __global__ void __launch_bounds__(kReduceMaxWarps * 32)
     const int i = ti * kTile + la, j = tj * kTile + lb;
     if (i >= C || (ti == tj && la > lb0 + 31)) return;  // the whole block has nothing to do
     const bool needed = j < C && (ti != tj || la <= lb);
+    wait_for_previous_grid();  // the partials are complete
 
     float s0 = 0.0f, s1 = 0.0f, s2 = 0.0f, s3 = 0.0f;
     if (needed) {
@@ -418,6 +485,7 @@ __global__ void __launch_bounds__(256)
     gram_symmetrize_kernel(const float* __restrict__ dG, int C, int ld, float scale,
                            float* __restrict__ S) {
     __shared__ float t[32][33];  // dG[j0 + y][i0 + x], transposed on the way out
+    allow_dependent_grid();
     const int i0 = blockIdx.y * 32, j0 = blockIdx.x * 32;
     const float* dGn = dG + int64_t(blockIdx.z) * C * C;
     float* Sn = S + int64_t(blockIdx.z) * C * ld;
@@ -429,7 +497,8 @@ __global__ void __launch_bounds__(256)
     for (int y = threadIdx.y; y < 32; y += 8) {
         const int i = i0 + y, j = j0 + threadIdx.x;
         if (i >= C || j >= ld) continue;
-        Sn[int64_t(i) * ld + j] = j < C ? scale * (dGn[int64_t(i) * C + j] + t[threadIdx.x][y]) : 0.0f;
+        Sn[int64_t(i) * ld + j] =
+            j < C ? scale * (dGn[int64_t(i) * C + j] + t[threadIdx.x][y]) : 0.0f;
     }
 }
 
@@ -458,6 +527,7 @@ __global__ void __launch_bounds__(kBwdThreads, 2)
 
     const int nk = (C + kBK - 1) / kBK;
     if (int64_t(blockIdx.x) >= tiles_total) return;
+    wait_for_previous_grid();  // S is complete
     const int64_t my_tiles = (tiles_total - 1 - blockIdx.x) / gridDim.x + 1;
     const int64_t steps = my_tiles * nk;
     const int64_t per_batch = int64_t(tiles_i) * tiles_j;
@@ -575,17 +645,23 @@ void check_shape(const char* op, int N, int C, int64_t HW) {
     NST_CHECK(HW <= INT_MAX, op, ": HW ", HW, " too large (at most 2^31 - 1)");
 }
 
-// Per device and kernel, once: allow its dynamic shared memory beyond 48 KB and
-// ask how many blocks then fit on one SM.
-int blocks_per_sm(int device, const void* kernel, int threads, size_t smem, const char* op) {
+// Per device and kernel, once: allow its dynamic shared memory beyond 48 KB
+// (up to smem_max); per shared memory size, once: how many blocks fit on an SM.
+int blocks_per_sm(int device, const void* kernel, int threads, size_t smem, size_t smem_max,
+                  const char* op) {
     static std::mutex mutex;
-    static std::map<std::pair<int, const void*>, int> cache;
+    static std::map<std::pair<int, const void*>, bool> attribute_set;
+    static std::map<std::tuple<int, const void*, size_t>, int> cache;
     std::lock_guard<std::mutex> lock(mutex);
-    const auto key = std::make_pair(device, kernel);
+    const auto key = std::make_tuple(device, kernel, smem);
     const auto found = cache.find(key);
     if (found != cache.end()) return found->second;
-    cuda::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)),
-                op);
+    if (!attribute_set[std::make_pair(device, kernel)]) {
+        cuda::check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(smem_max)),
+                    op);
+        attribute_set[std::make_pair(device, kernel)] = true;
+    }
     int blocks = 0;
     cuda::check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, kernel, threads, smem), op);
     blocks = std::max(blocks, 1);
@@ -593,18 +669,58 @@ int blocks_per_sm(int device, const void* kernel, int threads, size_t smem, cons
     return blocks;
 }
 
+// Programmatic dependent launches need compute capability 9.0 (asked once per device).
+bool has_dependent_launch(int device) {
+    static std::mutex mutex;
+    static std::map<int, bool> cache;
+    std::lock_guard<std::mutex> lock(mutex);
+    const auto found = cache.find(device);
+    if (found != cache.end()) return found->second;
+    int major = 0;
+    cuda::check(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device),
+                "gram: cudaDeviceGetAttribute(ComputeCapabilityMajor)");
+    return cache[device] = major >= 9;
+}
+
+// Launch `kernel` on the stream; with `dependent`, as a programmatic dependent
+// launch of the kernel before it (see wait_for_previous_grid).
+template <class... Params, class... Args>
+void launch(void (*kernel)(Params...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+            bool dependent, const char* name, Args... args) {
+    cudaLaunchConfig_t config = {};
+    config.gridDim = grid;
+    config.blockDim = block;
+    config.dynamicSmemBytes = smem;
+    config.stream = stream;
+    cudaLaunchAttribute attribute[1];
+    attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attribute[0].val.programmaticStreamSerializationAllowed = 1;
+    config.attrs = attribute;
+    config.numAttrs = dependent ? 1 : 0;
+    cuda::check(cudaLaunchKernelEx(&config, kernel, Params(args)...), name);
+    cuda::check_launch(name);
+}
+
 // ---- forward variants -------------------------------------------------------------
 struct ForwardVariant {
     const char* name;
-    int stages;
+    int stages;         // chunk buffers
+    int step;           // chunks computed per barrier
     double rounds;      // blocks for this many rounds of the SMs (sets the split count)
+    bool pdl;           // reduce kernel as a programmatic dependent launch
     bool scalar_loads;  // force the 4-byte copy path (to time it; normally only odd HW)
 };
 constexpr ForwardVariant kForwardVariants[] = {
-    {"fwd s3 r1", 3, 1.0, false}, {"fwd s3 r2", 3, 2.0, false}, {"fwd s3 r4", 3, 4.0, false},
-    {"fwd s4 r1", 4, 1.0, false}, {"fwd s4 r2", 4, 2.0, false}, {"fwd s4 r4", 4, 4.0, false},
-    {"fwd s6 r1", 6, 1.0, false}, {"fwd s6 r2", 6, 2.0, false}, {"fwd s6 r4", 6, 4.0, false},
-    {"fwd s4 r1 4B-loads", 4, 1.0, true},
+    {"fwd s3 k1 r1", 3, 1, 1.0, true, false},  {"fwd s3 k1 r2", 3, 1, 2.0, true, false},
+    {"fwd s4 k1 r1", 4, 1, 1.0, true, false},  {"fwd s4 k1 r2", 4, 1, 2.0, true, false},
+    {"fwd s4 k1 r4", 4, 1, 4.0, true, false},  {"fwd s6 k1 r1", 6, 1, 1.0, true, false},
+    {"fwd s6 k1 r2", 6, 1, 2.0, true, false},  {"fwd s4 k2 r1", 4, 2, 1.0, true, false},
+    {"fwd s4 k2 r2", 4, 2, 2.0, true, false},  {"fwd s6 k2 r1", 6, 2, 1.0, true, false},
+    {"fwd s6 k2 r2", 6, 2, 2.0, true, false},  {"fwd s6 k2 r4", 6, 2, 4.0, true, false},
+    {"fwd s8 k2 r1", 8, 2, 1.0, true, false},  {"fwd s8 k2 r2", 8, 2, 2.0, true, false},
+    {"fwd s8 k2 r1 no-pdl", 8, 2, 1.0, false, false},
+    {"fwd s4 k1 r2 no-pdl", 4, 1, 2.0, false, false},
+    {"fwd s4 k1 r1 4B-loads", 4, 1, 1.0, true, true},
 };
 constexpr int kForwardVariantCount = int(sizeof(kForwardVariants) / sizeof(kForwardVariants[0]));
 
@@ -633,87 +749,126 @@ ForwardPlan plan_forward(int N, int C, int HW, int slots, double rounds) {
     return p;
 }
 
-template <int kStages, bool kVec>
-void launch_forward(int device, cudaStream_t stream, double rounds, int sm_count, int N, int C,
-                    int HW, float scale, const float* F, float* G) {
-    auto kernel = gram_forward_kernel<kStages, kVec>;
-    constexpr size_t smem = size_t(kStages) * kStageFloats * sizeof(float);
-    const int per_sm = blocks_per_sm(device, reinterpret_cast<const void*>(kernel), kFwdThreads,
-                                     smem, "gram_forward: kernel setup");
-    const ForwardPlan plan = plan_forward(N, C, HW, per_sm * sm_count, rounds);
-    const int64_t blocks = int64_t(N) * plan.splits * plan.tiles;
-    const int64_t reduce_blocks = int64_t(N) * plan.tiles * kReduceSegments;
-    NST_CHECK(blocks <= INT_MAX && reduce_blocks <= INT_MAX, "gram_forward: shape [", N, ", ", C,
-              ", ", HW, "] too large");
+// What a forward launch needs besides the kernel's template parameters.
+struct ForwardArgs {
+    int device;
+    cudaStream_t stream;
+    int sm_count;
+    double rounds;
+    bool pdl;
+    int N, C, HW;
+    float scale;
+    const float* F;
+    float* G;
+};
+
+template <int kStages, int kStep, bool kVec>
+void launch_forward(const ForwardArgs& a) {
+    auto kernel = gram_forward_kernel<kStages, kStep, kVec>;
+    const size_t stage_bytes = (a.C <= kTile ? kTile * kChunk : kStageFloats) * sizeof(float);
+    const size_t smem = kStages * stage_bytes;
+    const int per_sm = blocks_per_sm(a.device, reinterpret_cast<const void*>(kernel), kFwdThreads,
+                                     smem, kStages * kStageFloats * sizeof(float),
+                                     "gram_forward: kernel setup");
+    const ForwardPlan plan = plan_forward(a.N, a.C, a.HW, per_sm * a.sm_count, a.rounds);
+    const int64_t blocks = int64_t(a.N) * plan.splits * plan.tiles;
+    const int64_t reduce_blocks = int64_t(a.N) * plan.tiles * kReduceSegments;
+    NST_CHECK(blocks <= INT_MAX && reduce_blocks <= INT_MAX, "gram_forward: shape [", a.N, ", ",
+              a.C, ", ", a.HW, "] too large");
     // A single split writes G directly; otherwise partial tiles go to the workspace.
-    cuda::Workspace partial(device, plan.splits > 1
-                                        ? size_t(blocks) * kTile * kTile * sizeof(float)
-                                        : 0);
-    kernel<<<unsigned(blocks), kFwdThreads, smem, stream>>>(
-        F, C, HW, plan.tiles_per_row, plan.tiles, plan.splits, plan.chunks_per_split, scale,
-        partial.as<float>(), G);
-    cuda::check_launch("gram_forward_kernel");
+    cuda::Workspace partial(a.device, plan.splits > 1
+                                          ? size_t(blocks) * kTile * kTile * sizeof(float)
+                                          : 0);
+    launch(kernel, dim3(unsigned(blocks)), dim3(kFwdThreads), smem, a.stream, false,
+           "gram_forward_kernel", a.F, a.C, a.HW, plan.tiles_per_row, plan.tiles, plan.splits,
+           plan.chunks_per_split, a.scale, partial.as<float>(), a.G);
     if (plan.splits > 1) {
         const int warps = std::min(kReduceMaxWarps, plan.splits);
-        gram_reduce_kernel<<<unsigned(reduce_blocks), warps * 32, 0, stream>>>(
-            partial.as<float>(), C, plan.tiles_per_row, plan.tiles, plan.splits, scale, G);
-        cuda::check_launch("gram_reduce_kernel");
+        const float* partials = partial.as<float>();
+        launch(gram_reduce_kernel, dim3(unsigned(reduce_blocks)), dim3(warps * 32), 0, a.stream,
+               a.pdl && has_dependent_launch(a.device), "gram_reduce_kernel", partials, a.C,
+               plan.tiles_per_row, plan.tiles, plan.splits, a.scale, a.G);
     }
 }
 
-template <int kStages>
-void launch_forward_stages(bool vec, int device, cudaStream_t stream, double rounds, int sm_count,
-                           int N, int C, int HW, float scale, const float* F, float* G) {
+template <int kStages, int kStep>
+void launch_forward_vec(bool vec, const ForwardArgs& a) {
     if (vec)
-        launch_forward<kStages, true>(device, stream, rounds, sm_count, N, C, HW, scale, F, G);
+        launch_forward<kStages, kStep, true>(a);
     else
-        launch_forward<kStages, false>(device, stream, rounds, sm_count, N, C, HW, scale, F, G);
+        launch_forward<kStages, kStep, false>(a);
 }
 
 // ---- backward variants ------------------------------------------------------------
 struct BackwardVariant {
     const char* name;
-    int config;  // kernel instantiation, see launch_backward_config
+    int config;  // kernel instantiation, see gram_backward_variant
     int rounds;  // persistent blocks for this many rounds of the SMs; 0: one tile per block
+    bool pdl;    // the product kernel as a programmatic dependent launch of the S kernel
     bool scalar_loads;
 };
 constexpr BackwardVariant kBackwardVariants[] = {
-    {"bwd 128x128 k16 s4 p1", 0, 1, false}, {"bwd 128x128 k16 s4 p2", 0, 2, false},
-    {"bwd 128x128 k16 s4 p0", 0, 0, false}, {"bwd 128x128 k32 s3 p1", 1, 1, false},
-    {"bwd 128x128 k32 s3 p0", 1, 0, false}, {"bwd 64x256 k16 s4 p1", 2, 1, false},
-    {"bwd 64x256 k16 s4 p2", 2, 2, false},  {"bwd 64x256 k16 s4 p0", 2, 0, false},
-    {"bwd 64x256 k16 s3 p1", 3, 1, false},  {"bwd 128x128 k16 s4 p1 4B-loads", 0, 1, true},
+    {"bwd 128x128 k16 s4 p1", 0, 1, true, false},
+    {"bwd 128x128 k16 s4 p2", 0, 2, true, false},
+    {"bwd 128x128 k16 s4 p0", 0, 0, true, false},
+    {"bwd 128x128 k32 s3 p1", 1, 1, true, false},
+    {"bwd 128x128 k32 s3 p0", 1, 0, true, false},
+    {"bwd 64x256 k16 s4 p1", 2, 1, true, false},
+    {"bwd 64x256 k16 s4 p2", 2, 2, true, false},
+    {"bwd 64x256 k16 s4 p0", 2, 0, true, false},
+    {"bwd 64x256 k16 s3 p1", 3, 1, true, false},
+    {"bwd 128x128 k16 s4 p1 no-pdl", 0, 1, false, false},
+    {"bwd 128x128 k16 s4 p1 4B-loads", 0, 1, true, true},
 };
 constexpr int kBackwardVariantCount =
     int(sizeof(kBackwardVariants) / sizeof(kBackwardVariants[0]));
 
+// What a backward launch needs besides the kernel's template parameters.
+struct BackwardArgs {
+    int device;
+    cudaStream_t stream;
+    int sm_count;
+    int rounds;
+    bool pdl;
+    int N, C, HW;
+    const float* S;  // [N][C][ld]
+    int ld;
+    const float* F;
+    float* dF;
+};
+
 template <int kWarpsI, int kBK, int kStages, bool kVec>
-void launch_backward(int device, cudaStream_t stream, int rounds, int sm_count, int N, int C,
-                     int HW, const float* S, int ld, const float* F, float* dF) {
+void launch_backward(const BackwardArgs& a) {
     auto kernel = gram_backward_kernel<kWarpsI, kBK, kStages, kVec>;
     constexpr int kBM = 32 * kWarpsI, kBN = 64 * (8 / kWarpsI);
     constexpr size_t smem = size_t(kStages) * kBK * (kBM + kBN) * sizeof(float);
-    const int per_sm = blocks_per_sm(device, reinterpret_cast<const void*>(kernel), kBwdThreads,
-                                     smem, "gram_backward: kernel setup");
-    const int tiles_i = (C + kBM - 1) / kBM, tiles_j = (HW + kBN - 1) / kBN;
-    const int64_t tiles = int64_t(N) * tiles_i * tiles_j;
-    int64_t grid = rounds > 0 ? std::min<int64_t>(tiles, int64_t(rounds) * per_sm * sm_count)
-                              : tiles;
-    NST_CHECK(grid <= INT_MAX, "gram_backward: shape [", N, ", ", C, ", ", HW, "] too large");
-    kernel<<<unsigned(grid), kBwdThreads, smem, stream>>>(S, ld, F, C, HW, tiles_i, tiles_j,
-                                                         tiles, dF);
-    cuda::check_launch("gram_backward_kernel");
+    const int per_sm = blocks_per_sm(a.device, reinterpret_cast<const void*>(kernel), kBwdThreads,
+                                     smem, smem, "gram_backward: kernel setup");
+    const int tiles_i = (a.C + kBM - 1) / kBM, tiles_j = (a.HW + kBN - 1) / kBN;
+    const int64_t tiles = int64_t(a.N) * tiles_i * tiles_j;
+    const int64_t grid =
+        a.rounds > 0 ? std::min<int64_t>(tiles, int64_t(a.rounds) * per_sm * a.sm_count) : tiles;
+    NST_CHECK(grid <= INT_MAX, "gram_backward: shape [", a.N, ", ", a.C, ", ", a.HW,
+              "] too large");
+    launch(kernel, dim3(unsigned(grid)), dim3(kBwdThreads), smem, a.stream,
+           a.pdl && has_dependent_launch(a.device), "gram_backward_kernel", a.S, a.ld, a.F, a.C,
+           a.HW, tiles_i, tiles_j, tiles, a.dF);
 }
 
 template <int kWarpsI, int kBK, int kStages>
-void launch_backward_vec(bool vec, int device, cudaStream_t stream, int rounds, int sm_count,
-                         int N, int C, int HW, const float* S, int ld, const float* F, float* dF) {
+void launch_backward_vec(bool vec, const BackwardArgs& a) {
     if (vec)
-        launch_backward<kWarpsI, kBK, kStages, true>(device, stream, rounds, sm_count, N, C, HW,
-                                                     S, ld, F, dF);
+        launch_backward<kWarpsI, kBK, kStages, true>(a);
     else
-        launch_backward<kWarpsI, kBK, kStages, false>(device, stream, rounds, sm_count, N, C, HW,
-                                                      S, ld, F, dF);
+        launch_backward<kWarpsI, kBK, kStages, false>(a);
+}
+
+// The variant named `name` (the choice functions name theirs).
+template <class Variant, size_t kCount>
+int variant_index(const Variant (&table)[kCount], const char* name) {
+    for (size_t i = 0; i < kCount; ++i)
+        if (std::strcmp(table[i].name, name) == 0) return int(i);
+    nst::fail(std::string("gram: no variant named ") + name);
 }
 
 }  // namespace
@@ -729,11 +884,42 @@ const char* gram_forward_variant_name(int variant) {
     return kForwardVariants[variant].name;
 }
 
-// Starting heuristic (to be set from gram_bench --sweep on the H100): C = 64
-// is bound by reading F, so the deepest pipeline; larger C mixes cheap
-// diagonal tiles with full ones, so two rounds of blocks even out the SMs.
-int gram_forward_choice(int /*device*/, int /*N*/, int C, int64_t /*HW*/) {
-    return C <= kTile ? 6 /* s6 r1 */ : 4 /* s4 r2 */;
+// The production choice: the first rule whose C and N*HW bounds the shape is
+// within. A starting heuristic, to be set from gram_bench --sweep on the
+// H100: C = 64 is bound by reading F, so the deepest pipeline; larger C mixes
+// cheap diagonal tiles with full ones, so two rounds of blocks even out the
+// SMs, except when HW is too short for two rounds of useful splits.
+struct ShapeRule {
+    int max_c;
+    int64_t max_n_hw;  // N * HW
+    const char* variant;
+};
+// From gram_bench --sweep on an H100 (2026-11-25, bench/RESULTS.md): the
+// fastest valid variant per VGG-19 tap shape.
+constexpr ShapeRule kForwardRules[] = {
+    {64, INT64_MAX, "fwd s3 k1 r1"},
+    {INT_MAX, 1024, "fwd s8 k2 r1"},  // few tiles: deeper pipeline, fewer barriers
+    {128, INT64_MAX, "fwd s3 k1 r2"},
+    {INT_MAX, INT64_MAX, "fwd s3 k1 r1"},
+};
+constexpr ShapeRule kBackwardRules[] = {
+    {64, INT64_MAX, "bwd 64x256 k16 s4 p1"},  // a 128-row tile would be half empty
+    {INT_MAX, 4096, "bwd 128x128 k16 s4 p1 no-pdl"},
+    {INT_MAX, 65536, "bwd 128x128 k32 s3 p1"},
+    {INT_MAX, INT64_MAX, "bwd 128x128 k32 s3 p0"},
+};
+
+template <class Variant, size_t kVariants, size_t kRules>
+int choose(const Variant (&variants)[kVariants], const ShapeRule (&rules)[kRules], int N, int C,
+           int64_t HW) {
+    for (const ShapeRule& rule : rules)
+        if (C <= rule.max_c && int64_t(N) * HW <= rule.max_n_hw)
+            return variant_index(variants, rule.variant);
+    return 0;
+}
+
+int gram_forward_choice(int /*device*/, int N, int C, int64_t HW) {
+    return choose(kForwardVariants, kForwardRules, N, C, HW);
 }
 
 void gram_forward_variant(int variant, int device, int N, int C, int64_t HW, float scale,
@@ -752,21 +938,20 @@ void gram_forward_variant(int variant, int device, int N, int C, int64_t HW, flo
     }
     const ForwardVariant& v = kForwardVariants[variant];
     const bool vec = !v.scalar_loads && HW % 4 == 0 && aligned16(F);
-    const int sms = std::max(ctx.sm_count, 1);
-    switch (v.stages) {
-        case 3:
-            launch_forward_stages<3>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW), scale,
-                                     F, G);
-            break;
-        case 4:
-            launch_forward_stages<4>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW), scale,
-                                     F, G);
-            break;
-        default:
-            launch_forward_stages<6>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW), scale,
-                                     F, G);
-            break;
-    }
+    const ForwardArgs a{device, ctx.stream, std::max(ctx.sm_count, 1), v.rounds, v.pdl, N, C,
+                        int(HW), scale, F, G};
+    if (v.stages == 3)
+        launch_forward_vec<3, 1>(vec, a);
+    else if (v.stages == 4 && v.step == 1)
+        launch_forward_vec<4, 1>(vec, a);
+    else if (v.stages == 6 && v.step == 1)
+        launch_forward_vec<6, 1>(vec, a);
+    else if (v.stages == 4)
+        launch_forward_vec<4, 2>(vec, a);
+    else if (v.stages == 6)
+        launch_forward_vec<6, 2>(vec, a);
+    else
+        launch_forward_vec<8, 2>(vec, a);
 }
 
 int gram_backward_variant_count() { return kBackwardVariantCount; }
@@ -777,10 +962,8 @@ const char* gram_backward_variant_name(int variant) {
     return kBackwardVariants[variant].name;
 }
 
-// Starting heuristic: 64-row tiles when C <= 64 (a 128-row tile would be half
-// empty), else 128x128; persistent blocks for one round.
-int gram_backward_choice(int /*device*/, int /*N*/, int C, int64_t /*HW*/) {
-    return C <= 64 ? 5 /* 64x256 k16 s4 p1 */ : 0 /* 128x128 k16 s4 p1 */;
+int gram_backward_choice(int /*device*/, int N, int C, int64_t HW) {
+    return choose(kBackwardVariants, kBackwardRules, N, C, HW);
 }
 
 void gram_backward_variant(int variant, int device, int N, int C, int64_t HW, float scale,
@@ -797,28 +980,23 @@ void gram_backward_variant(int variant, int device, int N, int C, int64_t HW, fl
     const int ld = (C + 3) / 4 * 4;  // S rows padded to whole 16-byte quads
     Workspace S(device, size_t(N) * C * ld * sizeof(float));
     const dim3 sym_grid(unsigned((ld + 31) / 32), unsigned((C + 31) / 32), unsigned(N));
-    gram_symmetrize_kernel<<<sym_grid, dim3(32, 8), 0, ctx.stream>>>(dG, C, ld, scale,
-                                                                     S.as<float>());
-    check_launch("gram_symmetrize_kernel");
+    launch(gram_symmetrize_kernel, sym_grid, dim3(32, 8), 0, ctx.stream, false,
+           "gram_symmetrize_kernel", dG, C, ld, scale, S.as<float>());
     const bool vec = !v.scalar_loads && HW % 4 == 0 && aligned16(F) && aligned16(dF);
-    const int sms = std::max(ctx.sm_count, 1);
-    const float* Sp = S.as<float>();
+    const BackwardArgs a{device, ctx.stream, std::max(ctx.sm_count, 1), v.rounds, v.pdl, N, C,
+                         int(HW), S.as<float>(), ld, F, dF};
     switch (v.config) {
         case 0:
-            launch_backward_vec<4, 16, 4>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW),
-                                          Sp, ld, F, dF);
+            launch_backward_vec<4, 16, 4>(vec, a);
             break;
         case 1:
-            launch_backward_vec<4, 32, 3>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW),
-                                          Sp, ld, F, dF);
+            launch_backward_vec<4, 32, 3>(vec, a);
             break;
         case 2:
-            launch_backward_vec<2, 16, 4>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW),
-                                          Sp, ld, F, dF);
+            launch_backward_vec<2, 16, 4>(vec, a);
             break;
         default:
-            launch_backward_vec<2, 16, 3>(vec, device, ctx.stream, v.rounds, sms, N, C, int(HW),
-                                          Sp, ld, F, dF);
+            launch_backward_vec<2, 16, 3>(vec, a);
             break;
     }
 }

@@ -150,13 +150,14 @@ def storage_bytes(torch, t):
 
 
 def write_tar_from_torch(torch, path, sd):
-    """sd's float32/64/16 tensors (0.1.x had no bfloat16) plus one tensor on a
+    """sd's float32/64/16 tensors of one or more dimensions (0.1.x had neither
+    bfloat16 nor 0-dim tensors) plus one tensor on a
     storage view, in the tar container; returns the tensors it holds."""
     type_names = {torch.float32: "Float", torch.float64: "Double", torch.float16: "Half"}
     base_key = 94000000000000  # pointer-like keys, beyond 32 bits as they were
     storage_keys, storages, tensors, state, held = {}, {}, {}, collections.OrderedDict(), {}
     for i, (name, t) in enumerate(sd.items()):
-        if t.dtype not in type_names:
+        if t.dtype not in type_names or t.dim() == 0:  # 0.1.x had neither bfloat16 nor 0-dim tensors
             continue
         ptr = t.untyped_storage().data_ptr()
         if ptr not in storage_keys:
