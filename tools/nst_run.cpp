@@ -11,7 +11,6 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <filesystem>
@@ -24,6 +23,7 @@
 #include "core/image.hpp"
 #include "core/safetensors.hpp"
 #include "nets/transformer.hpp"
+#include "tools/interrupt.hpp"
 #include "tools/optimize_command.hpp"
 #include "tools/progress.hpp"
 #include "tools/video.hpp"
@@ -35,19 +35,8 @@ using nst::Tensor;
 
 namespace {
 
-std::atomic<bool> g_interrupted{false};
-
-// First Ctrl-C: stop at the next item or frame, cleaning up. Second: now.
-void on_signal(int sig) {
-    if (g_interrupted) {
-        std::signal(sig, SIG_DFL);
-        std::raise(sig);
-    }
-    g_interrupted = true;
-}
-
 void check_interrupted() {
-    if (g_interrupted) throw Error("interrupted");
+    if (nst_run::interrupted()) throw Error("interrupted");
 }
 
 // Errors are one line, whatever the message holds.
@@ -278,8 +267,7 @@ int run_stylize(const StylizeOptions& o) {
 int main(int argc, char** argv) {
     // A dead ffmpeg must surface as a write error, not kill us.
     std::signal(SIGPIPE, SIG_IGN);
-    std::signal(SIGINT, on_signal);
-    std::signal(SIGTERM, on_signal);
+    nst_run::install_interrupt_handlers();
 
     CLI::App app{"nst-run: neural style transfer, feed-forward (stylize) and by optimization (optimize)"};
     app.require_subcommand(1);

@@ -10,10 +10,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
-#include <atomic>
 #include <cmath>
 #include <cerrno>
-#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -26,6 +24,7 @@
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
 #include "nets/vgg19.hpp"
+#include "tools/interrupt.hpp"
 #include "tools/progress.hpp"
 
 namespace fs = std::filesystem;
@@ -127,37 +126,6 @@ nst::Vgg19 load_vgg(const Settings& s, nst::Device device, nst::VggPooling pooli
     return nst::Vgg19::load(path, flavor, device, pooling);
 }
 
-// The first Ctrl-C asks the run to stop after its current iteration; a
-// second one kills. The previous handlers come back afterwards.
-std::atomic<bool> g_stop{false};
-
-void on_signal(int sig) {
-    if (g_stop) {
-        std::signal(sig, SIG_DFL);
-        std::raise(sig);
-    }
-    g_stop = true;
-}
-
-class StopOnSignal {
-public:
-    StopOnSignal() {
-        g_stop = false;
-        int_ = std::signal(SIGINT, on_signal);
-        term_ = std::signal(SIGTERM, on_signal);
-    }
-    ~StopOnSignal() {
-        std::signal(SIGINT, int_);
-        std::signal(SIGTERM, term_);
-    }
-    StopOnSignal(const StopOnSignal&) = delete;
-    StopOnSignal& operator=(const StopOnSignal&) = delete;
-
-private:
-    void (*int_)(int);
-    void (*term_)(int);
-};
-
 // The CSV log: one line per iteration, flushed.
 class CsvLog {
 public:
@@ -258,7 +226,6 @@ int run_optimize(const Settings& s) {
     const auto [h0, w0] = nst::fit_longest_side(height, width, s.scales.empty() ? final_size : s.scales[0]);
     start_stage(0, stages, h0, w0);
     int done = 0;
-    const StopOnSignal stop_on_signal;
     const auto callback = [&](const nst::GatysProgress& p, const Tensor& image) {
         if (p.stage != bar_stage) start_stage(p.stage, p.stages, p.height, p.width);
         done = p.total_iteration;
@@ -276,7 +243,7 @@ int run_optimize(const Settings& s) {
             const auto [h, w] = nst::fit_longest_side(height, width, s.scales[size_t(p.stage + 1)]);
             start_stage(p.stage + 1, p.stages, h, w);
         }
-        return !g_stop;
+        return !nst_run::interrupted();
     };
     Tensor result;
     try {
@@ -287,13 +254,13 @@ int run_optimize(const Settings& s) {
         save01(e.last_good_image(), s.out);
         throw Error(std::string(e.what()) + "; it was saved to " + s.out);
     }
-    if (g_stop) {
+    if (nst_run::interrupted()) {
         bar.reset();
     } else {
         bar->finish();
     }
     save01(result, s.out);
-    if (g_stop)
+    if (nst_run::interrupted())
         throw Error("interrupted after iteration " + std::to_string(done) + " of " +
                     std::to_string(s.iters * stages) +
                     "; the image so far was saved to " + s.out);
