@@ -18,19 +18,13 @@
 // the tests use it to write grey and RGBA PNGs, which save_image never does.
 extern "C" int stbi_write_png(char const* filename, int w, int h, int comp, const void* data,
                               int stride_in_bytes);
+#include "temp_dir.hpp"
 
 using namespace nst;
 
 namespace {
 
-std::string temp_dir() {
-    static std::string dir = [] {
-        char templ[] = "/tmp/nst_test_image_XXXXXX";
-        REQUIRE(mkdtemp(templ));
-        return std::string(templ);
-    }();
-    return dir;
-}
+using nst::test::temp_dir;
 
 bool file_exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
 

@@ -14,19 +14,13 @@
 
 #include "core/error.hpp"
 #include "core/safetensors.hpp"
+#include "temp_dir.hpp"
 
 using namespace nst;
 
 namespace {
 
-std::string temp_dir() {
-    static std::string dir = [] {
-        char templ[] = "/tmp/nst_test_safetensors_XXXXXX";
-        REQUIRE(mkdtemp(templ));
-        return std::string(templ);
-    }();
-    return dir;
-}
+using nst::test::temp_dir;
 
 // A raw safetensors file from a header text and a data section.
 std::string write_raw(const std::string& name, const std::string& header, const std::string& data,

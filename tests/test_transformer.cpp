@@ -18,19 +18,13 @@
 #include "nets/transformer.hpp"
 #include "tests/tf_export_writer.hpp"
 #include "weights/tf_fast_style.hpp"
+#include "temp_dir.hpp"
 
 using namespace nst;
 
 namespace {
 
-std::string temp_dir() {
-    static std::string dir = [] {
-        char templ[] = "/tmp/nst_test_transformer_XXXXXX";
-        REQUIRE(mkdtemp(templ));
-        return std::string(templ);
-    }();
-    return dir;
-}
+using nst::test::temp_dir;
 
 TransformerSpec small_spec(TransformerVariant variant) {
     TransformerSpec spec;
