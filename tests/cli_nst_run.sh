@@ -143,6 +143,24 @@ else
   echo "ffmpeg not installed: video checks skipped"
 fi
 
+# ---- optimize (embedded random VGG-19, tiny sizes) ----
+run 0 optimize --content fx/photos/a.png --style fx/photos/b.jpg --out opt.png --size 32 \
+  --iters 4 --save-every 2 --log opt.csv --device cpu
+expect "optimize wrote the result" test "$(png_size opt.png)" = "$(png_size fx/photos/a.png | awk -Fx '{ if ($1 >= $2) print 32 "x" int($2 * 32 / $1 + 0.5); else print int($1 * 32 / $2 + 0.5) "x" 32 }')"
+expect "snapshots every 2 iterations" test -s opt_2.png -a -s opt_4.png
+expect "csv log has a header and 4 rows" test "$(wc -l < opt.csv)" = 5
+expect "the random network is announced once" test "$(grep -c 'random weights' err.txt)" = 1
+run 0 optimize --content fx/photos/a.png --style fx/photos/b.jpg --style fx/photos/a.png \
+  --style-blend 1,0 --scales 24,32 --optimizer adam --original-colors --out opt2.png --iters 2 --quiet --device cpu
+expect "multi-scale result written" test -s opt2.png
+run 1 optimize --content nowhere.png --style fx/photos/b.jpg --out opt3.png --iters 1 --device cpu
+failed_cleanly opt3.png
+run 1 optimize --content fx/photos/a.png --style fx/photos/b.jpg --out opt3.png --iters 1 \
+  --style-layers relu9_9 --device cpu
+failed_cleanly opt3.png
+run 2 optimize --content fx/photos/a.png --style fx/photos/b.jpg --out opt3.png --iters many
+failed_cleanly opt3.png
+
 # ---- a real pretrained network, when the data is there ----
 if [ -n "$data" ]; then
   run 0 stylize --model "$data/pretrained/fast-style-transfer/wave" \
