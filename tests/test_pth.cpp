@@ -288,76 +288,11 @@ TEST_CASE("pickle: opcodes of protocols 0 to 4", "[pth][pickle]") {
 }
 
 #ifdef NST_PTH_FIXTURES
+#include <nlohmann/json.hpp>
+
 // ---- files written by PyTorch (tools/reference/make_pth_fixtures.py) --------------------------
 
 namespace {
-
-// Just enough JSON for expected.json: objects, arrays, strings without
-// escapes, numbers, true/false/null.
-struct Json {
-    enum Type { Null, Bool, Number, String, Array, Object } type = Null;
-    double number = 0;
-    std::string text;
-    std::vector<Json> items;
-    std::map<std::string, Json> fields;
-};
-struct JsonParser {
-    const std::string& s;
-    size_t i = 0;
-    void ws() {
-        while (i < s.size() && std::isspace(uint8_t(s[i]))) ++i;
-    }
-    Json parse() {
-        ws();
-        REQUIRE(i < s.size());
-        Json j;
-        const char c = s[i];
-        if (c == '{') {
-            j.type = Json::Object;
-            ++i;
-            ws();
-            if (s[i] == '}') return ++i, j;
-            for (;;) {
-                Json key = parse();
-                ws();
-                REQUIRE(s[i++] == ':');
-                j.fields[key.text] = parse();
-                ws();
-                if (s[i++] == '}') return j;
-            }
-        }
-        if (c == '[') {
-            j.type = Json::Array;
-            ++i;
-            ws();
-            if (s[i] == ']') return ++i, j;
-            for (;;) {
-                j.items.push_back(parse());
-                ws();
-                if (s[i++] == ']') return j;
-            }
-        }
-        if (c == '"') {
-            j.type = Json::String;
-            const size_t end = s.find('"', i + 1);
-            j.text = s.substr(i + 1, end - i - 1);
-            i = end + 1;
-            return j;
-        }
-        if (s.compare(i, 4, "true") == 0 || s.compare(i, 5, "false") == 0) {
-            j.type = Json::Bool;
-            j.number = s[i] == 't';
-            i += s[i] == 't' ? 4 : 5;
-            return j;
-        }
-        if (s.compare(i, 4, "null") == 0) return i += 4, j;
-        j.type = Json::Number;
-        size_t used = 0;
-        j.number = std::stod(s.substr(i, 40), &used);
-        i += used;
-        return j;
-    }
-};
 
 std::string read_file(const std::string& path) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
@@ -375,12 +310,11 @@ std::string read_file(const std::string& path) {
 TEST_CASE("pth: checkpoints written by PyTorch", "[pth][fixtures]") {
     const std::string dir = NST_PTH_FIXTURES;
     const std::string text = read_file(dir + "/expected.json");
-    JsonParser parser{text};
-    const Json expected = parser.parse();
-    REQUIRE(expected.fields.count("files"));
-    for (const auto& [file, spec] : expected.fields.at("files").fields) {
+    const nlohmann::json expected = nlohmann::json::parse(text);
+    REQUIRE(expected.contains("files"));
+    for (const auto& [file, spec] : expected.at("files").items()) {
         INFO(file);
-        const std::string container = spec.fields.at("container").text;
+        const std::string container = spec.at("container").get<std::string>();
         if (container == "zip" && !pth_zip_supported()) {
             WARN("built without libzip: " << file << " skipped");
             continue;
@@ -389,10 +323,10 @@ TEST_CASE("pth: checkpoints written by PyTorch", "[pth][fixtures]") {
         CHECK(pth_container_name(detect_pth_container(reinterpret_cast<const uint8_t*>(bytes.data()),
                                                       bytes.size(), file)) == container);
         std::map<std::string, Expected> want;
-        for (const auto& [name, t] : spec.fields.at("tensors").fields) {
+        for (const auto& [name, t] : spec.at("tensors").items()) {
             Expected e;
-            for (const auto& d : t.fields.at("shape").items) e.shape.push_back(int64_t(d.number));
-            for (const auto& v : t.fields.at("values").items) e.values.push_back(float(v.number));
+            for (const auto& d : t.at("shape")) e.shape.push_back(d.get<int64_t>());
+            for (const auto& v : t.at("values")) e.values.push_back(v.get<float>());
             want[name] = e;
         }
         check_tensors(load_pth(dir + "/" + file), want);
