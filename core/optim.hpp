@@ -30,6 +30,8 @@ public:
     // The moment estimates, one per parameter (for checkpoints).
     std::vector<Tensor>& first_moments() { return m_; }
     std::vector<Tensor>& second_moments() { return v_; }
+    const std::vector<Tensor>& first_moments() const { return m_; }
+    const std::vector<Tensor>& second_moments() const { return v_; }
     void set_steps(int64_t steps) { steps_ = steps; }
 
 private:

@@ -28,11 +28,9 @@ void check_image(const char* what, const Tensor& image) {
 
 // A feature map must survive the poolings before the deepest layer used.
 void check_min_size(const char* what, const Tensor& image, const std::vector<std::string>& layers) {
+    const int64_t need = min_side_for(layers);
     int deepest = 0;
     for (const auto& l : layers) deepest = std::max(deepest, Vgg19::layer_index(l));
-    int pools = 0;
-    for (int i = 0; i < deepest; ++i) pools += Vgg19::layer_names()[size_t(i)].rfind("pool", 0) == 0;
-    const int64_t need = int64_t(1) << pools;
     NST_CHECK(image.size(2) >= need && image.size(3) >= need, "optimize: the ", what, " is ",
               image.size(3), "x", image.size(2), " pixels; layer ", Vgg19::layer_names()[size_t(deepest)],
               " needs at least ", need, " per side");
@@ -45,32 +43,7 @@ void check_finite(const std::string& what, const Tensor& image) {
         NST_CHECK(std::isfinite(v), "optimize: the ", what, " contains NaN or infinite values");
 }
 
-void check_weight(const char* what, float w) {
-    NST_CHECK(std::isfinite(w) && w >= 0, "optimize: ", what, " must be finite and >= 0, got ", w);
-}
-
-float mean_square(const Tensor& t) { return sum_squares(t).item() / float(t.numel()); }
-
-// Layers with a zero weight cost a forward pass and contribute nothing.
-std::vector<LayerWeight> active(const std::vector<LayerWeight>& layers, float global) {
-    std::vector<LayerWeight> out;
-    for (const auto& l : layers) {
-        Vgg19::layer_index(l.layer);  // throws, listing the names, if unknown
-        check_weight(("the weight of layer " + l.layer).c_str(), l.weight);
-        if (l.weight > 0 && global > 0) out.push_back(l);
-    }
-    return out;
-}
-
-Tensor gram_of(const Tensor& features) {
-    return gram(features, float(features.size(1) * features.size(2) * features.size(3)));
-}
-
-std::vector<std::string> names_of(const std::vector<LayerWeight>& layers) {
-    std::vector<std::string> names;
-    for (const auto& l : layers) names.push_back(l.layer);
-    return names;
-}
+void check_weight(const char* what, float w) { check_loss_weight("optimize", what, w); }
 
 void copy_into(Tensor& dst, const Tensor& src) {
     backend(dst.device()).copy(dst.data(), src.data(), size_t(src.numel()) * sizeof(float));
@@ -151,8 +124,8 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
     const Device device = net.device();
     content_ = content.detach().to(device).contiguous();
 
-    const std::vector<LayerWeight> content_layers = active(o.content_layers, o.content_weight);
-    const std::vector<LayerWeight> style_layers = active(o.style_layers, o.style_weight);
+    const std::vector<LayerWeight> content_layers = active_layers(o.content_layers, o.content_weight, "optimize");
+    const std::vector<LayerWeight> style_layers = active_layers(o.style_layers, o.style_weight, "optimize");
     for (const auto& l : content_layers) layers_.push_back(l.layer);
     for (const auto& l : style_layers) layers_.push_back(l.layer);
     NST_CHECK(!layers_.empty() || o.tv_weight > 0,
@@ -160,11 +133,10 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
     if (!layers_.empty()) check_min_size("content image", content_, layers_);
 
     if (!content_layers.empty()) {
-        const auto features = net.forward(content_, names_of(content_layers));
+        const auto features = net.forward(content_, layer_names_of(content_layers));
         for (const auto& l : content_layers) {
             const Tensor& target = features.at(l.layer);
-            const float ms = mean_square(target);
-            content_terms_.push_back({l.layer, target, o.content_weight * l.weight / (ms > 0 ? ms : 1.f)});
+            content_terms_.push_back({l.layer, target, o.content_weight * l.weight * relative_error_factor(target)});
         }
     }
 
@@ -184,20 +156,19 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
             const auto [h, w] = fit_longest_side(styles[i].image.size(2), styles[i].image.size(3), std::max(side, 1));
             Tensor style = resize_image01(styles[i].image, h, w).to(device).contiguous();
             const std::string what = "style image " + std::to_string(i + 1) + " (after the style scale)";
-            check_min_size(what.c_str(), style, names_of(style_layers));
+            check_min_size(what.c_str(), style, layer_names_of(style_layers));
             styles_.push_back(style);
             const float k = float(styles[i].weight / weight_sum);
-            const auto features = net.forward(style, names_of(style_layers));
+            const auto features = net.forward(style, layer_names_of(style_layers));
             for (const auto& l : style_layers) {
-                const Tensor g = scale(gram_of(features.at(l.layer)), k);
+                const Tensor g = scale(style_gram(features.at(l.layer)), k);
                 Tensor& b = blended[l.layer];
                 b = b.defined() ? add(b, g) : g;
             }
         }
         for (const auto& l : style_layers) {
             const Tensor& target = blended.at(l.layer);
-            const float ms = mean_square(target);
-            style_terms_.push_back({l.layer, target, o.style_weight * l.weight / (ms > 0 ? ms : 1.f)});
+            style_terms_.push_back({l.layer, target, o.style_weight * l.weight * relative_error_factor(target)});
         }
     }
     tv_factor_ = o.tv_weight / float(content_.numel());
@@ -215,12 +186,12 @@ const Tensor& GatysObjective::style_target(const std::string& layer) const {
     fail("optimize: no style target at layer " + layer);
 }
 
-GatysLosses GatysObjective::evaluate(const Tensor& image) const {
+StyleLosses GatysObjective::evaluate(const Tensor& image) const {
     NST_CHECK(image.defined() && image.shape() == content_.shape(), "optimize: image ",
               image.defined() ? shape_str(image.shape()) : std::string("undefined"),
               " does not match the content ", shape_str(content_.shape()));
     const Device device = content_.device();
-    GatysLosses l;
+    StyleLosses l;
     l.content = Tensor::zeros({}, device);
     l.style = Tensor::zeros({}, device);
     if (!layers_.empty()) {
@@ -228,7 +199,7 @@ GatysLosses GatysObjective::evaluate(const Tensor& image) const {
         for (const auto& t : content_terms_)
             l.content = add(l.content, scale(mse_loss(features.at(t.layer), t.target), t.factor));
         for (const auto& t : style_terms_)
-            l.style = add(l.style, scale(mse_loss(gram_of(features.at(t.layer)), t.target), t.factor));
+            l.style = add(l.style, scale(mse_loss(style_gram(features.at(t.layer)), t.target), t.factor));
     }
     l.tv = tv_factor_ > 0 ? scale(tv_loss(image), tv_factor_) : Tensor::zeros({}, device);
     l.total = add(add(l.content, l.style), l.tv);
@@ -330,7 +301,7 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
         // Zeroes the gradient, evaluates, checks, runs backward.
         auto evaluate = [&]() -> Tensor {
             image.zero_grad();
-            const GatysLosses l = objective.evaluate(image);
+            const StyleLosses l = objective.evaluate(image);
             p.content_loss = l.content.item(), p.style_loss = l.style.item(), p.tv_loss = l.tv.item();
             p.total_loss = l.total.item();
             if (!std::isfinite(p.total_loss)) {

@@ -10,11 +10,8 @@
 // with F_l the image's features at layer l, P_l the content photo's,
 // G_l = gram(F_l) / (C H W) and A_l the weighted sum of the style images'
 // Grams (weights normalized to sum 1). Dividing each layer by its target's
-// mean square makes every layer's loss a relative error: with trained VGG
-// weights that changes little, but with the embedded random network the
-// layers' magnitudes differ by orders of magnitude and the deepest or
-// shallowest layer would otherwise decide everything. A zero target (a
-// featureless image) is left unnormalized. TV is a mean so that its weight
+// mean square makes every layer's loss a relative error (nets/loss_terms.hpp).
+// TV is a mean so that its weight
 // does not depend on the image size across the stages of a multi-scale run.
 //
 // Multi-scale (`scales`): each stage optimizes at one size, starting from the
@@ -28,14 +25,10 @@
 
 #include "core/error.hpp"
 #include "core/tensor.hpp"
+#include "nets/loss_terms.hpp"
 #include "nets/vgg19.hpp"
 
 namespace nst {
-
-struct LayerWeight {
-    std::string layer;  // a Vgg19::layer_names() entry, e.g. "relu4_2"
-    float weight = 1.f;
-};
 
 struct StyleInput {
     Tensor image;       // [1, 3, h, w] RGB 0..1, any size and device
@@ -78,11 +71,6 @@ struct GatysOptions {
 // scaled to 0..1 and halved: steadier on the random network).
 float default_learning_rate(GatysOptimizer optimizer);
 
-// The weighted loss terms (scalar tensors); total = content + style + tv.
-struct GatysLosses {
-    Tensor content, style, tv, total;
-};
-
 // The loss of one stage: targets computed once at construction (no graph),
 // evaluate() differentiable with respect to the image. Keeps a reference to
 // the network, which must outlive it.
@@ -93,7 +81,7 @@ public:
                    const GatysOptions& options);
 
     // image: [1, 3, H, W] of the content's size, on the network's device.
-    GatysLosses evaluate(const Tensor& image) const;
+    StyleLosses evaluate(const Tensor& image) const;
 
     const Tensor& content() const { return content_; }
     // The targets at each layer (content features, blended style Gram).

@@ -161,6 +161,61 @@ failed_cleanly opt3.png
 run 2 optimize --content fx/photos/a.png --style fx/photos/b.jpg --out opt3.png --iters many
 failed_cleanly opt3.png
 
+# ---- train (embedded random VGG-19, tiny sizes) ----
+mkdir -p trainset/sub empty_dir
+cp fx/photos/a.png fx/photos/b.jpg trainset/ && cp fx/photos/a.png trainset/sub/c.png
+echo "not a png" > trainset/broken.png
+train_args=(--style fx/photos/b.jpg --data trainset --size 32 --batch 2 --device cpu)
+run 0 train "${train_args[@]}" --out net.safetensors --iters 4 --checkpoint-every 2 \
+  --sample-every 2 --sample-image fx/photos/a.png --log train.csv
+expect "train wrote the model" test -s net.safetensors
+expect "train wrote the checkpoint" test -s net.ckpt.safetensors
+expect "samples every 2 steps" test -s net_sample_2.png -a -s net_sample_4.png
+expect "train csv has a header and 4 rows" test "$(wc -l < train.csv)" = 5
+expect "the unreadable photo is warned about once" test "$(grep -c 'warning: skipping trainset/broken.png' err.txt)" = 1
+expect "the summary counts it" grep -q '1 unreadable' err.txt
+run 0 info net.safetensors
+expect "the model records its style and steps" grep -q 'trained_steps = 4' out.txt
+run 0 stylize --model net.safetensors --in fx/photos/a.png --out trained.png --device cpu
+expect "the trained model stylizes" test "$(png_size trained.png)" = "$(png_size fx/photos/a.png)"
+# Two steps, then two more from the checkpoint: the same losses and model as four at once.
+run 0 train "${train_args[@]}" --out half.safetensors --iters 2 --checkpoint-every 2 --log half.csv --quiet
+run 0 train "${train_args[@]}" --out half.safetensors --iters 4 --resume half.ckpt.safetensors --log half.csv --quiet
+expect "resumed losses equal an uninterrupted run's" diff <(cut -d, -f1,3-6 train.csv) <(cut -d, -f1,3-6 half.csv)
+expect "resumed model equals an uninterrupted run's" cmp -s net.safetensors half.safetensors
+# Ctrl-C: a checkpoint, one error line saying how to resume, no model.
+"$nst_run" train "${train_args[@]}" --out int.safetensors --iters 100000 --checkpoint-every 0 --log int.csv \
+  --quiet > out.txt 2> err.txt &
+pid=$!
+for _ in $(seq 600); do [ "$(cat int.csv 2>/dev/null | wc -l)" -ge 3 ] && break; sleep 0.1; done
+kill -INT $pid; wait $pid; status=$?
+if [ "$status" = 1 ]; then pass; else fail "interrupted train exited $status, expected 1"; fi
+expect "interrupted train saved a checkpoint" test -s int.ckpt.safetensors
+expect "interrupted train says how to resume" grep -q 'resume int.ckpt.safetensors' err.txt
+expect "interrupted train wrote no model" test ! -e int.safetensors
+run 0 train "${train_args[@]}" --out int.safetensors --iters "$(( $(tail -1 int.csv | cut -d, -f1) + 1 ))" \
+  --resume int.ckpt.safetensors --quiet
+expect "the interrupted run resumes" test -s int.safetensors
+# bad input
+run 1 train --style nowhere.png --data trainset --out t1.safetensors --iters 1 --device cpu
+failed_cleanly t1.safetensors
+run 1 train --style fx/photos/b.jpg --data empty_dir --out t1.safetensors --iters 1 --device cpu
+failed_cleanly t1.safetensors
+run 1 train "${train_args[@]}" --out t1.png --iters 1
+failed_cleanly t1.png
+run 1 train "${train_args[@]}" --out t1.safetensors --iters 2 --epochs 1
+failed_cleanly t1.safetensors
+run 1 train "${train_args[@]}" --out t1.safetensors --iters 2 --sample-every 1
+failed_cleanly t1.safetensors
+run 1 train --style fx/photos/b.jpg --data trainset --size 24 --batch 2 --device cpu --out t1.safetensors \
+  --iters 4 --resume half.ckpt.safetensors
+failed_cleanly t1.safetensors
+expect "a mismatched resume names the flag" grep -q -- '--size 32' err.txt
+run 1 train "${train_args[@]}" --out t1.safetensors --iters 4 --resume fx/native.safetensors
+failed_cleanly t1.safetensors
+run 2 train "${train_args[@]}" --out t1.safetensors --batch 0
+failed_cleanly t1.safetensors
+
 # ---- a real pretrained network, when the data is there ----
 if [ -n "$data" ]; then
   run 0 stylize --model "$data/pretrained/fast-style-transfer/wave" \

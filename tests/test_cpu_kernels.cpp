@@ -741,6 +741,15 @@ TEST_CASE("cpu elementwise kernels match their definitions", "[cpu]") {
     cpu().relu_backward(n, y.data(), dy.data(), dx.data());
     for (int64_t i = 0; i < n; ++i) want[i] = a[i] > 0 ? dy[i] : 0.0;
     require_close(dx, want, 0, 0, "relu_backward");
+    {
+        // NaN passes through, so a diverging network shows up as a NaN loss.
+        const float special[3] = {kNaN, -std::numeric_limits<float>::infinity(), std::numeric_limits<float>::infinity()};
+        float out[3];
+        cpu().relu_forward(3, special, out);
+        CHECK(std::isnan(out[0]));
+        CHECK(out[1] == 0.0f);
+        CHECK(out[2] == std::numeric_limits<float>::infinity());
+    }
 
     cpu().tanh_forward(n, a.data(), y.data());
     for (int64_t i = 0; i < n; ++i) want[i] = std::tanh(double(a[i]));

@@ -451,7 +451,7 @@ TEST_CASE("gatys: write the reference comparison's inputs and the engine's numbe
 
         const GatysObjective objective(net, content, styles, o);
         Tensor x = x0.to(device).clone().set_requires_grad();
-        const GatysLosses l = objective.evaluate(x);
+        const StyleLosses l = objective.evaluate(x);
         l.total.backward();
         const Tensor after = stylize_by_optimization(net, content, styles, o);
 

@@ -3,6 +3,8 @@
 //   nst-run info FILE
 //   nst-run stylize --model M --in PATH --out PATH [--device D] [--max-size N]
 //                   [--preserve-color] [--quiet]
+//   nst-run optimize ...   (tools/optimize_command.hpp)
+//   nst-run train ...      (tools/train_command.hpp)
 // Every failure is one line "nst-run: error: ..." on stderr and exit status 1
 // (2 for a malformed command line); outputs are written atomically, so a
 // failure never leaves a half-written file. Ctrl-C stops between items and
@@ -23,9 +25,11 @@
 #include "core/image.hpp"
 #include "core/safetensors.hpp"
 #include "nets/transformer.hpp"
+#include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/optimize_command.hpp"
 #include "tools/progress.hpp"
+#include "tools/train_command.hpp"
 #include "tools/video.hpp"
 #include "weights/tf_fast_style.hpp"
 
@@ -52,11 +56,6 @@ void print_error(const std::string& message) {
 bool is_directory(const std::string& path) {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool same_file(const std::string& a, const std::string& b) {
-    std::error_code ec;
-    return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
 }
 
 std::string human_bytes(uint64_t bytes) {
@@ -166,7 +165,7 @@ std::string extension_of(const std::string& path) { return fs::path(path).extens
 int stylize_image(const Stylizer& s, const StylizeOptions& o) {
     NST_CHECK(nst::is_writable_image_path(o.out), o.out, ": cannot write images of type '",
               extension_of(o.out), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
-    NST_CHECK(!same_file(o.in, o.out), o.out, ": is the input image; choose another output");
+    NST_CHECK(!nst_run::same_file(o.in, o.out), o.out, ": is the input image; choose another output");
     nst_run::Progress progress(1, "image", o.quiet);
     s.image(o.in, o.out);
     progress.step(fs::path(o.in).filename().string());
@@ -186,7 +185,7 @@ int stylize_directory(const Stylizer& s, const StylizeOptions& o) {
     std::sort(names.begin(), names.end());
     NST_CHECK(!fs::exists(o.out) || is_directory(o.out), o.out,
               ": exists and is not a directory (the input is a directory)");
-    NST_CHECK(!same_file(o.in, o.out), o.out,
+    NST_CHECK(!nst_run::same_file(o.in, o.out), o.out,
               ": is the input directory; the photos would be overwritten");
     std::error_code ec;
     fs::create_directories(o.out, ec);
@@ -217,7 +216,7 @@ int stylize_directory(const Stylizer& s, const StylizeOptions& o) {
 int stylize_video(const Stylizer& s, const StylizeOptions& o) {
     NST_CHECK(nst_run::is_video_path(o.out), o.out,
               ": the input is a video, so the output must be one too (.mp4, .mkv, .mov, .webm, ...)");
-    NST_CHECK(!same_file(o.in, o.out), o.out, ": is the input video; choose another output");
+    NST_CHECK(!nst_run::same_file(o.in, o.out), o.out, ": is the input video; choose another output");
     const nst_run::VideoInfo info = nst_run::probe_video(o.in);
     int width = info.width, height = info.height;
     if (o.max_size > 0 && std::max(width, height) > o.max_size) {
@@ -242,11 +241,7 @@ int stylize_video(const Stylizer& s, const StylizeOptions& o) {
 }
 
 int run_stylize(const StylizeOptions& o) {
-    const nst::Device device = o.device.empty() ? nst::default_device() : nst::Device::parse(o.device);
-    if (device.is_cuda())
-        NST_CHECK(device.index < nst::cuda_device_count(), "device ", device.str(),
-                  " is not available (", nst::cuda_device_count(), " usable GPUs",
-                  nst::cuda_device_count() == 0 ? "; this build or machine has no CUDA" : "", ")");
+    const nst::Device device = nst_run::resolve_device(o.device);
     struct stat st;
     NST_CHECK(::stat(o.in.c_str(), &st) == 0, o.in, ": no such file or directory");
     const bool directory = S_ISDIR(st.st_mode);
@@ -269,7 +264,7 @@ int main(int argc, char** argv) {
     std::signal(SIGPIPE, SIG_IGN);
     nst_run::install_interrupt_handlers();
 
-    CLI::App app{"nst-run: neural style transfer, feed-forward (stylize) and by optimization (optimize)"};
+    CLI::App app{"nst-run: neural style transfer: feed-forward (stylize), by optimization (optimize), and training feed-forward networks (train)"};
     app.require_subcommand(1);
 
     std::string import_from, import_out;
@@ -299,7 +294,8 @@ int main(int argc, char** argv) {
                       "Keep the photo's colours (transfer luminance only)");
     stylize->add_flag("--quiet,-q", so.quiet, "No progress output");
 
-    const nst_run::OptimizeCommand optimize = nst_run::add_optimize_command(app);
+    const nst_run::Command optimize = nst_run::add_optimize_command(app);
+    const nst_run::Command train = nst_run::add_train_command(app);
 
     try {
         app.parse(argc, argv);
@@ -313,6 +309,7 @@ int main(int argc, char** argv) {
         if (*import) return run_import(import_from, import_out);
         if (*info) return run_info(info_path);
         if (*optimize.subcommand) return optimize.run();
+        if (*train.subcommand) return train.run();
         return run_stylize(so);
     } catch (const std::bad_alloc&) {
         print_error("out of memory (try a smaller --max-size or --size)");

@@ -24,6 +24,7 @@
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
 #include "nets/vgg19.hpp"
+#include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/progress.hpp"
 
@@ -47,42 +48,8 @@ struct Settings {
     bool original_colors = false, quiet = false, size_given = false;
 };
 
-// "relu4_2" or "relu1_1:0.5,relu2_1:2": names checked against VGG-19's.
-std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text) {
-    std::vector<nst::LayerWeight> layers;
-    size_t begin = 0;
-    while (begin <= text.size()) {
-        const size_t end = std::min(text.find(',', begin), text.size());
-        const std::string item = text.substr(begin, end - begin);
-        begin = end + 1;
-        if (item.empty()) continue;
-        nst::LayerWeight l;
-        const size_t colon = item.find(':');
-        l.layer = item.substr(0, colon);
-        if (colon != std::string::npos) {
-            const std::string w = item.substr(colon + 1);
-            char* stop = nullptr;
-            l.weight = std::strtof(w.c_str(), &stop);
-            NST_CHECK(!w.empty() && *stop == '\0' && std::isfinite(l.weight) && l.weight >= 0, flag,
-                      ": bad weight '", w, "' for ", l.layer, " (expected NAME or NAME:WEIGHT, WEIGHT >= 0)");
-        }
-        try {
-            nst::Vgg19::layer_index(l.layer);
-        } catch (const Error& e) {
-            throw Error(flag + ": " + e.what());
-        }
-        layers.push_back(l);
-    }
-    return layers;
-}
-
 Tensor load01(const std::string& path) { return nst::scale(nst::load_image(path), 1.f / 255.f); }
 void save01(const Tensor& image, const std::string& path) { nst::save_image(nst::scale(image, 255.f), path); }
-
-bool same_file(const std::string& a, const std::string& b) {
-    std::error_code ec;
-    return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
-}
 
 // out.png -> out_0100.png, zero-padded to the width of the last iteration.
 std::string snapshot_path(const std::string& out, int iteration, int last) {
@@ -90,40 +57,6 @@ std::string snapshot_path(const std::string& out, int iteration, int last) {
     const std::string digits = std::to_string(last), number = std::to_string(iteration);
     const std::string padded = std::string(digits.size() - std::min(digits.size(), number.size()), '0') + number;
     return (p.parent_path() / (p.stem().string() + "_" + padded + p.extension().string())).string();
-}
-
-void check_output(const std::string& path, const char* flag) {
-    const fs::path parent = fs::path(path).parent_path();
-    std::error_code ec;
-    NST_CHECK(parent.empty() || fs::is_directory(parent, ec), flag, " ", path, ": the directory ",
-              parent.string(), " does not exist");
-    NST_CHECK(!fs::is_directory(path, ec), flag, " ", path, ": is a directory; give a file name");
-}
-
-// The weight file: --vgg, else one that weights/fetch_vgg19.sh put in
-// ./weights, else (or with --vgg random) the embedded random network.
-nst::Vgg19 load_vgg(const Settings& s, nst::Device device, nst::VggPooling pooling) {
-    std::string path = s.vgg;
-    if (path.empty()) {
-        for (const char* candidate : {"weights/vgg19-dcbb9e9d.pth", "weights/vgg19-d01eb7cb.pth"})
-            if (fs::is_regular_file(candidate)) {
-                path = candidate;
-                break;
-            }
-        if (!path.empty() && !s.quiet) std::fprintf(stderr, "nst-run: using VGG-19 weights %s\n", path.c_str());
-    }
-    if (path.empty() || path == "random") {
-        std::fprintf(stderr,
-                     "nst-run: note: no VGG-19 weight file given (--vgg): using the embedded VGG-19 "
-                     "with random weights, which transfers colour and fine texture but is far weaker "
-                     "than trained weights. Fetch them with weights/fetch_vgg19.sh (about 550 MB) and "
-                     "pass --vgg weights/vgg19-dcbb9e9d.pth.\n");
-        return nst::Vgg19::random(19, device, pooling);
-    }
-    const nst::VggFlavor flavor = nst::guess_vgg_flavor(path);
-    if (!s.quiet)
-        std::fprintf(stderr, "nst-run: VGG-19 weights %s, %s flavour\n", path.c_str(), nst::vgg_flavor_name(flavor));
-    return nst::Vgg19::load(path, flavor, device, pooling);
 }
 
 // The CSV log: one line per iteration, flushed.
@@ -159,11 +92,7 @@ private:
 
 int run_optimize(const Settings& s) {
     // ---- everything that can fail early --------------------------------------------------
-    const nst::Device device = s.device.empty() ? nst::default_device() : nst::Device::parse(s.device);
-    if (device.is_cuda())
-        NST_CHECK(device.index < nst::cuda_device_count(), "device ", device.str(), " is not available (",
-                  nst::cuda_device_count(), " usable GPUs",
-                  nst::cuda_device_count() == 0 ? "; this build or machine has no CUDA" : "", ")");
+    const nst::Device device = resolve_device(s.device);
     NST_CHECK(nst::is_writable_image_path(s.out), "--out ", s.out, ": cannot write images of type '",
               fs::path(s.out).extension().string(), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
     check_output(s.out, "--out");
@@ -209,7 +138,7 @@ int run_optimize(const Settings& s) {
         styles.push_back({load01(s.styles[i]), s.blend.empty() ? 1.f : s.blend[i]});
     CsvLog log(s.log);
     const nst::Vgg19 net =
-        load_vgg(s, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg);
+        load_vgg(s.vgg, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg, s.quiet);
 
     // ---- the run ---------------------------------------------------------------------------
     std::unique_ptr<Progress> bar;
@@ -269,7 +198,7 @@ int run_optimize(const Settings& s) {
 
 }  // namespace
 
-OptimizeCommand add_optimize_command(CLI::App& app) {
+Command add_optimize_command(CLI::App& app) {
     auto s = std::make_shared<Settings>();
     CLI::App* cmd = app.add_subcommand(
         "optimize",

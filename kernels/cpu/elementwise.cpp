@@ -25,7 +25,9 @@ void check_channels(const char* op, int N, int C, int64_t HW) {
 
 void CpuBackend::relu_forward(int64_t n, const float* x, float* y) {
     check_count("relu_forward", n);
-    for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+    // x < 0 rather than x > 0: NaN passes through (as in PyTorch) instead of
+    // hiding a divergence behind zeros.
+    for (int64_t i = 0; i < n; ++i) y[i] = x[i] < 0.0f ? 0.0f : x[i];
 }
 
 void CpuBackend::relu_backward(int64_t n, const float* y, const float* dy, float* dx) {

@@ -42,7 +42,7 @@ void check_channels(const char* op, int N, int C, int64_t HW) {
          i += int64_t(gridDim.x) * blockDim.x)
 
 __global__ void relu_forward_kernel(int64_t n, const float* x, float* y) {
-    GRID_STRIDE_LOOP(i, n) { y[i] = x[i] > 0.0f ? x[i] : 0.0f; }
+    GRID_STRIDE_LOOP(i, n) { y[i] = x[i] < 0.0f ? 0.0f : x[i]; }  // NaN passes (CPU reference)
 }
 
 __global__ void relu_backward_kernel(int64_t n, const float* y, const float* dy, float* dx) {

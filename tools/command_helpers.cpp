@@ -1,0 +1,89 @@
+#include "tools/command_helpers.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "core/error.hpp"
+
+namespace fs = std::filesystem;
+using nst::Error;
+
+namespace nst_run {
+
+nst::Device resolve_device(const std::string& flag_value) {
+    const nst::Device device = flag_value.empty() ? nst::default_device() : nst::Device::parse(flag_value);
+    if (device.is_cuda())
+        NST_CHECK(device.index < nst::cuda_device_count(), "device ", device.str(), " is not available (",
+                  nst::cuda_device_count(), " usable GPUs",
+                  nst::cuda_device_count() == 0 ? "; this build or machine has no CUDA" : "", ")");
+    return device;
+}
+
+bool same_file(const std::string& a, const std::string& b) {
+    std::error_code ec;
+    return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
+}
+
+void check_output(const std::string& path, const char* flag) {
+    const fs::path parent = fs::path(path).parent_path();
+    std::error_code ec;
+    NST_CHECK(parent.empty() || fs::is_directory(parent, ec), flag, " ", path, ": the directory ",
+              parent.string(), " does not exist");
+    NST_CHECK(!fs::is_directory(path, ec), flag, " ", path, ": is a directory; give a file name");
+}
+
+nst::Vgg19 load_vgg(const std::string& vgg, nst::Device device, nst::VggPooling pooling, bool quiet) {
+    std::string path = vgg;
+    if (path.empty()) {
+        for (const char* candidate : {"weights/vgg19-dcbb9e9d.pth", "weights/vgg19-d01eb7cb.pth"})
+            if (fs::is_regular_file(candidate)) {
+                path = candidate;
+                break;
+            }
+        if (!path.empty() && !quiet) std::fprintf(stderr, "nst-run: using VGG-19 weights %s\n", path.c_str());
+    }
+    if (path.empty() || path == "random") {
+        std::fprintf(stderr,
+                     "nst-run: note: no VGG-19 weight file given (--vgg): using the embedded VGG-19 "
+                     "with random weights, which transfers colour and fine texture but is far weaker "
+                     "than trained weights. Fetch them with weights/fetch_vgg19.sh (about 550 MB) and "
+                     "pass --vgg weights/vgg19-dcbb9e9d.pth.\n");
+        return nst::Vgg19::random(19, device, pooling);
+    }
+    const nst::VggFlavor flavor = nst::guess_vgg_flavor(path);
+    if (!quiet)
+        std::fprintf(stderr, "nst-run: VGG-19 weights %s, %s flavour\n", path.c_str(), nst::vgg_flavor_name(flavor));
+    return nst::Vgg19::load(path, flavor, device, pooling);
+}
+
+std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text) {
+    std::vector<nst::LayerWeight> layers;
+    size_t begin = 0;
+    while (begin <= text.size()) {
+        const size_t end = std::min(text.find(',', begin), text.size());
+        const std::string item = text.substr(begin, end - begin);
+        begin = end + 1;
+        if (item.empty()) continue;
+        nst::LayerWeight l;
+        const size_t colon = item.find(':');
+        l.layer = item.substr(0, colon);
+        if (colon != std::string::npos) {
+            const std::string w = item.substr(colon + 1);
+            char* stop = nullptr;
+            l.weight = std::strtof(w.c_str(), &stop);
+            NST_CHECK(!w.empty() && *stop == '\0' && std::isfinite(l.weight) && l.weight >= 0, flag,
+                      ": bad weight '", w, "' for ", l.layer, " (expected NAME or NAME:WEIGHT, WEIGHT >= 0)");
+        }
+        try {
+            nst::Vgg19::layer_index(l.layer);
+        } catch (const Error& e) {
+            throw Error(flag + ": " + e.what());
+        }
+        layers.push_back(l);
+    }
+    return layers;
+}
+
+}  // namespace nst_run

@@ -1,0 +1,43 @@
+// What several nst-run commands need: device selection, output-path checks,
+// VGG-19 loading with the embedded default, and layer lists on the command
+// line.
+#pragma once
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/device.hpp"
+#include "nets/loss_terms.hpp"
+#include "nets/vgg19.hpp"
+
+namespace CLI {
+class App;
+}
+
+namespace nst_run {
+
+// A subcommand whose options live in the command's own file. Registration
+// and running are separate so that failures reach nst-run's own error
+// handling (one line "nst-run: error: ...", exit status 1) instead of
+// escaping from CLI11's parse() through a subcommand callback.
+struct Command {
+    CLI::App* subcommand = nullptr;  // after parsing, `*subcommand` says whether it was chosen
+    std::function<int()> run;        // runs it; returns the exit status, throws nst::Error
+};
+
+// --device: empty is the first GPU, else the CPU; a missing GPU is an error.
+nst::Device resolve_device(const std::string& flag_value);
+
+bool same_file(const std::string& a, const std::string& b);
+// The output's directory exists and the path is not a directory.
+void check_output(const std::string& path, const char* flag);
+
+// --vgg: a file, or "random" for the embedded network; empty means a file
+// weights/fetch_vgg19.sh put in ./weights when there is one, else the
+// embedded network (with a note on stderr saying how to get real weights).
+nst::Vgg19 load_vgg(const std::string& path, nst::Device device, nst::VggPooling pooling, bool quiet);
+
+// "relu4_2" or "relu1_1:0.5,relu2_1:2": names checked against VGG-19's.
+std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text);
+
+}  // namespace nst_run

@@ -1,0 +1,282 @@
+// `nst-run train` (tools/train_command.hpp). Everything that can be checked
+// before training is checked first: paths, the style and sample images, the
+// layers, the checkpoint to resume. Files are written atomically (the model,
+// checkpoints, samples); the CSV log line by line.
+//
+// A checkpoint (OUT with ".ckpt.safetensors" for ".safetensors") holds the
+// network, Adam's moments and step count, and the data position; with the
+// same --seed, --size and --batch, --resume continues with exactly the
+// batches and the losses of an uninterrupted run.
+#include "tools/train_command.hpp"
+
+#include <CLI/CLI.hpp>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "core/error.hpp"
+#include "core/image.hpp"
+#include "core/ops.hpp"
+#include "core/safetensors.hpp"
+#include "nets/gatys.hpp"
+#include "nets/training.hpp"
+#include "nets/training_data.hpp"
+#include "tools/interrupt.hpp"
+#include "tools/progress.hpp"
+
+namespace fs = std::filesystem;
+using nst::Error;
+using nst::Tensor;
+
+namespace nst_run {
+namespace {
+
+struct Settings {
+    std::string style, data, out, vgg, resume, sample_image, log, device;
+    std::string content_layers = "relu2_2", style_layers = "relu1_2,relu2_2,relu3_3,relu4_3";
+    int size = 256, batch = 4, style_size = 0, checkpoint_every = 1000, sample_every = 0;
+    int64_t iters = 0;
+    double epochs = 0;
+    float lr = 1e-3f, content_weight = 1.f, style_weight = 5.f, tv_weight = 0.f;
+    uint64_t seed = 0;
+    bool quiet = false;
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+    return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string checkpoint_path(const std::string& out) {
+    return out.substr(0, out.size() - std::strlen(".safetensors")) + ".ckpt.safetensors";
+}
+
+// model.safetensors -> model_sample_000500.png, padded to the last step's width.
+std::string sample_path(const std::string& out, int64_t step, int64_t last) {
+    const fs::path p(out);
+    const std::string digits = std::to_string(last), number = std::to_string(step);
+    const std::string padded = std::string(digits.size() - std::min(digits.size(), number.size()), '0') + number;
+    return (p.parent_path() / (p.stem().string() + "_sample_" + padded + ".png")).string();
+}
+
+int64_t metadata_int(const nst::WeightFile& w, const std::string& key, const std::string& source) {
+    auto it = w.metadata.find(key);
+    NST_CHECK(it != w.metadata.end(), source, ": not a training checkpoint (no ", key, " metadata)");
+    char* end = nullptr;
+    const long long v = std::strtoll(it->second.c_str(), &end, 10);
+    NST_CHECK(!it->second.empty() && *end == '\0' && v >= 0, source, ": bad ", key, " '", it->second, "'");
+    return v;
+}
+
+// The CSV log: one line per step, flushed. A resumed run appends to the log
+// it continues.
+class CsvLog {
+public:
+    CsvLog(const std::string& path, bool append) {
+        if (path.empty()) return;
+        const bool header = !append || !fs::exists(path);
+        file_ = std::fopen(path.c_str(), append ? "a" : "w");
+        NST_CHECK(file_, "--log ", path, ": cannot open for writing: ", std::strerror(errno));
+        path_ = path;
+        if (header) std::fprintf(file_, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s\n");
+        flush();
+    }
+    ~CsvLog() {
+        if (file_) std::fclose(file_);
+    }
+    CsvLog(const CsvLog&) = delete;
+    CsvLog& operator=(const CsvLog&) = delete;
+
+    void write(int64_t step, double epoch, const nst::TrainingLosses& l, double rate, double elapsed) {
+        if (!file_) return;
+        std::fprintf(file_, "%lld,%.4f,%.9g,%.9g,%.9g,%.9g,%.2f,%.3f\n", (long long)step, epoch, l.content, l.style,
+                     l.tv, l.total, rate, elapsed);
+        flush();
+    }
+
+private:
+    void flush() { NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno)); }
+    std::FILE* file_ = nullptr;
+    std::string path_;
+};
+
+int run_train(const Settings& s) {
+    // ---- everything that can fail early --------------------------------------------------
+    const nst::Device device = resolve_device(s.device);
+    NST_CHECK(ends_with(s.out, ".safetensors"), "--out ", s.out, ": the model is a .safetensors file");
+    check_output(s.out, "--out");
+    const std::string ckpt_path = checkpoint_path(s.out);
+    NST_CHECK(!same_file(s.out, s.style), "--out ", s.out, ": is the style image");
+    NST_CHECK(s.iters == 0 || s.epochs == 0, "--iters and --epochs: give one, not both");
+    NST_CHECK((s.sample_every > 0) == !s.sample_image.empty(),
+              "--sample-every and --sample-image go together");
+    if (!s.log.empty()) check_output(s.log, "--log");
+
+    nst::TrainingOptions o;
+    o.content_layers = parse_layers("--content-layers", s.content_layers);
+    o.style_layers = parse_layers("--style-layers", s.style_layers);
+    o.content_weight = s.content_weight, o.style_weight = s.style_weight, o.tv_weight = s.tv_weight;
+    o.learning_rate = s.lr;
+
+    Tensor style = nst::scale(nst::load_image(s.style), 1.f / 255.f);
+    {
+        const auto [h, w] = nst::fit_longest_side(style.size(2), style.size(3), s.style_size > 0 ? s.style_size : s.size);
+        style = nst::resize_image01(style, h, w);
+    }
+    const Tensor sample = s.sample_image.empty() ? Tensor() : nst::load_image(s.sample_image).to(device);
+
+    nst::WeightFile ckpt;
+    uint64_t position = 0;
+    int64_t start_step = 0;
+    double elapsed_before = 0;
+    if (!s.resume.empty()) {
+        ckpt = nst::load_safetensors(s.resume, device);
+        start_step = metadata_int(ckpt, "train.step", s.resume);
+        position = uint64_t(metadata_int(ckpt, "train.position", s.resume));
+        for (const auto& [key, value] : {std::pair<const char*, int64_t>{"train.batch", s.batch},
+                                         {"train.size", s.size},
+                                         {"train.seed", int64_t(s.seed)}}) {
+            const int64_t saved = metadata_int(ckpt, key, s.resume);
+            NST_CHECK(saved == value, "--resume ", s.resume, ": it was trained with --", key + 6, " ", saved,
+                      ", this run has ", value, "; pass the same value to continue the same run");
+        }
+        if (auto it = ckpt.metadata.find("train.elapsed_s"); it != ckpt.metadata.end())
+            elapsed_before = std::strtod(it->second.c_str(), nullptr);
+    }
+    nst::Transformer network =
+        s.resume.empty()
+            ? nst::Transformer::create(nst::TransformerSpec{}, s.seed, device)
+            : nst::Transformer::from_weights(nst::StyleTrainer::network_weights(ckpt), device, s.resume);
+    NST_CHECK(network.variant() == nst::TransformerVariant::Native, "--resume ", s.resume,
+              ": only native networks are trained");
+
+    nst::TrainingImages data(s.data, s.size, s.batch, s.seed, position);
+    const int64_t total_steps =
+        s.iters > 0 ? s.iters
+                    : int64_t(std::ceil((s.epochs > 0 ? s.epochs : 2.0) * double(data.files()) / s.batch));
+    NST_CHECK(start_step < total_steps, "--resume ", s.resume, ": already at step ", start_step, " of ",
+              total_steps, "; raise --iters or --epochs to train further");
+    CsvLog log(s.log, !s.resume.empty());
+
+    const nst::Vgg19 vgg = load_vgg(s.vgg, device, nst::VggPooling::Max, s.quiet);
+    nst::StyleTrainer trainer(std::move(network), vgg, style, o);
+    if (!s.resume.empty()) trainer.restore_optimizer(ckpt, s.resume);
+    ckpt = {};
+    if (!s.quiet)
+        std::fprintf(stderr, "nst-run: training on %zu images under %s, %lld steps of %d at %dx%d%s\n", data.files(),
+                     s.data.c_str(), (long long)total_steps, s.batch, s.size, s.size,
+                     start_step ? (", resuming at step " + std::to_string(start_step)).c_str() : "");
+
+    // ---- the run ---------------------------------------------------------------------------
+    Progress bar(total_steps - start_step, "step", s.quiet);
+    data.on_skip([&](const std::string& path, const std::string& why) {
+        bar.message("nst-run: warning: skipping " + path + ": " + why);
+    });
+    const auto start = std::chrono::steady_clock::now();
+    auto elapsed = [&] {
+        return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    auto save_checkpoint = [&] {
+        nst::WeightFile w = trainer.checkpoint({{"train.position", std::to_string(data.position())},
+                                                {"train.batch", std::to_string(s.batch)},
+                                                {"train.size", std::to_string(s.size)},
+                                                {"train.seed", std::to_string(s.seed)},
+                                                {"train.elapsed_s", std::to_string(elapsed())}});
+        nst::save_safetensors(ckpt_path, w.tensors, w.metadata);
+    };
+    double training_seconds = 0;  // data and steps, not samples and checkpoints
+    while (trainer.steps() < total_steps) {
+        const auto t0 = std::chrono::steady_clock::now();
+        const nst::TrainingLosses l = trainer.step(data.next());
+        training_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const int64_t step = trainer.steps();
+        const double rate = double(step - start_step) * s.batch / std::max(1e-9, training_seconds);
+        log.write(step, double(data.position()) / double(data.files()), l, rate, elapsed());
+        if (s.sample_every > 0 && step % s.sample_every == 0) {
+            const std::string path = sample_path(s.out, step, total_steps);
+            nst::save_image(trainer.network().stylize(sample), path);
+            bar.message("saved " + path);
+        }
+        const bool interrupted = nst_run::interrupted();
+        if ((s.checkpoint_every > 0 && step % s.checkpoint_every == 0) || interrupted) save_checkpoint();
+        char label[128];
+        std::snprintf(label, sizeof label, "loss %.3g (c %.3g s %.3g tv %.3g) %.1f img/s", l.total, l.content,
+                      l.style, l.tv, rate);
+        bar.step(label);
+        if (interrupted)
+            throw Error("interrupted at step " + std::to_string(step) + " of " + std::to_string(total_steps) +
+                        "; checkpoint saved to " + ckpt_path + " (continue with --resume " + ckpt_path + ")");
+    }
+    bar.finish();
+    if (s.checkpoint_every > 0) save_checkpoint();
+    nst::WeightFile model = trainer.network().to_weights();
+    model.metadata["style"] = fs::path(s.style).filename().string();
+    model.metadata["trained_steps"] = std::to_string(trainer.steps());
+    nst::save_safetensors(s.out, model.tensors, model.metadata);
+    if (!s.quiet) {
+        std::fprintf(stderr, "nst-run: %lld steps in %.1f s; model written to %s", (long long)trainer.steps(),
+                     elapsed(), s.out.c_str());
+        if (data.skipped()) std::fprintf(stderr, "; %zu unreadable image(s) skipped", data.skipped());
+        std::fprintf(stderr, "\n");
+    }
+    return 0;
+}
+
+}  // namespace
+
+Command add_train_command(CLI::App& app) {
+    auto s = std::make_shared<Settings>();
+    CLI::App* cmd = app.add_subcommand(
+        "train",
+        "Train a transformation network for one style (Johnson et al.) on a directory of photos; "
+        "the result runs with `nst-run stylize`");
+    cmd->footer(
+        "Each layer's loss is divided by its target's mean square (relative errors), as in optimize. "
+        "Photos are centre-cropped to squares and resized to --size. A checkpoint (OUT with "
+        ".ckpt.safetensors) is written every --checkpoint-every steps, at the end, and on Ctrl-C; "
+        "--resume continues it exactly when --seed, --size and --batch are the same. Without --vgg, "
+        "weights/vgg19-dcbb9e9d.pth or weights/vgg19-d01eb7cb.pth are used when present, else the "
+        "embedded random VGG-19 (far weaker).");
+    cmd->add_option("--style", s->style, "Style image")->required();
+    cmd->add_option("--data", s->data, "Directory of training photos (searched recursively)")->required();
+    cmd->add_option("--out", s->out, "The trained network (.safetensors)")->required();
+    cmd->add_option("--vgg", s->vgg, "VGG-19 weights (.pth or .safetensors), or 'random'");
+    cmd->add_option("--size", s->size, "Training image size (square)")->capture_default_str()->check(CLI::Range(16, 4096));
+    cmd->add_option("--batch", s->batch, "Images per step")->capture_default_str()->check(CLI::Range(1, 1024));
+    cmd->add_option("--iters", s->iters, "Steps to train (total, counting resumed ones)")->check(CLI::PositiveNumber);
+    cmd->add_option("--epochs", s->epochs, "Passes over the photos (default 2; or --iters)")->check(CLI::PositiveNumber);
+    cmd->add_option("--lr", s->lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--content-weight", s->content_weight, "Content loss weight")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--style-weight", s->style_weight, "Style loss weight")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--tv-weight", s->tv_weight, "Total variation weight (on the mean squared neighbour difference)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--style-size", s->style_size, "Longer side of the style image (default: --size)")
+        ->check(CLI::Range(16, 8192));
+    cmd->add_option("--content-layers", s->content_layers, "Content layers, NAME or NAME:WEIGHT, comma-separated")
+        ->capture_default_str();
+    cmd->add_option("--style-layers", s->style_layers, "Style layers, NAME or NAME:WEIGHT, comma-separated")
+        ->capture_default_str();
+    cmd->add_option("--checkpoint-every", s->checkpoint_every, "Write the checkpoint every N steps (0: only on Ctrl-C)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--resume", s->resume, "Continue from a checkpoint");
+    cmd->add_option("--sample-every", s->sample_every, "Stylize --sample-image every N steps (OUT_sample_<step>.png)")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--sample-image", s->sample_image, "The image the samples show");
+    cmd->add_option("--seed", s->seed, "Seed of the network's initialization and the data order")->capture_default_str();
+    cmd->add_option("--log", s->log, "CSV log: step, epoch, each loss, images/s, elapsed seconds");
+    cmd->add_option("--device", s->device, "cpu, cuda or cuda:N (default: first GPU, else CPU)");
+    cmd->add_flag("--quiet,-q", s->quiet, "No progress output");
+    return {cmd, [s] { return run_train(*s); }};
+}
+
+}  // namespace nst_run
