@@ -107,9 +107,9 @@ void* allocate(int device, size_t bytes) {
             status = cudaMalloc(&ptr, size);
             if (status == cudaErrorMemoryAllocation) {
                 cudaGetLastError();
-                fail("out of GPU memory allocating " + mib(bytes) + " MiB on cuda:" +
-                     std::to_string(device) + " (" + mib(cache.current) + " MiB in use, " +
-                     mib(cache.reserved) + " MiB reserved)");
+                throw OutOfMemoryError("out of GPU memory allocating " + mib(bytes) + " MiB on cuda:" +
+                                       std::to_string(device) + " (" + mib(cache.current) + " MiB in use, " +
+                                       mib(cache.reserved) + " MiB reserved)");
             }
         }
         check(status, "cuda allocator: cudaMalloc");

@@ -26,6 +26,15 @@ bool cuda_available() { return cuda_device_count() > 0; }
 
 Device default_device() { return cuda_available() ? Device::cuda(0) : Device::cpu(); }
 
+Device usable_device(const std::string& name) {
+    const Device device = name.empty() ? default_device() : Device::parse(name);
+    if (device.is_cuda())
+        NST_CHECK(device.index < cuda_device_count(), "device ", device.str(), " is not available (",
+                  cuda_device_count(), " usable GPUs",
+                  cuda_device_count() == 0 ? "; this build or machine has no CUDA" : "", ")");
+    return device;
+}
+
 static std::atomic<bool> g_allow_tf32{false};
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }

@@ -29,6 +29,9 @@ int cuda_device_count();
 bool cuda_available();
 // The first GPU when there is one, else the CPU.
 Device default_device();
+// A device a user named ("cpu", "cuda", "cuda:1"; empty: default_device()),
+// checked to exist: a missing GPU is an nst::Error saying how many there are.
+Device usable_device(const std::string& name);
 
 // Whether CUDA matrix math (cuBLAS GEMMs, cuDNN convolutions) may use TF32
 // tensor cores. Off by default: full fp32 unless the caller opts in.

@@ -8,12 +8,9 @@
 #include <string>
 #include <vector>
 
-namespace nst {
+#include "nst/error.hpp"  // Error itself is public (core/include)
 
-class Error : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
+namespace nst {
 
 namespace detail {
 template <class... Args>

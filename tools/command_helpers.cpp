@@ -12,15 +12,6 @@ using nst::Error;
 
 namespace nst_run {
 
-nst::Device resolve_device(const std::string& flag_value) {
-    const nst::Device device = flag_value.empty() ? nst::default_device() : nst::Device::parse(flag_value);
-    if (device.is_cuda())
-        NST_CHECK(device.index < nst::cuda_device_count(), "device ", device.str(), " is not available (",
-                  nst::cuda_device_count(), " usable GPUs",
-                  nst::cuda_device_count() == 0 ? "; this build or machine has no CUDA" : "", ")");
-    return device;
-}
-
 bool same_file(const std::string& a, const std::string& b) {
     std::error_code ec;
     return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);

@@ -25,9 +25,6 @@ struct Command {
     std::function<int()> run;        // runs it; returns the exit status, throws nst::Error
 };
 
-// --device: empty is the first GPU, else the CPU; a missing GPU is an error.
-nst::Device resolve_device(const std::string& flag_value);
-
 bool same_file(const std::string& a, const std::string& b);
 // The output's directory exists and the path is not a directory.
 void check_output(const std::string& path, const char* flag);

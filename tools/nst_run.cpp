@@ -241,7 +241,7 @@ int stylize_video(const Stylizer& s, const StylizeOptions& o) {
 }
 
 int run_stylize(const StylizeOptions& o) {
-    const nst::Device device = nst_run::resolve_device(o.device);
+    const nst::Device device = nst::usable_device(o.device);
     struct stat st;
     NST_CHECK(::stat(o.in.c_str(), &st) == 0, o.in, ": no such file or directory");
     const bool directory = S_ISDIR(st.st_mode);

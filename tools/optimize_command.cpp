@@ -92,7 +92,7 @@ private:
 
 int run_optimize(const Settings& s) {
     // ---- everything that can fail early --------------------------------------------------
-    const nst::Device device = resolve_device(s.device);
+    const nst::Device device = nst::usable_device(s.device);
     NST_CHECK(nst::is_writable_image_path(s.out), "--out ", s.out, ": cannot write images of type '",
               fs::path(s.out).extension().string(), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
     check_output(s.out, "--out");

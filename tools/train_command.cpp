@@ -106,7 +106,7 @@ private:
 
 int run_train(const Settings& s) {
     // ---- everything that can fail early --------------------------------------------------
-    const nst::Device device = resolve_device(s.device);
+    const nst::Device device = nst::usable_device(s.device);
     NST_CHECK(ends_with(s.out, ".safetensors"), "--out ", s.out, ": the model is a .safetensors file");
     check_output(s.out, "--out");
     const std::string ckpt_path = checkpoint_path(s.out);

@@ -1,0 +1,88 @@
+// libnst's public API (installed as <nst/nst.hpp>): neural style transfer for
+// programs that embed the engine. Three things, as nst-run does them:
+//
+//   * StyleModel: a trained transformation network (Johnson et al.) that
+//     stylizes a photo in one pass;
+//   * optimize(): optimization-based style transfer (Gatys et al.) with a
+//     progress callback that can cancel;
+//   * train(): trains a StyleModel for one style on a folder of photos.
+//
+// Images cross the API as 8-bit RGB buffers. Devices are named as on the
+// command line: "cpu", "cuda", "cuda:1"; empty means the first GPU if there is
+// one, else the CPU. Every failure throws nst::Error. The engine's own
+// headers (tensors, ops, networks) are not installed; this is the interface.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nst/error.hpp"
+
+namespace nst {
+
+// Interleaved RGB, 8 bits per channel, row-major, no padding.
+struct Image {
+    int width = 0, height = 0;
+    std::vector<uint8_t> rgb;  // width * height * 3 bytes
+};
+
+// PNG, JPEG or BMP; grey and alpha are converted to RGB.
+Image load_image_file(const std::string& path);
+// Format by extension (.png, .jpg, .bmp); written atomically.
+void save_image_file(const Image& image, const std::string& path);
+
+class StyleModel {
+public:
+    // A .safetensors network (from `nst-run import` or `nst-run train`) or a
+    // TensorFlow fast-style-transfer export directory.
+    static StyleModel load(const std::string& path, const std::string& device = "");
+    // Any size. preserve_color keeps the photo's colours (luminance transfer).
+    Image stylize(const Image& photo, bool preserve_color = false) const;
+    void save(const std::string& path) const;  // .safetensors
+
+    StyleModel(StyleModel&&) noexcept;
+    StyleModel& operator=(StyleModel&&) noexcept;
+    ~StyleModel();
+
+private:
+    friend class ModelAccess;
+    struct Impl;
+    explicit StyleModel(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+// The losses so far. Return false from a callback to stop early.
+struct Progress {
+    int64_t step = 0, steps = 0;  // 1-based iteration or training step, and the total
+    float content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
+};
+using ProgressCallback = std::function<bool(const Progress&)>;
+
+struct OptimizeSettings {
+    int size = 512;  // longer side of the result
+    int iterations = 500;
+    bool adam = false;  // L-BFGS otherwise
+    float content_weight = 0.05f, style_weight = 1.f, tv_weight = 0.f;
+    bool original_colors = false;
+    std::string vgg;  // VGG-19 weight file; empty: the embedded random network (far weaker)
+    std::string device;
+};
+// Stopped early by the callback, it returns the image so far.
+Image optimize(const Image& content, const std::vector<Image>& styles, const OptimizeSettings& settings,
+               const ProgressCallback& callback = nullptr);
+
+struct TrainSettings {
+    std::string photos;  // a folder of training photos (searched recursively)
+    int size = 256, batch = 4;
+    int64_t steps = 40000;
+    float learning_rate = 1e-3f, content_weight = 1.f, style_weight = 5.f, tv_weight = 0.f;
+    std::string vgg;  // as in OptimizeSettings
+    std::string device;
+    uint64_t seed = 0;
+};
+// Stopped early by the callback, it returns the network so far.
+StyleModel train(const Image& style, const TrainSettings& settings, const ProgressCallback& callback = nullptr);
+
+}  // namespace nst

@@ -1,0 +1,102 @@
+// The public API (<nst/nst.hpp>) as an embedding program uses it: only that
+// header, 8-bit images, callbacks that cancel, nst::Error for every failure.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <nst/nst.hpp>
+
+#include "temp_dir.hpp"
+
+using Catch::Matchers::Contains;
+
+namespace {
+
+nst::Image gradient_image(int w, int h, int seed) {
+    nst::Image image;
+    image.width = w, image.height = h;
+    for (int y = 0; y < h; ++y)
+        for (int x = 0; x < w; ++x) {
+            image.rgb.push_back(uint8_t((x * 255 / w + seed * 40) % 256));
+            image.rgb.push_back(uint8_t(y * 255 / h));
+            image.rgb.push_back(uint8_t(((x / 4 + y / 4) % 2) * 200 + seed));
+        }
+    return image;
+}
+
+}  // namespace
+
+TEST_CASE("api: images round-trip through files", "[api]") {
+    const nst::Image a = gradient_image(21, 13, 1);
+    const std::string path = nst::test::temp_dir() + "/a.png";
+    nst::save_image_file(a, path);
+    const nst::Image b = nst::load_image_file(path);
+    CHECK(b.width == 21);
+    CHECK(b.height == 13);
+    CHECK(b.rgb == a.rgb);
+    nst::Image bad = a;
+    bad.rgb.pop_back();
+    CHECK_THROWS_AS(nst::save_image_file(bad, path), nst::Error);
+    CHECK_THROWS_WITH(nst::load_image_file(path + ".missing"), Contains("a.png.missing"));
+}
+
+TEST_CASE("api: train a model, save it, load it, stylize", "[api]") {
+    const std::string dir = nst::test::temp_dir() + "/api_photos";
+    std::filesystem::create_directories(dir);
+    for (int i = 0; i < 3; ++i) nst::save_image_file(gradient_image(40, 30, i), dir + "/p" + std::to_string(i) + ".png");
+    nst::TrainSettings s;
+    s.photos = dir;
+    s.size = 32, s.batch = 2, s.steps = 3;
+    s.device = "cpu";
+    std::vector<nst::Progress> seen;
+    const nst::StyleModel model = nst::train(gradient_image(32, 32, 7), s, [&](const nst::Progress& p) {
+        seen.push_back(p);
+        return true;
+    });
+    REQUIRE(seen.size() == 3);
+    CHECK(seen[2].step == 3);
+    CHECK(seen[2].steps == 3);
+    CHECK(seen[0].total_loss == Approx(seen[0].content_loss + seen[0].style_loss + seen[0].tv_loss));
+
+    const std::string path = nst::test::temp_dir() + "/api_model.safetensors";
+    model.save(path);
+    const nst::StyleModel loaded = nst::StyleModel::load(path, "cpu");
+    const nst::Image photo = gradient_image(27, 19, 2);  // odd sizes come back as they went in
+    const nst::Image a = model.stylize(photo), b = loaded.stylize(photo), c = loaded.stylize(photo, true);
+    CHECK(a.width == 27);
+    CHECK(a.height == 19);
+    CHECK(a.rgb == b.rgb);
+    CHECK(c.rgb.size() == a.rgb.size());
+
+    SECTION("the callback stops training") {
+        int calls = 0;
+        nst::train(gradient_image(32, 32, 7), s, [&](const nst::Progress&) { return ++calls < 2; });
+        CHECK(calls == 2);
+    }
+    SECTION("failures are nst::Error") {
+        CHECK_THROWS_WITH(nst::StyleModel::load(dir + "/p0.png", "cpu"), Contains("p0.png"));
+        CHECK_THROWS_WITH(nst::StyleModel::load(path, "cuda:7"), Contains("not available"));
+        nst::TrainSettings bad = s;
+        bad.photos = dir + "/nothing";
+        CHECK_THROWS_WITH(nst::train(gradient_image(32, 32, 7), bad), Contains("not a directory"));
+    }
+}
+
+TEST_CASE("api: optimize with a progress callback that cancels", "[api]") {
+    nst::OptimizeSettings s;
+    s.size = 32, s.iterations = 10, s.device = "cpu";
+    int calls = 0;
+    float first = 0, last = 0;
+    const nst::Image out = nst::optimize(gradient_image(48, 36, 0), {gradient_image(30, 30, 3)}, s,
+                                         [&](const nst::Progress& p) {
+                                             (calls == 0 ? first : last) = p.total_loss;
+                                             CHECK(p.steps == 10);
+                                             return ++calls < 4;  // stop after the fourth iteration
+                                         });
+    CHECK(calls == 4);
+    CHECK(last < first);
+    CHECK(out.width == 32);
+    CHECK(out.height == 24);
+    CHECK(out.rgb.size() == size_t(32 * 24 * 3));
+    CHECK_THROWS_WITH(nst::optimize(gradient_image(48, 36, 0), {}, s), Contains("no style image"));
+}
