@@ -86,6 +86,8 @@ Transformer Transformer::from_weights(const WeightFile& weights, Device device,
             auto it = weights.tensors.find(name + suffix);
             if (it == weights.tensors.end()) return Tensor();
             used.insert(it->first);
+            for (float v : it->second.to_vector())
+                NST_CHECK(std::isfinite(v), source, ": ", it->first, " contains NaN or infinite values");
             return it->second.to(device);
         };
         Layer l;

@@ -1,13 +1,20 @@
-// Writes the inputs of tests/cli_nst_run.sh into a directory: small photos of
-// odd sizes (PNG, JPEG, BMP), a random native network (.safetensors) and a
-// random TensorFlow-variant network as a per-variable export directory.
+// Writes the inputs of tests/cli_nst_run.sh and tests/cli_bad_input.sh into a
+// directory: small photos of odd sizes (PNG, JPEG, BMP), a random native
+// network (.safetensors), a random TensorFlow-variant network as a
+// per-variable export directory, and bad/: broken images and weight files.
 #include <sys/stat.h>
 
 #include <cmath>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <string>
 #include <vector>
 
+#include "core/error.hpp"
 #include "core/image.hpp"
+#include "core/safetensors.hpp"
 #include "nets/transformer.hpp"
 #include "tests/tf_export_writer.hpp"
 
@@ -22,6 +29,60 @@ nst::Tensor pattern(int h, int w) {
                 v[(size_t(c) * h + y) * w + x] =
                     127.5f + 120.f * std::sin(0.3f * float(x + 2 * c) + 0.2f * float(y * (c + 1)));
     return nst::Tensor::from_vector(v, {1, 3, h, w});
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+    std::ofstream out(path, std::ios::binary);
+    out << bytes;
+    if (!out) throw nst::Error("cannot write " + path);
+}
+
+// A safetensors file from its JSON header and data bytes, whatever they say.
+void write_raw_safetensors(const std::string& path, const std::string& header, const std::string& data) {
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char((uint64_t(header.size()) >> (8 * i)) & 0xff);
+    write_file(path, bytes + header + data);
+}
+
+// What users hand nst-run by mistake, or what a damaged disk gives them.
+void write_bad_inputs(const std::string& dir) {
+    const std::string bad = dir + "/bad";
+    ::mkdir(bad.c_str(), 0777);
+    write_file(bad + "/empty.png", "");
+    write_file(bad + "/text.png", "these are notes, not a picture\n");
+    const std::string png = read_file(dir + "/photos/a.png"), jpg = read_file(dir + "/photos/b.jpg");
+    write_file(bad + "/truncated.png", png.substr(0, png.size() / 2));
+    write_file(bad + "/truncated.jpg", jpg.substr(0, jpg.size() / 2));
+    // A PNG header claiming 100000 x 100000 pixels (30 GB as RGB), then nothing.
+    const unsigned char huge[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13, 'I', 'H', 'D', 'R',
+                                  0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 2, 0, 0, 0, 0x12, 0x34, 0x56, 0x78};
+    write_file(bad + "/huge.png", std::string(reinterpret_cast<const char*>(huge), sizeof huge));
+    nst::save_image(nst::Tensor::full({1, 3, 1, 1}, 90.f), bad + "/one_pixel.png");
+
+    nst::TransformerSpec spec;
+    spec.width = 4, spec.residual_blocks = 1;
+    nst::WeightFile w = nst::Transformer::create(spec, 3, nst::Device::cpu()).to_weights();
+    const std::string model = dir + "/native.safetensors", good = read_file(model);
+    write_file(bad + "/truncated.safetensors", good.substr(0, good.size() - 100));
+    write_raw_safetensors(bad + "/offsets.safetensors",
+                          R"({"conv_in.weight":{"dtype":"F32","shape":[4,3,9,9],"data_offsets":[0,3888]}})",
+                          std::string(64, '\0'));
+    write_raw_safetensors(bad + "/dtype.safetensors",
+                          R"({"conv_in.weight":{"dtype":"I32","shape":[4,3,9,9],"data_offsets":[0,3888]}})",
+                          std::string(3888, '\0'));
+    nst::WeightFile shapes = w;
+    shapes.tensors["down1.weight"] = nst::Tensor::zeros({8, 5, 3, 3});  // conv_in gives 4 channels
+    nst::save_safetensors(bad + "/shapes.safetensors", shapes.tensors, shapes.metadata);
+    nst::WeightFile nan = w;
+    std::vector<float> v = nan.tensors["conv_in.weight"].to_vector();
+    v[7] = std::numeric_limits<float>::quiet_NaN();
+    nan.tensors["conv_in.weight"] = nst::Tensor::from_vector(v, nan.tensors["conv_in.weight"].shape());
+    nst::save_safetensors(bad + "/nan.safetensors", nan.tensors, nan.metadata);
 }
 
 }  // namespace
@@ -46,6 +107,7 @@ int main(int argc, char** argv) {
         ::mkdir((dir + "/tf_export").c_str(), 0777);
         nst::testing::write_tf_export(nst::Transformer::create(tf, 2, nst::Device::cpu()).to_weights(),
                                       dir + "/tf_export", tf.residual_blocks);
+        write_bad_inputs(dir);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "nst_cli_fixtures: %s\n", e.what());
         return 1;

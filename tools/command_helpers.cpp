@@ -6,11 +6,20 @@
 #include <filesystem>
 
 #include "core/error.hpp"
+#include "core/image.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
 
 namespace nst_run {
+
+nst::Tensor load_input_image(const std::string& path) {
+    nst::Tensor image = nst::load_image(path);
+    NST_CHECK(image.size(2) >= kMinInputSide && image.size(3) >= kMinInputSide, path, ": the image is ",
+              image.size(3), "x", image.size(2), " pixels; nst-run needs at least ", kMinInputSide, "x",
+              kMinInputSide);
+    return image;
+}
 
 bool same_file(const std::string& a, const std::string& b) {
     std::error_code ec;
@@ -44,9 +53,10 @@ nst::Vgg19 load_vgg(const std::string& vgg, nst::Device device, nst::VggPooling 
         return nst::Vgg19::random(19, device, pooling);
     }
     const nst::VggFlavor flavor = nst::guess_vgg_flavor(path);
-    if (!quiet)
+    nst::Vgg19 net = nst::Vgg19::load(path, flavor, device, pooling);
+    if (!quiet)  // after loading: a failure is then the only line
         std::fprintf(stderr, "nst-run: VGG-19 weights %s, %s flavour\n", path.c_str(), nst::vgg_flavor_name(flavor));
-    return nst::Vgg19::load(path, flavor, device, pooling);
+    return net;
 }
 
 std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text) {

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/device.hpp"
+#include "core/tensor.hpp"
 #include "nets/loss_terms.hpp"
 #include "nets/vgg19.hpp"
 
@@ -33,6 +34,13 @@ void check_output(const std::string& path, const char* flag);
 // weights/fetch_vgg19.sh put in ./weights when there is one, else the
 // embedded network (with a note on stderr saying how to get real weights).
 nst::Vgg19 load_vgg(const std::string& path, nst::Device device, nst::VggPooling pooling, bool quiet);
+
+// Images users hand to nst-run are at least this many pixels per side: the
+// networks' padding and VGG-19's poolings need that much, and a smaller
+// image is a mistake rather than a photo.
+constexpr int kMinInputSide = 16;
+// load_image (0..255), refusing images smaller than kMinInputSide.
+nst::Tensor load_input_image(const std::string& path);
 
 // "relu4_2" or "relu1_1:0.5,relu2_1:2": names checked against VGG-19's.
 std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text);

@@ -148,7 +148,7 @@ public:
     }
 
     void image(const std::string& in, const std::string& out) const {
-        Tensor photo = nst::load_image(in);
+        Tensor photo = nst_run::load_input_image(in);
         if (o_.max_size > 0) photo = nst::limit_image_size(photo, o_.max_size);
         const Tensor result = run(photo);
         check_interrupted();  // not worth saving: the user asked to stop
@@ -224,6 +224,8 @@ int stylize_video(const Stylizer& s, const StylizeOptions& o) {
         width = std::max(1, int(std::lround(width * k)));
         height = std::max(1, int(std::lround(height * k)));
     }
+    NST_CHECK(width >= nst_run::kMinInputSide && height >= nst_run::kMinInputSide, o.in, ": frames of ", width,
+              "x", height, " pixels; nst-run needs at least ", nst_run::kMinInputSide, "x", nst_run::kMinInputSide);
     nst_run::VideoReader reader(o.in, info, width, height);
     nst_run::VideoWriter writer(o.out, width, height, info.frame_rate,
                                 info.has_audio ? o.in : std::string());

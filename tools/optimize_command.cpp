@@ -48,7 +48,7 @@ struct Settings {
     bool original_colors = false, quiet = false, size_given = false;
 };
 
-Tensor load01(const std::string& path) { return nst::scale(nst::load_image(path), 1.f / 255.f); }
+Tensor load01(const std::string& path) { return nst::scale(load_input_image(path), 1.f / 255.f); }
 void save01(const Tensor& image, const std::string& path) { nst::save_image(nst::scale(image, 255.f), path); }
 
 // out.png -> out_0100.png, zero-padded to the width of the last iteration.

@@ -122,12 +122,12 @@ int run_train(const Settings& s) {
     o.content_weight = s.content_weight, o.style_weight = s.style_weight, o.tv_weight = s.tv_weight;
     o.learning_rate = s.lr;
 
-    Tensor style = nst::scale(nst::load_image(s.style), 1.f / 255.f);
+    Tensor style = nst::scale(load_input_image(s.style), 1.f / 255.f);
     {
         const auto [h, w] = nst::fit_longest_side(style.size(2), style.size(3), s.style_size > 0 ? s.style_size : s.size);
         style = nst::resize_image01(style, h, w);
     }
-    const Tensor sample = s.sample_image.empty() ? Tensor() : nst::load_image(s.sample_image).to(device);
+    const Tensor sample = s.sample_image.empty() ? Tensor() : load_input_image(s.sample_image).to(device);
 
     nst::WeightFile ckpt;
     uint64_t position = 0;
@@ -174,7 +174,8 @@ int run_train(const Settings& s) {
     // ---- the run ---------------------------------------------------------------------------
     Progress bar(total_steps - start_step, "step", s.quiet);
     data.on_skip([&](const std::string& path, const std::string& why) {
-        bar.message("nst-run: warning: skipping " + path + ": " + why);
+        // `why` names the file when it comes from the image reader
+        bar.message("nst-run: warning: skipping " + (why.rfind(path, 0) == 0 ? why : path + ": " + why));
     });
     const auto start = std::chrono::steady_clock::now();
     auto elapsed = [&] {
