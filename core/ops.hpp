@@ -47,6 +47,8 @@ Tensor mul(const Tensor& a, const Tensor& b);
 Tensor scale(const Tensor& x, float alpha);
 // x [N, C, H, W] + b[c]
 Tensor bias_add(const Tensor& x, const Tensor& b);
+// x[:, c] * scale[c] + shift[c]
+Tensor affine_channels(const Tensor& x, const std::vector<float>& scale, const std::vector<float>& shift);
 // (x[:, c] - mean[c]) / std[c]: ImageNet-style input normalization
 Tensor normalize_channels(const Tensor& x, const std::vector<float>& mean,
                           const std::vector<float>& std);

@@ -81,7 +81,7 @@ Transformer Transformer::from_weights(const WeightFile& weights, Device device,
     std::set<std::string> used;
     const bool tf = net.variant_ == TransformerVariant::TensorFlow;
     int64_t channels = 3;  // flowing through the network, checked layer by layer
-    auto layer = [&](const std::string& name, int stride, bool upsample) {
+    auto layer = [&](const std::string& name, int stride, bool upsample, int level) {
         auto find = [&](const std::string& suffix) {
             auto it = weights.tensors.find(name + suffix);
             if (it == weights.tensors.end()) return Tensor();
@@ -91,7 +91,7 @@ Transformer Transformer::from_weights(const WeightFile& weights, Device device,
             return it->second.to(device);
         };
         Layer l;
-        l.name = name, l.stride = stride, l.upsample = upsample;
+        l.name = name, l.stride = stride, l.upsample = upsample, l.level = level;
         l.weight = find(".weight"), l.bias = find(".bias");
         l.gamma = find(".norm.weight"), l.beta = find(".norm.bias");
         NST_CHECK(l.weight.defined(), source, ": missing tensor ", name, ".weight");
@@ -112,21 +112,21 @@ Transformer Transformer::from_weights(const WeightFile& weights, Device device,
         channels = out;
         return l;
     };
-    net.down_.push_back(layer("conv_in", 1, false));
-    net.down_.push_back(layer("down1", 2, false));
-    net.down_.push_back(layer("down2", 2, false));
+    net.down_.push_back(layer("conv_in", 1, false, 0));
+    net.down_.push_back(layer("down1", 2, false, 1));
+    net.down_.push_back(layer("down2", 2, false, 2));
     for (int i = 1; weights.tensors.count("res" + std::to_string(i) + ".conv1.weight"); ++i) {
         const int64_t block_in = channels;
         const std::string prefix = "res" + std::to_string(i);
-        Layer a = layer(prefix + ".conv1", 1, false);
-        Layer b = layer(prefix + ".conv2", 1, false);
+        Layer a = layer(prefix + ".conv1", 1, false, 2);
+        Layer b = layer(prefix + ".conv2", 1, false, 2);
         NST_CHECK(channels == block_in, source, ": residual block ", prefix, " maps ", block_in,
                   " channels to ", channels, "; a residual block must keep them");
         net.residual_.emplace_back(std::move(a), std::move(b));
     }
-    net.up_.push_back(layer("up1", 1, true));
-    net.up_.push_back(layer("up2", 1, true));
-    net.up_.push_back(layer("conv_out", 1, false));
+    net.up_.push_back(layer("up1", 1, true, 1));
+    net.up_.push_back(layer("up2", 1, true, 0));
+    net.up_.push_back(layer("conv_out", 1, false, 0));
     NST_CHECK(channels == 3, source, ": conv_out gives ", channels, " channels, expected 3");
 
     std::string unknown;
@@ -223,7 +223,7 @@ std::vector<Tensor> Transformer::parameters() const {
     return params;
 }
 
-Tensor Transformer::apply(const Layer& l, const Tensor& x) const {
+Tensor Transformer::apply(const Layer& l, const Tensor& x, TilePass* tile) const {
     const int k = int(l.weight.size(2));
     Tensor y;
     if (variant_ == TransformerVariant::TensorFlow) {
@@ -252,24 +252,39 @@ Tensor Transformer::apply(const Layer& l, const Tensor& x) const {
                   " pixels and its reflect padding needs more than ", p);
         y = conv2d(in, l.weight, l.bias, Conv2dOptions::padded(p, l.stride, PadMode::Reflect));
     }
-    if (l.gamma.defined()) y = instance_norm(y, l.gamma, l.beta, norm_eps_);
+    if (l.gamma.defined()) y = tile ? tile_norm(*tile, l, y) : instance_norm(y, l.gamma, l.beta, norm_eps_);
     return y;
 }
 
-Tensor Transformer::forward(const Tensor& x) const {
+Tensor Transformer::forward(const Tensor& x) const { return run(x, nullptr); }
+
+Tensor Transformer::run(const Tensor& x, TilePass* tile) const {
     NST_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3,
               "transformer: expected images [N, 3, H, W], got ",
               x.defined() ? shape_str(x.shape()) : "an undefined tensor");
     NST_CHECK(x.device() == device_, "transformer: input on ", x.device().str(),
               ", network on ", device_.str());
+    auto stopped = [&] { return tile && tile_pass_done(*tile); };
     // Each assignment to h drops the previous activation: without a graph
     // (NoGradGuard) nothing else holds it, so it is freed right away.
     Tensor h = value_range_ == 255.f ? x : scale(x, value_range_ / 255.f);
-    for (const Layer& l : down_) h = relu(apply(l, h));
-    for (const auto& [conv1, conv2] : residual_) h = add(h, apply(conv2, relu(apply(conv1, h))));
-    h = relu(apply(up_[0], h));
-    h = relu(apply(up_[1], h));
-    h = apply(up_[2], h);
+    for (const Layer& l : down_) {
+        h = apply(l, h, tile);
+        if (stopped()) return Tensor();
+        h = relu(h);
+    }
+    for (const auto& [conv1, conv2] : residual_) {
+        Tensor r = apply(conv1, h, tile);
+        if (stopped()) return Tensor();
+        r = apply(conv2, relu(r), tile);
+        if (stopped()) return Tensor();
+        h = add(h, r);
+    }
+    for (size_t i = 0; i < up_.size(); ++i) {
+        h = apply(up_[i], h, tile);
+        if (stopped()) return Tensor();
+        if (i + 1 < up_.size()) h = relu(h);
+    }
     if (variant_ == TransformerVariant::TensorFlow) {
         const int64_t C = h.size(1);
         return bias_add(scale(tanh(h), 150.f), Tensor::full({C}, 127.5f, device_));

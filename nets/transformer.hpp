@@ -67,6 +67,13 @@ public:
     // cropped back to H x W (the strided path rounds sizes up to multiples of
     // 4, padding at the bottom/right, so the top-left crop is aligned).
     Tensor stylize(const Tensor& image) const;
+    // stylize() for images too large for memory, in tiles of about
+    // tile x tile pixels (nets/transformer_tiles.cpp): each tile runs with a
+    // halo wider than the network's receptive field, and the instance norms
+    // use the whole image's statistics, gathered tile by tile and layer by
+    // layer, so the result equals stylize()'s up to float rounding. Costs
+    // about (norm layers / 2 + 1) forward passes. Images [1, 3, H, W].
+    Tensor stylize_tiled(const Tensor& image, int tile) const;
 
     std::vector<Tensor> parameters() const;
     TransformerVariant variant() const { return variant_; }
@@ -82,8 +89,16 @@ private:
         Tensor weight, bias, gamma, beta;  // bias, gamma, beta may be undefined
         int stride = 1;
         bool upsample = false;  // 2x: transposed conv (TF) or nearest + conv (native)
+        int level = 0;          // its output is 2^level times smaller than the image
     };
-    Tensor apply(const Layer& layer, const Tensor& x) const;
+    struct TilePass;  // one tile's pass of stylize_tiled (nets/transformer_tiles.cpp)
+    Tensor apply(const Layer& layer, const Tensor& x, TilePass* tile = nullptr) const;
+    // forward(); with a tile pass, instance norms use its statistics, and the
+    // pass may stop early (then the result is undefined).
+    Tensor run(const Tensor& x, TilePass* tile) const;
+    static Tensor tile_norm(TilePass& tile, const Layer& layer, const Tensor& y);  // an instance norm in a tile pass
+    static bool tile_pass_done(const TilePass& tile);
+    int receptive_radius() const;  // in image pixels, an upper bound
     std::vector<const Layer*> layers() const;
 
     TransformerVariant variant_ = TransformerVariant::Native;

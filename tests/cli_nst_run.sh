@@ -129,8 +129,10 @@ if command -v ffmpeg > /dev/null && command -v ffprobe > /dev/null; then
   streams=$(ffprobe -v error -show_entries stream=codec_type,width,height,nb_frames -of csv=p=0 clip_out.mp4)
   expect "video stream 40x30, 12 frames: $streams" grep -q 'video,40,30,12' <<< "$streams"
   expect "audio kept: $streams" grep -q '^audio' <<< "$streams"
-  run 0 stylize --model tf.safetensors --in clip.mp4 --out clip_out.mkv --quiet
-  expect "mkv written" test -s clip_out.mkv
+  run 0 stylize --model tf.safetensors --in clip.mp4 --out clip_out.mkv --quiet --batch 5
+  expect "mkv written in batches of 5 (12 frames: the last batch is short)" test -s clip_out.mkv
+  streams=$(ffprobe -v error -count_frames -show_entries stream=nb_read_frames -select_streams v -of csv=p=0 clip_out.mkv)
+  expect "every frame written: $streams" test "$streams" = 12
   run 1 stylize --model tf.safetensors --in clip.mp4 --out clip_out.png
   failed_cleanly clip_out.png
   echo "not a video" > bad.mp4
@@ -142,6 +144,20 @@ if command -v ffmpeg > /dev/null && command -v ffprobe > /dev/null; then
 else
   echo "ffmpeg not installed: video checks skipped"
 fi
+
+# ---- batches and tiles ----
+mkdir -p same && cp fx/photos/a.png same/a1.png && cp fx/photos/a.png same/a2.png && cp fx/photos/c.bmp same/c.bmp
+run 0 stylize --model fx/native.safetensors --in same --out same_b1 --device cpu --quiet
+run 0 stylize --model fx/native.safetensors --in same --out same_b3 --device cpu --batch 3 --quiet
+expect "a batch gives what single images give" cmp -s same_b1/a2.png same_b3/a2.png
+expect "a batch gives what single images give (other size)" cmp -s same_b1/c.bmp same_b3/c.bmp
+run 0 stylize --model fx/native.safetensors --in fx/photos/a.png --out tiled.png --device cpu --tile 16
+expect "tiled output size" test "$(png_size tiled.png)" = "$(png_size fx/photos/a.png)"
+expect "tiles chosen by the user need no note" test "$(grep -c 'note' err.txt)" = 0
+run 2 stylize --model fx/native.safetensors --in fx/photos/a.png --out x.png --tile 8
+failed_cleanly x.png
+run 2 stylize --model fx/native.safetensors --in fx/photos/a.png --out x.png --batch 0
+failed_cleanly x.png
 
 # ---- optimize (embedded random VGG-19, tiny sizes) ----
 run 0 optimize --content fx/photos/a.png --style fx/photos/b.jpg --out opt.png --size 32 \

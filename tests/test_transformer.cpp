@@ -223,3 +223,34 @@ TEST_CASE("transformer: invalid weight sets are rejected with the reason", "[tra
     require_error([] { Transformer::load("/nonexistent/model.safetensors", Device::cpu()); },
                   "no such file");
 }
+
+// Tiles with whole-image instance-norm statistics give the untiled result:
+// odd sizes, tiles that do not divide the image, both variants, random norm
+// parameters, and a real width (5 residual blocks: the full receptive field).
+TEST_CASE("transformer: tiled stylization matches untiled", "[transformer]") {
+    for (const TransformerVariant variant : {TransformerVariant::Native, TransformerVariant::TensorFlow}) {
+        TransformerSpec spec = small_spec(variant);
+        spec.residual_blocks = 5;
+        WeightFile w = Transformer::create(spec, 11, Device::cpu()).to_weights();
+        uint64_t seed = 40;
+        for (auto& [name, t] : w.tensors)
+            if (name.find(".norm.") != std::string::npos)
+                t = Tensor::randn(t.shape(), seed++, Device::cpu(), name.find("weight") != std::string::npos ? 1.f : 0.f, 0.3f);
+        const Transformer net = Transformer::from_weights(w, Device::cpu());
+        for (const auto& [h, w_, tile] : {std::tuple{203, 171, 64}, std::tuple{150, 97, 48}, std::tuple{41, 39, 100}}) {
+            const Tensor image = photo(h, w_, uint64_t(h));
+            const Tensor want = net.stylize(image), got = net.stylize_tiled(image, tile);
+            REQUIRE(got.shape() == want.shape());
+            const std::vector<float> a = got.to_vector(), b = want.to_vector();
+            double mse = 0;
+            for (size_t i = 0; i < a.size(); ++i) mse += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+            mse /= double(a.size());
+            const double psnr = mse == 0 ? 999.0 : 10 * std::log10(255.0 * 255.0 / mse);
+            INFO(variant_name(variant) << " " << w_ << "x" << h << " tiles of " << tile << ": " << psnr << " dB, max diff "
+                                       << max_abs_diff(got, want));
+            CHECK(psnr >= 80.0);  // the requirement is 45 dB; the method is exact up to float rounding
+        }
+    }
+    require_error([] { Transformer::create(small_spec(TransformerVariant::Native), 1, Device::cpu()).stylize_tiled(photo(40, 40), 8); },
+                  "too small");
+}

@@ -1,5 +1,6 @@
 #include "tools/command_helpers.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -7,6 +8,7 @@
 
 #include "core/error.hpp"
 #include "core/image.hpp"
+#include "tools/interrupt.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
@@ -19,6 +21,16 @@ nst::Tensor load_input_image(const std::string& path) {
               image.size(3), "x", image.size(2), " pixels; nst-run needs at least ", kMinInputSide, "x",
               kMinInputSide);
     return image;
+}
+
+void print_error(const std::string& message) {
+    std::string line = message;
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    std::fprintf(stderr, "nst-run: error: %s\n", line.c_str());
+}
+
+void check_interrupted() {
+    if (interrupted()) throw Error("interrupted");
 }
 
 bool same_file(const std::string& a, const std::string& b) {

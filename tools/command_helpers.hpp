@@ -26,6 +26,11 @@ struct Command {
     std::function<int()> run;        // runs it; returns the exit status, throws nst::Error
 };
 
+// "nst-run: error: MESSAGE" on stderr, on one line whatever the message holds.
+void print_error(const std::string& message);
+// Throws nst::Error("interrupted") once Ctrl-C was pressed.
+void check_interrupted();
+
 bool same_file(const std::string& a, const std::string& b);
 // The output's directory exists and the path is not a directory.
 void check_output(const std::string& path, const char* flag);

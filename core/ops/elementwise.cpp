@@ -114,30 +114,36 @@ Tensor bias_add(const Tensor& x_in, const Tensor& b_in) {
     return y;
 }
 
-Tensor normalize_channels(const Tensor& x_in, const std::vector<float>& mean,
-                          const std::vector<float>& std) {
-    ops::same_device("normalize_channels", {&x_in});
-    NST_CHECK(mean.size() == std.size(), "normalize_channels: ", mean.size(), " means and ",
-              std.size(), " standard deviations");
-    check_channels("normalize_channels", x_in, int64_t(mean.size()));
+Tensor affine_channels(const Tensor& x_in, const std::vector<float>& scale,
+                       const std::vector<float>& shift) {
+    ops::same_device("affine_channels", {&x_in});
+    NST_CHECK(scale.size() == shift.size(), "affine_channels: ", scale.size(), " scales and ",
+              shift.size(), " shifts");
+    check_channels("affine_channels", x_in, int64_t(scale.size()));
+    const int64_t C = int64_t(scale.size());
+    Tensor scale_t = Tensor::from_vector(scale, {C}, x_in.device());
+    Tensor shift_t = Tensor::from_vector(shift, {C}, x_in.device());
+    Tensor x = x_in.contiguous();
+    Tensor y = Tensor::empty(x.shape(), x.device());
+    channel_affine(x, scale_t, shift_t, y);
+    record(y, "affine_channels", {x_in}, [scale_t](const Tensor& g_in, const ops::Needs&) {
+        Tensor g = g_in.contiguous(), dx = Tensor::empty(g.shape(), g.device());
+        channel_affine(g, scale_t, Tensor(), dx);
+        return ops::Grads{dx};
+    });
+    return y;
+}
+
+Tensor normalize_channels(const Tensor& x, const std::vector<float>& mean, const std::vector<float>& std) {
+    NST_CHECK(mean.size() == std.size(), "normalize_channels: ", mean.size(), " means and ", std.size(),
+              " standard deviations");
     std::vector<float> inv(std.size()), shift(std.size());
     for (size_t c = 0; c < std.size(); ++c) {
         NST_CHECK(std[c] > 0, "normalize_channels: standard deviation must be positive");
         inv[c] = 1.f / std[c];
         shift[c] = -mean[c] / std[c];
     }
-    const int64_t C = int64_t(inv.size());
-    Tensor scale_t = Tensor::from_vector(inv, {C}, x_in.device());
-    Tensor shift_t = Tensor::from_vector(shift, {C}, x_in.device());
-    Tensor x = x_in.contiguous();
-    Tensor y = Tensor::empty(x.shape(), x.device());
-    channel_affine(x, scale_t, shift_t, y);
-    record(y, "normalize_channels", {x_in}, [scale_t](const Tensor& g_in, const ops::Needs&) {
-        Tensor g = g_in.contiguous(), dx = Tensor::empty(g.shape(), g.device());
-        channel_affine(g, scale_t, Tensor(), dx);
-        return ops::Grads{dx};
-    });
-    return y;
+    return affine_channels(x, inv, shift);
 }
 
 }  // namespace nst

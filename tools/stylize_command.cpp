@@ -1,0 +1,301 @@
+// `nst-run stylize` (tools/stylize_command.hpp). Every image is checked and
+// written atomically; in directory mode one bad file is reported and the
+// others go on (the exit status says how many failed); Ctrl-C stops between
+// batches, removing a partial video.
+//
+// Batches: --batch N stylizes N images of the same size in one pass (video
+// frames always are; a directory's images are grouped in sorted order while
+// their sizes agree). Tiles: an image that does not fit in memory is
+// stylized again in tiles of 1024, then 512, then 256 pixels
+// (Transformer::stylize_tiled, the same result); --tile N always tiles.
+#include "tools/stylize_command.hpp"
+
+#include <sys/stat.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "core/autograd.hpp"
+#include "core/error.hpp"
+#include "core/image.hpp"
+#include "core/ops.hpp"
+#include "nets/transformer.hpp"
+#include "tools/progress.hpp"
+#include "tools/video.hpp"
+
+namespace fs = std::filesystem;
+using nst::Error;
+using nst::Tensor;
+
+namespace nst_run {
+namespace {
+
+struct Settings {
+    std::string model, in, out, device;
+    int max_size = 0, batch = 1, tile = 0;
+    bool preserve_color = false, quiet = false;
+};
+
+bool is_directory(const std::string& path) {
+    struct stat st;
+    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string size_str(const Tensor& t) { return std::to_string(t.size(3)) + "x" + std::to_string(t.size(2)); }
+
+// [1, 3, H, W] CPU images of one size -> [N, 3, H, W], and back.
+Tensor stack(const std::vector<Tensor>& images) {
+    std::vector<float> all;
+    for (const Tensor& t : images) {
+        const std::vector<float> v = t.to_vector();
+        all.insert(all.end(), v.begin(), v.end());
+    }
+    const Tensor& first = images.front();
+    return Tensor::from_vector(all, {int64_t(images.size()), 3, first.size(2), first.size(3)});
+}
+
+std::vector<Tensor> unstack(const Tensor& batch) {
+    const std::vector<float> all = batch.to_vector();
+    const int64_t n = batch.size(0), plane = all.size() / size_t(n);
+    std::vector<Tensor> out;
+    for (int64_t i = 0; i < n; ++i)
+        out.push_back(Tensor::from_vector(std::vector<float>(all.begin() + i * plane, all.begin() + (i + 1) * plane),
+                                          {1, 3, batch.size(2), batch.size(3)}));
+    return out;
+}
+
+class Stylizer {
+public:
+    Stylizer(const nst::Transformer& net, const Settings& s) : net_(net), s_(s) {}
+
+    // Photos [1, 3, H, W] of one size on the CPU -> the stylized images on the CPU.
+    std::vector<Tensor> run(const std::vector<Tensor>& photos) const {
+        const Tensor batch = stack(photos).to(net_.device());
+        Tensor y = stylized(batch);
+        if (s_.preserve_color) {
+            nst::NoGradGuard no_grad;
+            y = nst::luminance_transfer(y, batch);
+        }
+        return unstack(y);
+    }
+
+    Tensor load(const std::string& path) const {
+        Tensor photo = load_input_image(path);
+        return s_.max_size > 0 ? nst::limit_image_size(photo, s_.max_size) : photo;
+    }
+
+private:
+    // Untiled if it fits; else tiles (one image at a time).
+    Tensor stylized(const Tensor& batch) const {
+        const int64_t side = std::max(batch.size(2), batch.size(3));
+        if (s_.tile == 0) {
+            try {
+                return net_.stylize(batch);
+            } catch (const nst::OutOfMemoryError&) {
+            } catch (const std::bad_alloc&) {
+            }
+        }
+        std::vector<int> tiles = s_.tile > 0 ? std::vector<int>{s_.tile} : std::vector<int>{1024, 512, 256};
+        for (int tile : tiles) {
+            if (s_.tile == 0 && tile >= side) continue;
+            if (s_.tile == 0) {
+                if (net_.device().is_cuda()) nst::cuda_empty_cache(net_.device().index);
+                if (!s_.quiet)
+                    std::fprintf(stderr, "nst-run: note: %s does not fit in memory: stylizing in tiles of %d\n",
+                                 size_str(batch).c_str(), tile);
+            }
+            try {
+                std::vector<Tensor> out;
+                for (const Tensor& one : unstack(batch.cpu())) out.push_back(net_.stylize_tiled(one, tile));
+                return stack(out);
+            } catch (const nst::OutOfMemoryError&) {
+                if (s_.tile > 0) throw;
+            } catch (const std::bad_alloc&) {
+                if (s_.tile > 0) throw;
+            }
+        }
+        throw nst::OutOfMemoryError("out of memory stylizing " + std::to_string(batch.size(0)) + " image(s) of " +
+                                    size_str(batch) + ", even in tiles of 256 pixels; try --max-size " +
+                                    std::to_string(side / 2));
+    }
+
+    const nst::Transformer& net_;
+    const Settings& s_;
+};
+
+std::string extension_of(const std::string& path) { return fs::path(path).extension().string(); }
+
+int stylize_image(const Stylizer& s, const Settings& o) {
+    NST_CHECK(nst::is_writable_image_path(o.out), o.out, ": cannot write images of type '",
+              extension_of(o.out), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
+    NST_CHECK(!same_file(o.in, o.out), o.out, ": is the input image; choose another output");
+    Progress progress(1, "image", o.quiet);
+    const Tensor result = s.run({s.load(o.in)}).front();
+    check_interrupted();  // not worth saving: the user asked to stop
+    nst::save_image(result, o.out);
+    progress.step(fs::path(o.in).filename().string());
+    progress.finish();
+    return 0;
+}
+
+int stylize_directory(const Stylizer& s, const Settings& o) {
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(o.in)) {
+        const std::string name = entry.path().filename().string();
+        // Hidden files include our own temporaries (core/atomic_file).
+        if (name.empty() || name[0] == '.' || !entry.is_regular_file()) continue;
+        if (nst::is_image_path(name)) names.push_back(name);
+    }
+    NST_CHECK(!names.empty(), o.in, ": no images (.png, .jpg, .jpeg, .bmp, .npy) in the directory");
+    std::sort(names.begin(), names.end());
+    NST_CHECK(!fs::exists(o.out) || is_directory(o.out), o.out,
+              ": exists and is not a directory (the input is a directory)");
+    NST_CHECK(!same_file(o.in, o.out), o.out, ": is the input directory; the photos would be overwritten");
+    std::error_code ec;
+    fs::create_directories(o.out, ec);
+    NST_CHECK(!ec, o.out, ": cannot create the directory: ", ec.message());
+
+    Progress progress(int64_t(names.size()), "image", o.quiet);
+    int failed = 0;
+    auto report = [&](const std::string& name, const Error& e) {
+        // One bad file does not stop the others; the exit status says it.
+        progress.message("nst-run: error: " + (std::strstr(e.what(), name.c_str()) ? std::string(e.what())
+                                                                                     : name + ": " + e.what()));
+        ++failed;
+    };
+    // Consecutive images of one size go through the network together.
+    std::vector<std::string> group;
+    std::vector<Tensor> photos;
+    auto flush = [&] {
+        if (group.empty()) return;
+        check_interrupted();
+        try {
+            const std::vector<Tensor> results = s.run(photos);
+            for (size_t i = 0; i < group.size(); ++i) {
+                try {
+                    nst::save_image(results[i], (fs::path(o.out) / group[i]).string());
+                } catch (const Error& e) {
+                    report(group[i], e);
+                }
+                progress.step(group[i]);
+            }
+        } catch (const nst::OutOfMemoryError&) {
+            throw;
+        } catch (const Error& e) {
+            for (const std::string& name : group) {
+                report(name, e);
+                progress.step(name);
+            }
+        }
+        group.clear(), photos.clear();
+    };
+    for (const std::string& name : names) {
+        check_interrupted();
+        Tensor photo;
+        try {
+            photo = s.load((fs::path(o.in) / name).string());
+        } catch (const Error& e) {
+            report(name, e);
+            progress.step(name);
+            continue;
+        }
+        if (!photos.empty() && photos.front().shape() != photo.shape()) flush();
+        group.push_back(name), photos.push_back(photo);
+        if (int(group.size()) == o.batch) flush();
+    }
+    flush();
+    progress.finish();
+    if (failed) {
+        print_error(std::to_string(failed) + " of " + std::to_string(names.size()) + " images failed");
+        return 1;
+    }
+    return 0;
+}
+
+int stylize_video(const Stylizer& s, const Settings& o) {
+    NST_CHECK(is_video_path(o.out), o.out,
+              ": the input is a video, so the output must be one too (.mp4, .mkv, .mov, .webm, ...)");
+    NST_CHECK(!same_file(o.in, o.out), o.out, ": is the input video; choose another output");
+    const VideoInfo info = probe_video(o.in);
+    int width = info.width, height = info.height;
+    if (o.max_size > 0 && std::max(width, height) > o.max_size) {
+        const double k = double(o.max_size) / std::max(width, height);
+        width = std::max(1, int(std::lround(width * k)));
+        height = std::max(1, int(std::lround(height * k)));
+    }
+    NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, o.in, ": frames of ", width, "x", height,
+              " pixels; nst-run needs at least ", kMinInputSide, "x", kMinInputSide);
+    VideoReader reader(o.in, info, width, height);
+    VideoWriter writer(o.out, width, height, info.frame_rate, info.has_audio ? o.in : std::string());
+    Progress progress(info.frames, "frame", o.quiet);
+    std::vector<uint8_t> rgb;
+    std::vector<Tensor> frames;
+    auto flush = [&] {
+        if (frames.empty()) return;
+        check_interrupted();
+        for (const Tensor& y : s.run(frames)) {
+            nst::image_to_rgb8(y, rgb);
+            writer.write(rgb);
+            progress.step();
+        }
+        frames.clear();
+    };
+    while (reader.read(rgb)) {
+        frames.push_back(nst::image_from_rgb8(rgb.data(), height, width));
+        if (int(frames.size()) == o.batch) flush();
+    }
+    flush();
+    writer.finish();
+    progress.finish();
+    return 0;
+}
+
+int run_stylize(const Settings& o) {
+    const nst::Device device = nst::usable_device(o.device);
+    struct stat st;
+    NST_CHECK(::stat(o.in.c_str(), &st) == 0, o.in, ": no such file or directory");
+    const bool directory = S_ISDIR(st.st_mode);
+    const bool video = !directory && is_video_path(o.in);
+    NST_CHECK(directory || video || nst::is_image_path(o.in), o.in,
+              ": not an image (.png, .jpg, .jpeg, .bmp, .npy), a video or a directory");
+    if (!directory) NST_CHECK(!is_directory(o.out), o.out, ": is a directory; give an output file name");
+    const nst::Transformer net = nst::Transformer::load(o.model, device);
+    const Stylizer stylizer(net, o);
+    if (directory) return stylize_directory(stylizer, o);
+    if (video) return stylize_video(stylizer, o);
+    return stylize_image(stylizer, o);
+}
+
+}  // namespace
+
+Command add_stylize_command(CLI::App& app) {
+    auto s = std::make_shared<Settings>();
+    CLI::App* cmd = app.add_subcommand("stylize", "Stylize an image, a directory of images or a video");
+    cmd->add_option("--model", s->model, ".safetensors network or TensorFlow export directory")->required();
+    cmd->add_option("--in", s->in, "Image (PNG, JPEG, BMP, NPY), directory of images, or video")->required();
+    cmd->add_option("--out", s->out, "Output image (format from the extension), directory, or video")->required();
+    cmd->add_option("--device", s->device, "cpu, cuda or cuda:N (default: first GPU, else CPU)");
+    cmd->add_option("--max-size", s->max_size, "Shrink inputs so the longer side is at most N pixels")
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("--batch", s->batch,
+                    "Images per pass: video frames, or a directory's images of the same size")
+        ->capture_default_str()
+        ->check(CLI::Range(1, 1024));
+    cmd->add_option("--tile", s->tile,
+                    "Stylize in tiles of N pixels (same result, less memory; default: only when an image "
+                    "does not fit)")
+        ->check(CLI::Range(16, 65536));
+    cmd->add_flag("--preserve-color", s->preserve_color, "Keep the photo's colours (transfer luminance only)");
+    cmd->add_flag("--quiet,-q", s->quiet, "No progress output");
+    return {cmd, [s] { return run_stylize(*s); }};
+}
+
+}  // namespace nst_run
