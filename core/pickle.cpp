@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/error.hpp"
 
@@ -82,6 +83,9 @@ public:
     ValuePtr run(size_t& end);
 
 private:
+    static constexpr uint64_t kSearchBudget = 20'000'000;
+    uint64_t search_steps_ = 0;
+
     template <class... Args>
     [[noreturn]] void error(const Args&... args) const {
         fail(detail::concat(context_, ": pickle opcode at byte ", op_pos_, ": ", args...));
@@ -168,7 +172,26 @@ private:
     void set_items(ValuePtr& dict, std::vector<ValuePtr>& kv, const char* opname) {
         Value& d = expect(dict, Kind::Dict, opname);
         if (kv.size() % 2 != 0) error(opname, " with an odd number of items");
+        for (const ValuePtr& v : kv) refuse_cycle(d, v, opname);
         for (size_t i = 0; i < kv.size(); i += 2) d.entries.emplace_back(kv[i], kv[i + 1]);
+    }
+
+    // Through the memo a list or dict can be put into itself. Python copes;
+    // shared_ptrs would leak the cycle, and no checkpoint needs one, so it is
+    // refused: a depth-first search from the value being added. The searches
+    // of one pickle share a budget, so a crafted file cannot make them slow.
+    void refuse_cycle(const Value& container, const ValuePtr& value, const char* opname) {
+        std::vector<const Value*> todo{value.get()};
+        std::unordered_set<const Value*> seen;
+        while (!todo.empty()) {
+            const Value* v = todo.back();
+            todo.pop_back();
+            if (!v || !seen.insert(v).second) continue;
+            if (v == &container) error(opname, " would put a container inside itself");
+            if (++search_steps_ > kSearchBudget) error("the object graph is too tangled to check (", opname, ")");
+            for (const ValuePtr& item : v->items) todo.push_back(item.get());
+            for (const auto& [k, item] : v->entries) todo.push_back(k.get()), todo.push_back(item.get());
+        }
     }
 
     ValuePtr make_global(const std::string& module, const std::string& name) {
@@ -295,12 +318,15 @@ ValuePtr Machine::run(size_t& end) {
             }
             case 'a': {  // APPEND
                 ValuePtr item = pop();
-                expect(top(), Kind::List, "APPEND").items.push_back(std::move(item));
+                Value& list = expect(top(), Kind::List, "APPEND");
+                refuse_cycle(list, item, "APPEND");
+                list.items.push_back(std::move(item));
                 break;
             }
             case 'e': {  // APPENDS
                 std::vector<ValuePtr> items = pop_mark();
                 Value& list = expect(top(), Kind::List, "APPENDS");
+                for (const auto& item : items) refuse_cycle(list, item, "APPENDS");
                 for (auto& item : items) list.items.push_back(std::move(item));
                 break;
             }

@@ -285,6 +285,16 @@ TEST_CASE("pickle: opcodes of protocols 0 to 4", "[pth][pickle]") {
         // TUPLE2 with one item above the MARK: items below a MARK are out of reach
         CHECK_THROWS_WITH(run("\x80\x02K\x01(K\x02\x86."), Contains("underflow"));
     }
+    SECTION("a container put inside itself is refused (a shared_ptr cycle would leak)") {
+        // d = {}; d[0] = d   and   l = []; l.append([l])   (found by fuzz_pth as a leak)
+        CHECK_THROWS_WITH(run("\x80\x02}q\x00K\x00h\x00s."s), Contains("inside itself"));
+        CHECK_THROWS_WITH(run("\x80\x02]q\x00]h\x00" "a\x85" "a."s), Contains("inside itself"));
+        CHECK_THROWS_WITH(run("\x80\x02]q\x00(h\x00" "e."s), Contains("inside itself"));
+        // sharing without a cycle is fine: [x, x] with x = []
+        ValuePtr v = run("\x80\x02](]q\x01h\x01" "e."s);
+        CHECK(v->items.size() == 2);
+        CHECK(v->items[0] == v->items[1]);
+    }
 }
 
 #ifdef NST_PTH_FIXTURES
