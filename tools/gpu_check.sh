@@ -10,15 +10,16 @@
 # missing travels in .gpu/ (git-ignored): deps.tar.xz from
 # tools/pack_gpu_deps.sh, and optionally data/ (a copy of ../shared/data).
 #
-# usage: tools/gpu_check.sh [tests] [sanitize] [bench] [reference] [gatys] [fixtures]
-#        (default: all; `reference` and `gatys` compare with independent PyTorch
-#        implementations; `fixtures` writes PyTorch-made test files into the logs)
+# usage: tools/gpu_check.sh [tests] [sanitize] [bench] [e2e] [reference] [gatys] [train] [fixtures]
+#        (default: all; `reference`, `gatys` and `train` compare with independent
+#        PyTorch implementations; `e2e` times stylize, train and optimize against
+#        PyTorch eager; `fixtures` writes PyTorch-made test files into the logs)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-out}
 logs=$(mktemp -d)
 mkdir -p "$out"
-steps=${*:-tests sanitize bench reference gatys fixtures}
+steps=${*:-tests sanitize bench e2e reference gatys train fixtures}
 finish() { tar czf "$out/logs.tar.gz" -C "$logs" . ; }
 trap finish EXIT
 
@@ -51,11 +52,17 @@ for step in $steps; do
         [ -x "$t" ] || continue
         name=$(basename "$t")
         # [oom] provokes a failed cudaMalloc on purpose, which memcheck reports
-        compute-sanitizer --tool memcheck --error-exitcode 9 "$t" "~[oom]" > "$logs/memcheck_$name.log" 2>&1
-        rc=$?
-        echo "compute-sanitizer memcheck $name: exit $rc; $(grep -E 'ERROR SUMMARY' "$logs/memcheck_$name.log" | tail -1)"
-        [ $rc = 0 ] || { status=1; grep -m5 -A6 "Invalid\|Program hit" "$logs/memcheck_$name.log"; }
+        for tool in memcheck racecheck synccheck; do
+          compute-sanitizer --tool $tool --error-exitcode 9 "$t" "~[oom]" > "$logs/${tool}_$name.log" 2>&1
+          rc=$?
+          echo "compute-sanitizer $tool $name: exit $rc; $(grep -E 'ERROR SUMMARY' "$logs/${tool}_$name.log" | tail -1)"
+          [ $rc = 0 ] || { status=1; grep -m5 -A6 "Invalid\|Program hit\|Race\|Barrier" "$logs/${tool}_$name.log"; }
+        done
       done ;;
+    e2e)
+      python3 bench/e2e_bench.py --bin build-gpu/bench/e2e_bench --json "$out/e2e_bench.json" \
+        > "$logs/e2e_bench.log" 2>&1 || status=1
+      cat "$logs/e2e_bench.log" | tail -20 ;;
     bench)
       build-gpu/bench/gram_bench --json "$out/gram_bench.json" > "$logs/gram_bench.log" 2>&1 || status=1
       sed -n '/^summary/,$p' "$logs/gram_bench.log"
@@ -81,6 +88,12 @@ for step in $steps; do
         NST_GATYS_REF_OUT=$g NST_GATYS_REF_DEVICE=cuda build-gpu/tests/test_gatys "[.reference]"
         python3 tools/reference/gatys_reference.py "$g" ) > "$logs/gatys.log" 2>&1 || status=1
       tail -15 "$logs/gatys.log" ;;
+    train)
+      t=$(mktemp -d)
+      ( set -e
+        NST_TRAIN_REF_OUT=$t NST_TRAIN_REF_DEVICE=cuda build-gpu/tests/test_training "[.reference]"
+        python3 tools/reference/train_reference.py "$t" ) > "$logs/train.log" 2>&1 || status=1
+      grep -E "pooling|worst|nearest|checks" "$logs/train.log" ;;
     fixtures)
       python3 tools/reference/make_pth_fixtures.py "$logs/pth" > "$logs/fixtures.log" 2>&1 || status=1
       tail -5 "$logs/fixtures.log" ;;
