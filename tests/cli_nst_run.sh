@@ -196,9 +196,13 @@ run 0 stylize --model net.safetensors --in fx/photos/a.png --out trained.png --d
 expect "the trained model stylizes" test "$(png_size trained.png)" = "$(png_size fx/photos/a.png)"
 # Two steps, then two more from the checkpoint: the same losses and model as four at once.
 run 0 train "${train_args[@]}" --out half.safetensors --iters 2 --checkpoint-every 2 --log half.csv --quiet
+cp half.ckpt.safetensors step2.ckpt.safetensors
 run 0 train "${train_args[@]}" --out half.safetensors --iters 4 --resume half.ckpt.safetensors --log half.csv --quiet
 expect "resumed losses equal an uninterrupted run's" diff <(cut -d, -f1,3-6 train.csv) <(cut -d, -f1,3-6 half.csv)
 expect "resumed model equals an uninterrupted run's" cmp -s net.safetensors half.safetensors
+# Resuming from an older checkpoint drops the log's rows after it instead of repeating steps.
+run 0 train "${train_args[@]}" --out half.safetensors --iters 4 --resume step2.ckpt.safetensors --log half.csv --quiet
+expect "the log has each step once" diff <(cut -d, -f1,3-6 train.csv) <(cut -d, -f1,3-6 half.csv)
 # Ctrl-C: a checkpoint, one error line saying how to resume, no model.
 "$nst_run" train "${train_args[@]}" --out int.safetensors --iters 100000 --checkpoint-every 0 --log int.csv \
   --quiet > out.txt 2> err.txt &

@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -72,17 +73,24 @@ int64_t metadata_int(const nst::WeightFile& w, const std::string& key, const std
     return v;
 }
 
-// The CSV log: one line per step, flushed. A resumed run appends to the log
-// it continues.
+// The CSV log: one line per step, flushed. A run resumed at step N continues
+// the log it finds, without the rows after step N that the first run wrote
+// before it stopped (they are about to be computed again).
 class CsvLog {
 public:
-    CsvLog(const std::string& path, bool append) {
+    CsvLog(const std::string& path, int64_t resumed_at) {
         if (path.empty()) return;
-        const bool header = !append || !fs::exists(path);
-        file_ = std::fopen(path.c_str(), append ? "a" : "w");
+        std::vector<std::string> kept;
+        if (resumed_at > 0) {
+            std::ifstream in(path);
+            for (std::string line; std::getline(in, line);)
+                if (kept.empty() || std::strtoll(line.c_str(), nullptr, 10) <= resumed_at) kept.push_back(line);
+        }
+        file_ = std::fopen(path.c_str(), "w");
         NST_CHECK(file_, "--log ", path, ": cannot open for writing: ", std::strerror(errno));
         path_ = path;
-        if (header) std::fprintf(file_, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s\n");
+        if (kept.empty()) kept.push_back("step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s");
+        for (const std::string& line : kept) std::fprintf(file_, "%s\n", line.c_str());
         flush();
     }
     ~CsvLog() {
@@ -160,7 +168,7 @@ int run_train(const Settings& s) {
                     : int64_t(std::ceil((s.epochs > 0 ? s.epochs : 2.0) * double(data.files()) / s.batch));
     NST_CHECK(start_step < total_steps, "--resume ", s.resume, ": already at step ", start_step, " of ",
               total_steps, "; raise --iters or --epochs to train further");
-    CsvLog log(s.log, !s.resume.empty());
+    CsvLog log(s.log, start_step);
 
     const nst::Vgg19 vgg = load_vgg(s.vgg, device, nst::VggPooling::Max, s.quiet);
     nst::StyleTrainer trainer(std::move(network), vgg, style, o);
