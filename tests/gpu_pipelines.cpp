@@ -1,0 +1,91 @@
+// The pipelines on the GPU against the CPU: a training step (losses, every
+// parameter's gradient through the network and VGG-19, and the Adam update),
+// tiled stylization against untiled, and affine_channels. Tolerances as in
+// gpu_autograd: 1e-4 relative, fp32 end to end with TF32 off (max pooling is
+// avoided where a near-tie could route a gradient differently; see
+// tools/reference/train_reference.py).
+#include <catch2/catch.hpp>
+
+#include <cmath>
+
+#include "core/autograd.hpp"
+#include "core/ops.hpp"
+#include "gradcheck.hpp"
+#include "nets/training.hpp"
+#include "nets/transformer.hpp"
+
+using namespace nst;
+using nst::test::rel_error;
+
+namespace {
+
+Device gpu() {
+    REQUIRE(cuda_device_count() > 0);  // a gpu-labelled test must not pass without a GPU
+    return Device::cuda(0);
+}
+
+TransformerSpec small() {
+    TransformerSpec spec;
+    spec.width = 8;
+    spec.residual_blocks = 2;
+    return spec;
+}
+
+}  // namespace
+
+TEST_CASE("gpu pipelines: a training step agrees with the CPU", "[gpu]") {
+    set_allow_tf32(false);
+    const Tensor style = Tensor::rand({1, 3, 40, 44}, 1);
+    const Tensor photos = Tensor::rand({2, 3, 36, 36}, 2, Device::cpu(), 0.f, 255.f);
+    TrainingOptions o;
+    o.tv_weight = 0.3f;
+    struct Result {
+        TrainingLosses losses;
+        std::map<std::string, std::vector<float>> grads, after;
+    };
+    auto run = [&](Device d) {
+        const Vgg19 vgg = Vgg19::random(19, d, VggPooling::Avg);
+        const Transformer net = Transformer::create(small(), 4, d);
+        const auto params = net.to_weights().tensors;
+        StyleTrainer trainer(net, vgg, style, o);
+        Result r;
+        r.losses = trainer.step(photos);
+        for (const auto& [name, t] : params) {
+            r.grads[name] = t.grad().to_vector();
+            r.after[name] = t.to_vector();
+        }
+        return r;
+    };
+    const Result cpu = run(Device::cpu()), cuda = run(gpu());
+    CHECK(cuda.losses.content == Approx(cpu.losses.content).epsilon(1e-4));
+    CHECK(cuda.losses.style == Approx(cpu.losses.style).epsilon(1e-4));
+    CHECK(cuda.losses.tv == Approx(cpu.losses.tv).epsilon(1e-4));
+    for (const auto& [name, g] : cpu.grads) {
+        INFO(name);
+        double norm = 0;
+        for (float v : g) norm += double(v) * v;
+        if (norm > 1e-20) CHECK(rel_error(cuda.grads.at(name), g) < 1e-4);  // biases before a norm: 0
+        CHECK(rel_error(cuda.after.at(name), cpu.after.at(name)) < 1e-5);
+    }
+}
+
+TEST_CASE("gpu pipelines: tiled stylization equals untiled", "[gpu]") {
+    set_allow_tf32(false);
+    for (const TransformerVariant variant : {TransformerVariant::Native, TransformerVariant::TensorFlow}) {
+        TransformerSpec spec = small();
+        spec.variant = variant;
+        spec.residual_blocks = 5;
+        const Transformer net = Transformer::create(spec, 9, gpu());
+        const Tensor image = Tensor::rand({1, 3, 301, 257}, 3, gpu(), 0.f, 255.f);
+        const std::vector<float> want = net.stylize(image).to_vector(), got = net.stylize_tiled(image, 96).to_vector();
+        INFO(variant_name(variant));
+        CHECK(rel_error(got, want) < 1e-5);
+    }
+}
+
+TEST_CASE("gpu pipelines: affine_channels", "[gpu]") {
+    const Tensor x = Tensor::randn({2, 5, 7, 9}, 4);
+    const std::vector<float> scale{1.f, -2.f, 0.f, 0.5f, 3.f}, shift{0.f, 1.f, -1.f, 2.f, 0.25f};
+    CHECK(rel_error(affine_channels(x.to(gpu()), scale, shift).to_vector(), affine_channels(x, scale, shift).to_vector()) <
+          1e-6);
+}
