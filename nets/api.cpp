@@ -77,7 +77,12 @@ StyleModel StyleModel::load(const std::string& path, const std::string& device) 
 
 Image StyleModel::stylize(const Image& photo, bool preserve_color) const {
     const Tensor x = to_tensor(photo, "stylize").to(impl_->net.device());
-    Tensor y = impl_->net.stylize(x);
+    Tensor y;
+    try {
+        y = impl_->net.stylize(x);
+    } catch (const OutOfMemoryError&) {
+        y = impl_->net.stylize_tiled(x, 512);  // the same result in less memory (nets/transformer.hpp)
+    }
     if (preserve_color) {
         NoGradGuard no_grad;
         y = luminance_transfer(y, x);

@@ -10,17 +10,14 @@
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "core/optim.hpp"
+#include "gpu_device.hpp"
 #include "gradcheck.hpp"
 
 using namespace nst;
+using nst::test::gpu;
 using nst::test::rel_error;
 
 namespace {
-
-Device gpu() {
-    REQUIRE(cuda_device_count() > 0);  // a gpu-labelled test must not pass without a GPU
-    return Device::cuda(0);
-}
 
 struct Run {
     std::vector<float> value;

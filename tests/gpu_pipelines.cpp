@@ -10,19 +10,16 @@
 
 #include "core/autograd.hpp"
 #include "core/ops.hpp"
+#include "gpu_device.hpp"
 #include "gradcheck.hpp"
 #include "nets/training.hpp"
 #include "nets/transformer.hpp"
 
 using namespace nst;
+using nst::test::gpu;
 using nst::test::rel_error;
 
 namespace {
-
-Device gpu() {
-    REQUIRE(cuda_device_count() > 0);  // a gpu-labelled test must not pass without a GPU
-    return Device::cuda(0);
-}
 
 TransformerSpec small() {
     TransformerSpec spec;

@@ -1,7 +1,11 @@
 #include "tools/command_helpers.hpp"
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdarg>
+#include <cstring>
+#include <fstream>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -69,6 +73,36 @@ nst::Vgg19 load_vgg(const std::string& vgg, nst::Device device, nst::VggPooling 
     if (!quiet)  // after loading: a failure is then the only line
         std::fprintf(stderr, "nst-run: VGG-19 weights %s, %s flavour\n", path.c_str(), nst::vgg_flavor_name(flavor));
     return net;
+}
+
+CsvLog::CsvLog(const std::string& path, const std::string& header, int64_t keep_until) {
+    if (path.empty()) return;
+    std::vector<std::string> kept;
+    if (keep_until > 0) {
+        std::ifstream in(path);
+        for (std::string line; std::getline(in, line);)
+            if (kept.empty() || std::strtoll(line.c_str(), nullptr, 10) <= keep_until) kept.push_back(line);
+    }
+    if (kept.empty()) kept.push_back(header);
+    file_ = std::fopen(path.c_str(), "w");
+    NST_CHECK(file_, "--log ", path, ": cannot open for writing: ", std::strerror(errno));
+    path_ = path;
+    for (const std::string& line : kept) std::fprintf(file_, "%s\n", line.c_str());
+    NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno));
+}
+
+CsvLog::~CsvLog() {
+    if (file_) std::fclose(file_);
+}
+
+void CsvLog::row(const char* format, ...) {
+    if (!file_) return;
+    va_list args;
+    va_start(args, format);
+    std::vfprintf(file_, format, args);
+    va_end(args);
+    std::fputc('\n', file_);
+    NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno));
 }
 
 std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text) {

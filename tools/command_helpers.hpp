@@ -2,6 +2,8 @@
 // VGG-19 loading with the embedded default, and layer lists on the command
 // line.
 #pragma once
+#include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <string>
 #include <vector>
@@ -46,6 +48,25 @@ nst::Vgg19 load_vgg(const std::string& path, nst::Device device, nst::VggPooling
 constexpr int kMinInputSide = 16;
 // load_image (0..255), refusing images smaller than kMinInputSide.
 nst::Tensor load_input_image(const std::string& path);
+
+// A CSV log (--log) written line by line and flushed, so a run can be
+// watched and a failed run's log shows what happened. An empty path logs
+// nothing. keep_until > 0 (a resumed run): the log found there is continued,
+// keeping its header and the rows whose first column is at most keep_until
+// (later rows are about to be computed again).
+class CsvLog {
+public:
+    CsvLog(const std::string& path, const std::string& header, int64_t keep_until = 0);
+    ~CsvLog();
+    CsvLog(const CsvLog&) = delete;
+    CsvLog& operator=(const CsvLog&) = delete;
+    // One row, printf-style, without the newline.
+    void row(const char* format, ...) __attribute__((format(printf, 2, 3)));
+
+private:
+    std::FILE* file_ = nullptr;
+    std::string path_;
+};
 
 // "relu4_2" or "relu1_1:0.5,relu2_1:2": names checked against VGG-19's.
 std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text);

@@ -11,9 +11,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cmath>
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -58,37 +56,6 @@ std::string snapshot_path(const std::string& out, int iteration, int last) {
     const std::string padded = std::string(digits.size() - std::min(digits.size(), number.size()), '0') + number;
     return (p.parent_path() / (p.stem().string() + "_" + padded + p.extension().string())).string();
 }
-
-// The CSV log: one line per iteration, flushed.
-class CsvLog {
-public:
-    explicit CsvLog(const std::string& path) {
-        if (path.empty()) return;
-        file_ = std::fopen(path.c_str(), "w");
-        NST_CHECK(file_, "--log ", path, ": cannot open for writing: ", std::strerror(errno));
-        path_ = path;
-        std::fprintf(file_, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s\n");
-        flush();
-    }
-    ~CsvLog() {
-        if (file_) std::fclose(file_);
-    }
-    CsvLog(const CsvLog&) = delete;
-    CsvLog& operator=(const CsvLog&) = delete;
-
-    void write(const nst::GatysProgress& p) {
-        if (!file_) return;
-        std::fprintf(file_, "%d,%d,%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.4f\n", p.total_iteration, p.stage + 1,
-                     (long long)p.width, (long long)p.height, p.content_loss, p.style_loss, p.tv_loss,
-                     p.total_loss, p.elapsed_seconds);
-        flush();
-    }
-
-private:
-    void flush() { NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno)); }
-    std::FILE* file_ = nullptr;
-    std::string path_;
-};
 
 int run_optimize(const Settings& s) {
     // ---- everything that can fail early --------------------------------------------------
@@ -136,7 +103,7 @@ int run_optimize(const Settings& s) {
     std::vector<nst::StyleInput> styles;
     for (size_t i = 0; i < s.styles.size(); ++i)
         styles.push_back({load01(s.styles[i]), s.blend.empty() ? 1.f : s.blend[i]});
-    CsvLog log(s.log);
+    CsvLog log(s.log, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s");
     const nst::Vgg19 net =
         load_vgg(s.vgg, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg, s.quiet);
 
@@ -158,7 +125,8 @@ int run_optimize(const Settings& s) {
     const auto callback = [&](const nst::GatysProgress& p, const Tensor& image) {
         if (p.stage != bar_stage) start_stage(p.stage, p.stages, p.height, p.width);
         done = p.total_iteration;
-        log.write(p);
+        log.row("%d,%d,%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.4f", p.total_iteration, p.stage + 1, (long long)p.width,
+                (long long)p.height, p.content_loss, p.style_loss, p.tv_loss, p.total_loss, p.elapsed_seconds);
         char label[96];
         std::snprintf(label, sizeof label, "loss %.3g (c %.3g s %.3g tv %.3g)", p.total_loss, p.content_loss,
                       p.style_loss, p.tv_loss);

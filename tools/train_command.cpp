@@ -10,13 +10,11 @@
 #include "tools/train_command.hpp"
 
 #include <CLI/CLI.hpp>
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <string>
 
@@ -72,45 +70,6 @@ int64_t metadata_int(const nst::WeightFile& w, const std::string& key, const std
     NST_CHECK(!it->second.empty() && *end == '\0' && v >= 0, source, ": bad ", key, " '", it->second, "'");
     return v;
 }
-
-// The CSV log: one line per step, flushed. A run resumed at step N continues
-// the log it finds, without the rows after step N that the first run wrote
-// before it stopped (they are about to be computed again).
-class CsvLog {
-public:
-    CsvLog(const std::string& path, int64_t resumed_at) {
-        if (path.empty()) return;
-        std::vector<std::string> kept;
-        if (resumed_at > 0) {
-            std::ifstream in(path);
-            for (std::string line; std::getline(in, line);)
-                if (kept.empty() || std::strtoll(line.c_str(), nullptr, 10) <= resumed_at) kept.push_back(line);
-        }
-        file_ = std::fopen(path.c_str(), "w");
-        NST_CHECK(file_, "--log ", path, ": cannot open for writing: ", std::strerror(errno));
-        path_ = path;
-        if (kept.empty()) kept.push_back("step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s");
-        for (const std::string& line : kept) std::fprintf(file_, "%s\n", line.c_str());
-        flush();
-    }
-    ~CsvLog() {
-        if (file_) std::fclose(file_);
-    }
-    CsvLog(const CsvLog&) = delete;
-    CsvLog& operator=(const CsvLog&) = delete;
-
-    void write(int64_t step, double epoch, const nst::TrainingLosses& l, double rate, double elapsed) {
-        if (!file_) return;
-        std::fprintf(file_, "%lld,%.4f,%.9g,%.9g,%.9g,%.9g,%.2f,%.3f\n", (long long)step, epoch, l.content, l.style,
-                     l.tv, l.total, rate, elapsed);
-        flush();
-    }
-
-private:
-    void flush() { NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno)); }
-    std::FILE* file_ = nullptr;
-    std::string path_;
-};
 
 int run_train(const Settings& s) {
     // ---- everything that can fail early --------------------------------------------------
@@ -168,7 +127,7 @@ int run_train(const Settings& s) {
                     : int64_t(std::ceil((s.epochs > 0 ? s.epochs : 2.0) * double(data.files()) / s.batch));
     NST_CHECK(start_step < total_steps, "--resume ", s.resume, ": already at step ", start_step, " of ",
               total_steps, "; raise --iters or --epochs to train further");
-    CsvLog log(s.log, start_step);
+    CsvLog log(s.log, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s", start_step);
 
     const nst::Vgg19 vgg = load_vgg(s.vgg, device, nst::VggPooling::Max, s.quiet);
     nst::StyleTrainer trainer(std::move(network), vgg, style, o);
@@ -204,7 +163,8 @@ int run_train(const Settings& s) {
         training_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const int64_t step = trainer.steps();
         const double rate = double(step - start_step) * s.batch / std::max(1e-9, training_seconds);
-        log.write(step, double(data.position()) / double(data.files()), l, rate, elapsed());
+        log.row("%lld,%.4f,%.9g,%.9g,%.9g,%.9g,%.2f,%.3f", (long long)step,
+                double(data.position()) / double(data.files()), l.content, l.style, l.tv, l.total, rate, elapsed());
         if (s.sample_every > 0 && step % s.sample_every == 0) {
             const std::string path = sample_path(s.out, step, total_steps);
             nst::save_image(trainer.network().stylize(sample), path);

@@ -205,9 +205,13 @@ def check_case(case_dir, weights, device, dtype):
     return ok
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("dir", help="what test_gatys \"[.reference]\" wrote (NST_GATYS_REF_OUT)")
+def run_cases(description, test, check_case):
+    """The command line both reference scripts share: DIR holds vgg19.safetensors
+    and one folder per case (with config.json), as `test` ("test_gatys") wrote
+    them; check_case(case_dir, vgg_weights, device, dtype) prints its checks and
+    returns whether all passed. Exits 0 when every case passed, else 1."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("dir", help=f"what {test} \"[.reference]\" wrote")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
     args = p.parse_args()
@@ -218,11 +222,15 @@ def main():
     weights = read_safetensors(os.path.join(args.dir, "vgg19.safetensors"), dtype, args.device)
     cases = sorted(d for d in os.listdir(args.dir) if os.path.isfile(os.path.join(args.dir, d, "config.json")))
     if not cases:
-        sys.exit(f"{args.dir}: no case directories (run test_gatys \"[.reference]\" first)")
+        sys.exit(f"{args.dir}: no case directories (run {test} \"[.reference]\" first)")
     print(f"reference on {args.device}, {args.dtype}, torch {torch.__version__}")
     ok = all([check_case(os.path.join(args.dir, c), weights, args.device, dtype) for c in cases])
     print("all checks passed" if ok else "SOME CHECKS FAILED")
     sys.exit(0 if ok else 1)
+
+
+def main():
+    run_cases(__doc__.split("\n")[0], "test_gatys", check_case)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ to the whole gradient's norm). Two cases: average pooling, and max pooling,
 whose gradient jumps at ties (see nearest_tie; the engine's inputs avoid a
 flip on the CPU). Exit status 1 if any check fails.
 """
-import argparse
 import json
 import os
 import sys
@@ -37,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gatys_reference import Vgg, f32, read_safetensors, relative, vgg_layers  # noqa: E402
+from gatys_reference import Vgg, f32, read_safetensors, relative, run_cases, vgg_layers  # noqa: E402
 
 TOLERANCE = 1e-4
 
@@ -181,23 +180,7 @@ def check_case(case_dir, vgg_weights, device, dtype):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("dir", help="what test_training \"[.reference]\" wrote (NST_TRAIN_REF_OUT)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--dtype", default="float64", choices=["float64", "float32"])
-    args = p.parse_args()
-    dtype = getattr(torch, args.dtype)
-    if args.device.startswith("cuda"):
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
-    vgg_weights = read_safetensors(os.path.join(args.dir, "vgg19.safetensors"), dtype, args.device)
-    cases = sorted(d for d in os.listdir(args.dir) if os.path.isfile(os.path.join(args.dir, d, "config.json")))
-    if not cases:
-        sys.exit(f"{args.dir}: no case directories (run test_training \"[.reference]\" first)")
-    print(f"reference on {args.device}, {args.dtype}, torch {torch.__version__}")
-    ok = all([check_case(os.path.join(args.dir, c), vgg_weights, args.device, dtype) for c in cases])
-    print("all checks passed" if ok else "SOME CHECKS FAILED")
-    sys.exit(0 if ok else 1)
+    run_cases(__doc__.split("\n")[0], "test_training", check_case)
 
 
 if __name__ == "__main__":

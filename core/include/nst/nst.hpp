@@ -38,7 +38,9 @@ public:
     // A .safetensors network (from `nst-run import` or `nst-run train`) or a
     // TensorFlow fast-style-transfer export directory.
     static StyleModel load(const std::string& path, const std::string& device = "");
-    // Any size. preserve_color keeps the photo's colours (luminance transfer).
+    // Any size; an image too large for the device's memory is stylized in
+    // tiles, with the same result. preserve_color keeps the photo's colours
+    // (luminance transfer).
     Image stylize(const Image& photo, bool preserve_color = false) const;
     void save(const std::string& path) const;  // .safetensors
 
