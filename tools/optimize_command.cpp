@@ -150,6 +150,14 @@ int run_optimize(const Settings& s) {
         if (e.last_good_iteration() == 0) throw Error(std::string(e.what()) + "; no output written");
         save01(e.last_good_image(), s.out);
         throw Error(std::string(e.what()) + "; it was saved to " + s.out);
+    } catch (const nst::OutOfMemoryError& e) {
+        bar.reset();
+        throw nst::OutOfMemoryError(std::string(e.what()) + " optimizing a " + std::to_string(width) + "x" +
+                                    std::to_string(height) + " image; try a smaller --size" +
+                                    (o.optimizer == nst::GatysOptimizer::LBFGS
+                                         ? ", a shorter --history (L-BFGS keeps 2 x history copies of the "
+                                           "image) or --optimizer adam"
+                                         : ""));
     }
     if (nst_run::interrupted()) {
         bar.reset();

@@ -159,7 +159,14 @@ int run_train(const Settings& s) {
     double training_seconds = 0;  // data and steps, not samples and checkpoints
     while (trainer.steps() < total_steps) {
         const auto t0 = std::chrono::steady_clock::now();
-        const nst::TrainingLosses l = trainer.step(data.next());
+        nst::TrainingLosses l;
+        try {
+            l = trainer.step(data.next());
+        } catch (const nst::OutOfMemoryError& e) {
+            throw nst::OutOfMemoryError(std::string(e.what()) + " training on batches of " + std::to_string(s.batch) +
+                                        " at " + std::to_string(s.size) + "x" + std::to_string(s.size) +
+                                        "; try a smaller --batch or --size");
+        }
         training_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const int64_t step = trainer.steps();
         const double rate = double(step - start_step) * s.batch / std::max(1e-9, training_seconds);

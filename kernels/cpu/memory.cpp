@@ -37,7 +37,7 @@ void* CpuBackend::allocate(size_t bytes) {
             bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
         ptr = std::aligned_alloc(kAlignment, rounded);
     }
-    if (!ptr) fail("out of memory allocating " + mib(bytes) + " MiB on cpu");
+    if (!ptr) throw OutOfMemoryError("out of memory allocating " + mib(bytes) + " MiB on cpu");
     return ptr;
 }
 
