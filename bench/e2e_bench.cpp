@@ -13,7 +13,8 @@
 // inputs are made on the device, so no host traffic is timed. After warm-up
 // (cuDNN's algorithm search included) each of --iters runs is timed to the
 // device's completion; the output is one JSON object with the median and
-// the peak GPU memory of the timed runs.
+// the peak memory of the timed runs (what tensors hold: the CUDA allocator's
+// books, or the CPU tensors' storage).
 //
 // usage: e2e_bench stylize|train|optimize [--device D] [--height H] [--width W]
 //        [--batch N] [--iters K] [--warmup K] [--tf32] [--adam]
@@ -86,7 +87,7 @@ template <class Step>
 double median_ms(const Args& a, Device d, Step&& step, std::vector<double>& all) {
     for (int i = 0; i < a.warmup; ++i) step();
     sync(d);
-    if (d.is_cuda()) cuda_reset_peak_memory(d.index);
+    d.is_cuda() ? cuda_reset_peak_memory(d.index) : cpu_reset_peak_memory();
     for (int i = 0; i < a.iters; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         step();
@@ -143,10 +144,10 @@ int main(int argc, char** argv) {
                 ms = median_ms(a, d, [&] { lbfgs.step([&] { return evaluate(); }); }, all);
             }
         }
-        const MemoryStats m = d.is_cuda() ? cuda_memory_stats(d.index) : MemoryStats{};
+        const MemoryStats m = d.is_cuda() ? cuda_memory_stats(d.index) : cpu_memory_stats();
         std::printf("{\"engine\": \"nst\", \"workload\": \"%s\", \"device\": \"%s\", \"height\": %d, \"width\": %d, "
                     "\"batch\": %d, \"tf32\": %s, \"optimizer\": \"%s\", \"iters\": %d, \"median_ms\": %.4f, "
-                    "\"min_ms\": %.4f, \"images_per_s\": %.2f, \"peak_gpu_bytes\": %zu}\n",
+                    "\"min_ms\": %.4f, \"images_per_s\": %.2f, \"peak_bytes\": %zu}\n",
                     a.workload.c_str(), d.str().c_str(), a.height, a.width, a.batch, a.tf32 ? "true" : "false",
                     a.workload == "stylize" ? "none" : a.workload == "train" || a.adam ? "adam" : "lbfgs", a.iters, ms,
                     *std::min_element(all.begin(), all.end()), double(images) * 1000.0 / ms, m.peak);

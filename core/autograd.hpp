@@ -24,11 +24,12 @@ using BackwardFn =
 
 class Node {
 public:
-    Node(const char* name, std::vector<std::shared_ptr<Node>> next, BackwardFn backward)
-        : name_(name), next_(std::move(next)), backward_(std::move(backward)) {}
+    Node(const char* name, std::vector<std::shared_ptr<Node>> next, BackwardFn backward);
     virtual ~Node() = default;
 
     const char* name() const { return name_; }
+    // Creation order (a process-wide count): backward runs roughly in reverse.
+    uint64_t sequence() const { return sequence_; }
     const std::vector<std::shared_ptr<Node>>& next() const { return next_; }
     virtual std::vector<Tensor> apply(const Tensor& grad);
     // Frees what the backward saved; a second backward through it then fails.
@@ -36,6 +37,7 @@ public:
 
 private:
     const char* name_;
+    uint64_t sequence_;
     std::vector<std::shared_ptr<Node>> next_;  // null where the input needs no gradient
     BackwardFn backward_;
 };

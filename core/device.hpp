@@ -50,6 +50,9 @@ MemoryStats cuda_memory_stats(int device = 0);
 void cuda_reset_peak_memory(int device = 0);
 // Returns the cache's free blocks to the driver.
 void cuda_empty_cache(int device = 0);
+// The same books for CPU tensors (their storage; reserved = current).
+MemoryStats cpu_memory_stats();
+void cpu_reset_peak_memory();
 // Waits for all work queued on the device's stream.
 void cuda_synchronize(int device = 0);
 

@@ -188,7 +188,10 @@ private:
             todo.pop_back();
             if (!v || !seen.insert(v).second) continue;
             if (v == &container) error(opname, " would put a container inside itself");
-            if (++search_steps_ > kSearchBudget) error("the object graph is too tangled to check (", opname, ")");
+            // Charged per reference followed, not per object: a list of a
+            // million references to one object costs a million.
+            search_steps_ += 1 + v->items.size() + 2 * v->entries.size();
+            if (search_steps_ > kSearchBudget) error("the object graph is too tangled to check (", opname, ")");
             for (const ValuePtr& item : v->items) todo.push_back(item.get());
             for (const auto& [k, item] : v->entries) todo.push_back(k.get()), todo.push_back(item.get());
         }

@@ -1,6 +1,8 @@
 // The public API (core/include/nst/nst.hpp) over the engine: images cross as
 // 8-bit RGB, everything else is the same code nst-run runs.
+#include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "core/autograd.hpp"
 #include "core/device.hpp"
@@ -37,6 +39,17 @@ Vgg19 loss_network(const std::string& path, Device device, VggPooling pooling) {
     return Vgg19::load(path, guess_vgg_flavor(path), device, pooling);
 }
 
+// Every failure is an nst::Error, as the header promises: a std::bad_alloc
+// from anywhere becomes an OutOfMemoryError.
+template <class F>
+auto guarded(const char* what, F&& f) -> decltype(f()) {
+    try {
+        return f();
+    } catch (const std::bad_alloc&) {
+        throw OutOfMemoryError(std::string(what) + ": out of host memory");
+    }
+}
+
 Progress progress_of(int64_t step, int64_t steps, float content, float style, float tv, float total) {
     Progress p;
     p.step = step, p.steps = steps;
@@ -46,10 +59,12 @@ Progress progress_of(int64_t step, int64_t steps, float content, float style, fl
 
 }  // namespace
 
-Image load_image_file(const std::string& path) { return to_image(load_image(path)); }
+Image load_image_file(const std::string& path) {
+    return guarded("load_image_file", [&] { return to_image(load_image(path)); });
+}
 
 void save_image_file(const Image& image, const std::string& path) {
-    save_image(to_tensor(image, "save_image_file"), path);
+    guarded("save_image_file", [&] { save_image(to_tensor(image, "save_image_file"), path); });
 }
 
 // ---- StyleModel -------------------------------------------------------------------------
@@ -72,30 +87,51 @@ public:
 };
 
 StyleModel StyleModel::load(const std::string& path, const std::string& device) {
-    return ModelAccess::make(Transformer::load(path, usable_device(device)));
+    return guarded("StyleModel::load", [&] { return ModelAccess::make(Transformer::load(path, usable_device(device))); });
 }
 
 Image StyleModel::stylize(const Image& photo, bool preserve_color) const {
-    const Tensor x = to_tensor(photo, "stylize").to(impl_->net.device());
-    Tensor y;
-    try {
-        y = impl_->net.stylize(x);
-    } catch (const OutOfMemoryError&) {
-        y = impl_->net.stylize_tiled(x, 512);  // the same result in less memory (nets/transformer.hpp)
-    }
-    if (preserve_color) {
-        NoGradGuard no_grad;
-        y = luminance_transfer(y, x);
-    }
-    return to_image(y);
+    NST_CHECK(impl_, "StyleModel::stylize: the model was moved from");
+    return guarded("StyleModel::stylize", [&] {
+        const Transformer& net = impl_->net;
+        const Tensor x = to_tensor(photo, "stylize").to(net.device());
+        Tensor y;
+        try {
+            y = net.stylize(x);
+        } catch (const OutOfMemoryError&) {
+            // The same result in less memory (nets/transformer.hpp): tiles
+            // as large as fit.
+            const int side = std::max(photo.width, photo.height);
+            for (int tile = 1024;; tile /= 2) {
+                if (tile >= side) continue;
+                if (net.device().is_cuda()) cuda_empty_cache(net.device().index);
+                try {
+                    y = net.stylize_tiled(x, tile);
+                    break;
+                } catch (const OutOfMemoryError&) {
+                    if (tile <= 64) throw;
+                }
+            }
+        }
+        if (preserve_color) {
+            NoGradGuard no_grad;
+            y = luminance_transfer(y, x);
+        }
+        return to_image(y);
+    });
 }
 
-void StyleModel::save(const std::string& path) const { impl_->net.save(path); }
+void StyleModel::save(const std::string& path) const {
+    NST_CHECK(impl_, "StyleModel::save: the model was moved from");
+    guarded("StyleModel::save", [&] { impl_->net.save(path); });
+}
 
 // ---- optimize -------------------------------------------------------------------------------
 
-Image optimize(const Image& content_image, const std::vector<Image>& style_images, const OptimizeSettings& s,
-               const ProgressCallback& callback) {
+namespace {
+
+Image optimize_image(const Image& content_image, const std::vector<Image>& style_images, const OptimizeSettings& s,
+                     const ProgressCallback& callback) {
     NST_CHECK(s.size > 0 && s.iterations > 0, "optimize: size and iterations must be positive");
     NST_CHECK(!style_images.empty(), "optimize: no style image");
     const Device device = usable_device(s.device);
@@ -120,9 +156,18 @@ Image optimize(const Image& content_image, const std::vector<Image>& style_image
     return to_image(scale(stylize_by_optimization(net, content, styles, o, progress), 255.f));
 }
 
+}  // namespace
+
+Image optimize(const Image& content_image, const std::vector<Image>& style_images, const OptimizeSettings& s,
+               const ProgressCallback& callback) {
+    return guarded("optimize", [&] { return optimize_image(content_image, style_images, s, callback); });
+}
+
 // ---- train -------------------------------------------------------------------------------------
 
-StyleModel train(const Image& style_image, const TrainSettings& s, const ProgressCallback& callback) {
+namespace {
+
+StyleModel train_model(const Image& style_image, const TrainSettings& s, const ProgressCallback& callback) {
     NST_CHECK(s.steps > 0, "train: steps must be positive");
     const Device device = usable_device(s.device);
     Tensor style = scale(to_tensor(style_image, "train: style"), 1.f / 255.f);
@@ -139,6 +184,12 @@ StyleModel train(const Image& style_image, const TrainSettings& s, const Progres
         if (callback && !callback(progress_of(trainer.steps(), s.steps, l.content, l.style, l.tv, l.total))) break;
     }
     return ModelAccess::make(trainer.network());
+}
+
+}  // namespace
+
+StyleModel train(const Image& style, const TrainSettings& settings, const ProgressCallback& callback) {
+    return guarded("train", [&] { return train_model(style, settings, callback); });
 }
 
 }  // namespace nst

@@ -187,17 +187,19 @@ void StyleTrainer::restore_optimizer(const WeightFile& ckpt, const std::string& 
     char* end = nullptr;
     const long long step = std::strtoll(it->second.c_str(), &end, 10);
     NST_CHECK(!it->second.empty() && *end == '\0' && step >= 0, source, ": bad train.step '", it->second, "'");
+    // Everything is checked before anything is assigned: a bad checkpoint
+    // leaves the optimizer as it was.
     std::vector<Tensor>* moments[2] = {&adam_.first_moments(), &adam_.second_moments()};
+    std::vector<Tensor> restored[2];
     for (int k = 0; k < 2; ++k)
         for (size_t i = 0; i < names_.size(); ++i) {
             const std::string key = kMomentPrefix[k] + names_[i];
             auto t = ckpt.tensors.find(key);
             NST_CHECK(t != ckpt.tensors.end(), source, ": missing optimizer tensor ", key);
-            Tensor& dst = (*moments[k])[i];
+            const Tensor& dst = (*moments[k])[i];
             NST_CHECK(t->second.shape() == dst.shape(), source, ": ", key, " has shape ",
                       shape_str(t->second.shape()), ", the network needs ", shape_str(dst.shape()));
-            NoGradGuard no_grad;
-            dst = t->second.to(dst.device()).contiguous().clone();  // never shares the caller's storage
+            restored[k].push_back(t->second);
         }
     for (const auto& [key, t] : ckpt.tensors) {
         if (!starts_with(key, "adam.")) continue;
@@ -205,6 +207,12 @@ void StyleTrainer::restore_optimizer(const WeightFile& ckpt, const std::string& 
                            std::find(names_.begin(), names_.end(), key.substr(7)) != names_.end();
         NST_CHECK(known, source, ": optimizer tensor ", key, " belongs to no parameter of the network");
     }
+    NoGradGuard no_grad;
+    for (int k = 0; k < 2; ++k)
+        for (size_t i = 0; i < names_.size(); ++i) {
+            Tensor& dst = (*moments[k])[i];
+            dst = restored[k][i].to(dst.device()).contiguous().clone();  // never shares the caller's storage
+        }
     adam_.set_steps(step);
 }
 

@@ -63,17 +63,25 @@ TrainingImages::TrainingImages(const std::string& dir, int size, int batch, uint
               " or batch ", batch);
     if (workers <= 0) workers = int(std::clamp(std::thread::hardware_concurrency(), 1u, 8u));
     window_ = uint64_t(std::max(2 * batch, workers));
-    for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
+    try {
+        for (int i = 0; i < workers; ++i) workers_.emplace_back([this] { work(); });
+    } catch (...) {  // a thread that cannot start: stop the others before failing
+        stop();
+        throw;
+    }
 }
 
-TrainingImages::~TrainingImages() {
+void TrainingImages::stop() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
         stop_ = true;
     }
     changed_.notify_all();
     for (auto& t : workers_) t.join();
+    workers_.clear();
 }
+
+TrainingImages::~TrainingImages() { stop(); }
 
 size_t TrainingImages::file_at(uint64_t sample) {
     const uint64_t n = files_.size(), epoch = sample / n;
@@ -94,17 +102,25 @@ void TrainingImages::work() {
         if (stop_) return;
         const uint64_t sample = scheduled_++;
         Result r;
-        r.file = file_at(sample);
-        const bool known_bad = bad_.count(r.file) > 0;
+        try {
+            r.file = file_at(sample);  // allocates an epoch's permutation
+        } catch (const std::exception& e) {
+            r.why = e.what(), r.fatal = true;
+        }
+        const bool known_bad = !r.fatal && bad_.count(r.file) > 0;
         lock.unlock();
-        if (known_bad) {
+        if (r.fatal) {
+        } else if (known_bad) {
             r.why = "unreadable";
         } else {
             try {
                 r.image = load_square(files_[r.file], size_);
+            } catch (const OutOfMemoryError& e) {
+                r.why = e.what(), r.fatal = true;
+            } catch (const std::bad_alloc&) {
+                r.why = "out of memory decoding " + files_[r.file], r.fatal = true;
             } catch (const std::exception& e) {
                 r.why = e.what();
-                r.image = Tensor();
             }
         }
         lock.lock();
@@ -132,6 +148,7 @@ Tensor TrainingImages::next() {
             ++cursor_;
         }
         changed_.notify_all();  // the window moved
+        if (r.fatal) throw OutOfMemoryError("train: " + r.why);
         if (!r.image.defined()) {
             bool first_time;
             {

@@ -11,7 +11,8 @@
 // boundaries, so every batch is full.
 //
 // An unreadable file (corrupt, truncated, not an image) is skipped: reported
-// once through the callback, counted, and passed over in later epochs.
+// once through the callback, counted, and passed over in later epochs. Running
+// out of memory while decoding is not the file's fault: next() throws.
 #pragma once
 #include <condition_variable>
 #include <cstdint>
@@ -54,12 +55,14 @@ public:
 
 private:
     struct Result {
-        Tensor image;      // undefined when the file could not be read
-        std::string why;   // the error
+        Tensor image;        // undefined when the file could not be read
+        std::string why;     // the error
+        bool fatal = false;  // out of memory: not the file's fault, so not skipped
         size_t file = 0;
     };
     size_t file_at(uint64_t sample);  // under the lock
     void work();
+    void stop();  // ends and joins the workers
 
     std::vector<std::string> files_;
     int size_, batch_;

@@ -72,7 +72,8 @@ public:
     // halo wider than the network's receptive field, and the instance norms
     // use the whole image's statistics, gathered tile by tile and layer by
     // layer, so the result equals stylize()'s up to float rounding. Costs
-    // about (norm layers / 2 + 1) forward passes. Images [1, 3, H, W].
+    // about (norm layers / 2 + 1) forward passes over the tiles with their
+    // halos. Images [1, 3, H, W].
     Tensor stylize_tiled(const Tensor& image, int tile) const;
 
     std::vector<Tensor> parameters() const;

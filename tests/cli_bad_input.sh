@@ -27,7 +27,7 @@ table=(
   "1|o.png|100000x100000|stylize --model $M --in $B/huge.png --out o.png"
   "1|o.png|1x1 pixels|stylize --model $M --in $B/one_pixel.png --out o.png"
   "1|o.png|truncated.safetensors|stylize --model $B/truncated.safetensors --in $P --out o.png"
-  "1|o.png|offsets.safetensors|stylize --model $B/offsets.safetensors --in $P --out o.png"
+  "1|o.png|lie outside|stylize --model $B/offsets.safetensors --in $P --out o.png"
   "1|o.png|I32|stylize --model $B/dtype.safetensors --in $P --out o.png"
   "1|o.png|takes 5 channels|stylize --model $B/shapes.safetensors --in $P --out o.png"
   "1|o.png|NaN|stylize --model $B/nan.safetensors --in $P --out o.png"

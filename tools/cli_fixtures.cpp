@@ -71,7 +71,7 @@ void write_bad_inputs(const std::string& dir) {
     write_file(bad + "/truncated.safetensors", good.substr(0, good.size() - 100));
     write_raw_safetensors(bad + "/offsets.safetensors",
                           R"({"conv_in.weight":{"dtype":"F32","shape":[4,3,9,9],"data_offsets":[0,3888]}})",
-                          std::string(64, '\0'));
+                          std::string(1000, '\0'));  // the data section stops short of the offsets
     write_raw_safetensors(bad + "/dtype.safetensors",
                           R"({"conv_in.weight":{"dtype":"I32","shape":[4,3,9,9],"data_offsets":[0,3888]}})",
                           std::string(3888, '\0'));

@@ -1,5 +1,7 @@
 #include "tools/command_helpers.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "tools/interrupt.hpp"
@@ -48,6 +51,13 @@ void check_output(const std::string& path, const char* flag) {
     NST_CHECK(parent.empty() || fs::is_directory(parent, ec), flag, " ", path, ": the directory ",
               parent.string(), " does not exist");
     NST_CHECK(!fs::is_directory(path, ec), flag, " ", path, ": is a directory; give a file name");
+    // Found now rather than after hours of work: the directory takes new files.
+    const std::string probe = ((parent.empty() ? fs::path(".") : parent) / (".nst-write-test-" + std::to_string(::getpid()))).string();
+    std::FILE* f = std::fopen(probe.c_str(), "w");
+    NST_CHECK(f, flag, " ", path, ": cannot write in ", parent.empty() ? std::string(".") : parent.string(), ": ",
+              std::strerror(errno));
+    std::fclose(f);
+    std::remove(probe.c_str());
 }
 
 nst::Vgg19 load_vgg(const std::string& vgg, nst::Device device, nst::VggPooling pooling, bool quiet) {
@@ -84,11 +94,16 @@ CsvLog::CsvLog(const std::string& path, const std::string& header, int64_t keep_
             if (kept.empty() || std::strtoll(line.c_str(), nullptr, 10) <= keep_until) kept.push_back(line);
     }
     if (kept.empty()) kept.push_back(header);
-    file_ = std::fopen(path.c_str(), "w");
+    // The rows kept go to a new file that replaces the old one (a failure
+    // leaves the old log whole); then rows are appended.
+    std::string text;
+    for (const std::string& line : kept) text += line + "\n";
+    nst::AtomicFile out(path);
+    out.write(text.data(), text.size());
+    out.commit();
+    file_ = std::fopen(path.c_str(), "a");
     NST_CHECK(file_, "--log ", path, ": cannot open for writing: ", std::strerror(errno));
     path_ = path;
-    for (const std::string& line : kept) std::fprintf(file_, "%s\n", line.c_str());
-    NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno));
 }
 
 CsvLog::~CsvLog() {

@@ -5,9 +5,10 @@
 //
 // Batches: --batch N stylizes N images of the same size in one pass (video
 // frames always are; a directory's images are grouped in sorted order while
-// their sizes agree). Tiles: an image that does not fit in memory is
-// stylized again in tiles of 1024, then 512, then 256 pixels
-// (Transformer::stylize_tiled, the same result); --tile N always tiles.
+// their sizes agree). Memory: a batch that does not fit is stylized one
+// image at a time, and an image that does not fit in tiles of 1024, 512, ...
+// 64 pixels (Transformer::stylize_tiled, the same result); --tile N always
+// tiles.
 #include "tools/stylize_command.hpp"
 
 #include <sys/stat.h>
@@ -93,38 +94,62 @@ public:
     }
 
 private:
-    // Untiled if it fits; else tiles (one image at a time).
+    // Untiled if it fits; else one image at a time; else tiles. --tile: tiles.
     Tensor stylized(const Tensor& batch) const {
+        if (s_.tile > 0) return tiled(batch, {s_.tile});
+        try {
+            return net_.stylize(batch);
+        } catch (const nst::OutOfMemoryError&) {
+        } catch (const std::bad_alloc&) {
+        }
+        free_cache();
+        if (batch.size(0) > 1) {
+            if (!s_.quiet)
+                std::fprintf(stderr, "nst-run: note: a batch of %lld images of %s does not fit in memory: one at a time\n",
+                             (long long)batch.size(0), size_str(batch).c_str());
+            std::vector<Tensor> out;
+            for (const Tensor& one : unstack(batch.cpu())) out.push_back(stylized(one.to(net_.device())).cpu());
+            return stack(out).to(net_.device());
+        }
         const int64_t side = std::max(batch.size(2), batch.size(3));
-        if (s_.tile == 0) {
+        std::vector<int> tiles;
+        for (int tile : {1024, 512, 256, 128, 64})
+            if (tile < side) tiles.push_back(tile);
+        if (!tiles.empty()) {
+            if (!s_.quiet)
+                std::fprintf(stderr, "nst-run: note: %s does not fit in memory: stylizing in tiles\n",
+                             size_str(batch).c_str());
             try {
-                return net_.stylize(batch);
+                return tiled(batch, tiles);
             } catch (const nst::OutOfMemoryError&) {
-            } catch (const std::bad_alloc&) {
             }
         }
-        std::vector<int> tiles = s_.tile > 0 ? std::vector<int>{s_.tile} : std::vector<int>{1024, 512, 256};
-        for (int tile : tiles) {
-            if (s_.tile == 0 && tile >= side) continue;
-            if (s_.tile == 0) {
-                if (net_.device().is_cuda()) nst::cuda_empty_cache(net_.device().index);
-                if (!s_.quiet)
-                    std::fprintf(stderr, "nst-run: note: %s does not fit in memory: stylizing in tiles of %d\n",
-                                 size_str(batch).c_str(), tile);
-            }
-            try {
-                std::vector<Tensor> out;
-                for (const Tensor& one : unstack(batch.cpu())) out.push_back(net_.stylize_tiled(one, tile));
-                return stack(out);
-            } catch (const nst::OutOfMemoryError&) {
-                if (s_.tile > 0) throw;
-            } catch (const std::bad_alloc&) {
-                if (s_.tile > 0) throw;
+        throw nst::OutOfMemoryError("out of memory stylizing an image of " + size_str(batch) +
+                                    ", even in tiles of 64 pixels; try --max-size " + std::to_string(side / 2) +
+                                    (s_.batch > 1 ? " or a smaller --batch" : ""));
+    }
+
+    // Each image in tiles of the first size that fits (the result on the network's device).
+    Tensor tiled(const Tensor& batch, const std::vector<int>& tiles) const {
+        std::vector<Tensor> out;
+        for (const Tensor& one : unstack(batch.cpu())) {
+            for (size_t i = 0; i < tiles.size(); ++i) {
+                try {
+                    out.push_back(net_.stylize_tiled(one, tiles[i]).cpu());
+                    break;
+                } catch (const nst::OutOfMemoryError&) {
+                    if (i + 1 == tiles.size()) throw;
+                } catch (const std::bad_alloc&) {
+                    if (i + 1 == tiles.size()) throw nst::OutOfMemoryError("out of host memory in tiles");
+                }
+                free_cache();
             }
         }
-        throw nst::OutOfMemoryError("out of memory stylizing " + std::to_string(batch.size(0)) + " image(s) of " +
-                                    size_str(batch) + ", even in tiles of 256 pixels; try --max-size " +
-                                    std::to_string(side / 2));
+        return stack(out).to(net_.device());
+    }
+
+    void free_cache() const {
+        if (net_.device().is_cuda()) nst::cuda_empty_cache(net_.device().index);
     }
 
     const nst::Transformer& net_;
@@ -187,9 +212,7 @@ int stylize_directory(const Stylizer& s, const Settings& o) {
                 }
                 progress.step(group[i]);
             }
-        } catch (const nst::OutOfMemoryError&) {
-            throw;
-        } catch (const Error& e) {
+        } catch (const Error& e) {  // out of memory included: the next images may be smaller
             for (const std::string& name : group) {
                 report(name, e);
                 progress.step(name);

@@ -10,6 +10,7 @@
 #include "tools/train_command.hpp"
 
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -62,12 +63,15 @@ std::string sample_path(const std::string& out, int64_t step, int64_t last) {
     return (p.parent_path() / (p.stem().string() + "_sample_" + padded + ".png")).string();
 }
 
-int64_t metadata_int(const nst::WeightFile& w, const std::string& key, const std::string& source) {
+uint64_t metadata_uint(const nst::WeightFile& w, const std::string& key, const std::string& source) {
     auto it = w.metadata.find(key);
     NST_CHECK(it != w.metadata.end(), source, ": not a training checkpoint (no ", key, " metadata)");
+    const std::string& text = it->second;
     char* end = nullptr;
-    const long long v = std::strtoll(it->second.c_str(), &end, 10);
-    NST_CHECK(!it->second.empty() && *end == '\0' && v >= 0, source, ": bad ", key, " '", it->second, "'");
+    errno = 0;
+    const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+    NST_CHECK(!text.empty() && text[0] != '-' && *end == '\0' && errno == 0, source, ": bad ", key, " '", text,
+              "'");
     return v;
 }
 
@@ -79,6 +83,8 @@ int run_train(const Settings& s) {
     const std::string ckpt_path = checkpoint_path(s.out);
     NST_CHECK(!same_file(s.out, s.style), "--out ", s.out, ": is the style image");
     NST_CHECK(s.iters == 0 || s.epochs == 0, "--iters and --epochs: give one, not both");
+    NST_CHECK(std::isfinite(s.epochs) && s.epochs >= 0 && s.epochs <= 1e6, "--epochs ", s.epochs,
+              ": expected a number of passes between 0 and 1e6");
     NST_CHECK((s.sample_every > 0) == !s.sample_image.empty(),
               "--sample-every and --sample-image go together");
     if (!s.log.empty()) check_output(s.log, "--log");
@@ -102,12 +108,12 @@ int run_train(const Settings& s) {
     double elapsed_before = 0;
     if (!s.resume.empty()) {
         ckpt = nst::load_safetensors(s.resume, device);
-        start_step = metadata_int(ckpt, "train.step", s.resume);
-        position = uint64_t(metadata_int(ckpt, "train.position", s.resume));
-        for (const auto& [key, value] : {std::pair<const char*, int64_t>{"train.batch", s.batch},
-                                         {"train.size", s.size},
-                                         {"train.seed", int64_t(s.seed)}}) {
-            const int64_t saved = metadata_int(ckpt, key, s.resume);
+        start_step = int64_t(metadata_uint(ckpt, "train.step", s.resume));
+        position = metadata_uint(ckpt, "train.position", s.resume);
+        for (const auto& [key, value] : {std::pair<const char*, uint64_t>{"train.batch", uint64_t(s.batch)},
+                                         {"train.size", uint64_t(s.size)},
+                                         {"train.seed", s.seed}}) {
+            const uint64_t saved = metadata_uint(ckpt, key, s.resume);
             NST_CHECK(saved == value, "--resume ", s.resume, ": it was trained with --", key + 6, " ", saved,
                       ", this run has ", value, "; pass the same value to continue the same run");
         }
@@ -122,17 +128,22 @@ int run_train(const Settings& s) {
               ": only native networks are trained");
 
     nst::TrainingImages data(s.data, s.size, s.batch, s.seed, position);
-    const int64_t total_steps =
-        s.iters > 0 ? s.iters
-                    : int64_t(std::ceil((s.epochs > 0 ? s.epochs : 2.0) * double(data.files()) / s.batch));
+    // Epochs count samples (batches run on across epoch boundaries).
+    const int64_t samples = int64_t(std::llround((s.epochs > 0 ? s.epochs : 2.0) * double(data.files())));
+    const int64_t total_steps = s.iters > 0 ? s.iters : std::max<int64_t>(1, (samples + s.batch - 1) / s.batch);
     NST_CHECK(start_step < total_steps, "--resume ", s.resume, ": already at step ", start_step, " of ",
               total_steps, "; raise --iters or --epochs to train further");
-    CsvLog log(s.log, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s", start_step);
+    if (!s.resume.empty()) {
+        const uint64_t files = metadata_uint(ckpt, "train.files", s.resume);
+        NST_CHECK(files == data.files(), "--resume ", s.resume, ": it was trained on ", files, " photos, --data ",
+                  s.data, " has ", data.files(), "; the same photos are needed to continue the same run");
+    }
 
     const nst::Vgg19 vgg = load_vgg(s.vgg, device, nst::VggPooling::Max, s.quiet);
     nst::StyleTrainer trainer(std::move(network), vgg, style, o);
     if (!s.resume.empty()) trainer.restore_optimizer(ckpt, s.resume);
     ckpt = {};
+    CsvLog log(s.log, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s", start_step);
     if (!s.quiet)
         std::fprintf(stderr, "nst-run: training on %zu images under %s, %lld steps of %d at %dx%d%s\n", data.files(),
                      s.data.c_str(), (long long)total_steps, s.batch, s.size, s.size,
@@ -153,6 +164,7 @@ int run_train(const Settings& s) {
                                                 {"train.batch", std::to_string(s.batch)},
                                                 {"train.size", std::to_string(s.size)},
                                                 {"train.seed", std::to_string(s.seed)},
+                                                {"train.files", std::to_string(data.files())},
                                                 {"train.elapsed_s", std::to_string(elapsed())}});
         nst::save_safetensors(ckpt_path, w.tensors, w.metadata);
     };
@@ -188,7 +200,7 @@ int run_train(const Settings& s) {
                         "; checkpoint saved to " + ckpt_path + " (continue with --resume " + ckpt_path + ")");
     }
     bar.finish();
-    if (s.checkpoint_every > 0) save_checkpoint();
+    if (s.checkpoint_every > 0 && trainer.steps() % s.checkpoint_every != 0) save_checkpoint();  // else just written
     nst::WeightFile model = trainer.network().to_weights();
     model.metadata["style"] = fs::path(s.style).filename().string();
     model.metadata["trained_steps"] = std::to_string(trainer.steps());

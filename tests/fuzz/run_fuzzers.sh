@@ -2,7 +2,8 @@
 # Fuzzes the readers of untrusted files with libFuzzer (clang, AddressSanitizer):
 # safetensors, .pth checkpoints, the TensorFlow export manifest, images.
 # Builds build-fuzz/ (CPU only), seeds each target from the tests' files and
-# runs it for SECONDS (default 180). A crash leaves its input in
+# runs it for SECONDS (default 180); what libFuzzer finds interesting is kept
+# in build-fuzz/grown/<target> for the next run. A crash leaves its input in
 # build-fuzz/findings/<target>/; copy it to tests/data/fuzz/<target>/ with
 # the fix, and CTest's fuzz_replay keeps it fixed.
 # usage: tests/fuzz/run_fuzzers.sh [SECONDS]   (from the repository root)
@@ -14,12 +15,13 @@ cmake --build build-fuzz -j"$(nproc)" --target fuzz_safetensors fuzz_pth fuzz_ma
 bash tests/fuzz/make_corpus.sh build-fuzz/corpus build-fuzz/tools/nst_cli_fixtures .
 status=0
 for target in safetensors pth manifest image; do
-  mkdir -p "build-fuzz/findings/$target"
+  mkdir -p "build-fuzz/findings/$target" "build-fuzz/grown/$target"
   extra=()
   [ -d "tests/data/fuzz/$target" ] && extra=("tests/data/fuzz/$target")
   echo "== fuzz_$target for ${seconds}s"
   if ! "build-fuzz/tests/fuzz_$target" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 \
-       -artifact_prefix="build-fuzz/findings/$target/" "build-fuzz/corpus/$target" "${extra[@]}" \
+       -artifact_prefix="build-fuzz/findings/$target/" "build-fuzz/grown/$target" "build-fuzz/corpus/$target" \
+       "${extra[@]}" \
        > "build-fuzz/fuzz_$target.log" 2>&1; then
     echo "fuzz_$target FOUND A CRASH: see build-fuzz/fuzz_$target.log and build-fuzz/findings/$target/"
     status=1
