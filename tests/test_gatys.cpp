@@ -478,3 +478,23 @@ TEST_CASE("gatys: write the reference comparison's inputs and the engine's numbe
                     l.style.item(), l.tv.item(), l.total.item());
     }
 }
+
+// The backward pass makes a style loss's gradient just before the layer that
+// takes it (core/autograd.cpp), instead of making every loss term's gradient
+// first and holding them, full size, through the whole pass: the peak stays
+// close to what the forward pass stored (it was 1.32 times that before).
+TEST_CASE("gatys: the backward pass adds little to the forward pass's memory", "[gatys]") {
+    const int S = 128;
+    const Tensor content = content_image(S, S);
+    GatysOptions o;
+    const GatysObjective objective(net(), content, {{stripes(S, S), 1.f}}, o);
+    Tensor x = content.clone().set_requires_grad(true);
+    const size_t base = cpu_memory_stats().current;
+    StyleLosses l = objective.evaluate(x);
+    const size_t forward = cpu_memory_stats().current - base;
+    cpu_reset_peak_memory();
+    l.total.backward();
+    const size_t peak = cpu_memory_stats().peak - base;
+    INFO("forward holds " << forward << " bytes, the backward peak is " << peak);
+    CHECK(double(peak) < 1.1 * double(forward));
+}
