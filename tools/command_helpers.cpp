@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -118,6 +119,20 @@ void CsvLog::row(const char* format, ...) {
     va_end(args);
     std::fputc('\n', file_);
     NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno));
+}
+
+void add_loss_options(CLI::App* cmd, LossFlags& f) {
+    cmd->add_option("--content-weight", f.content_weight, "Content loss weight")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--style-weight", f.style_weight, "Style loss weight")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("--tv-weight", f.tv_weight, "Total variation weight (on the mean squared neighbour difference)")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
+    cmd->add_option("--content-layers", f.content_layers, "Content layers, NAME or NAME:WEIGHT, comma-separated")
+        ->capture_default_str();
+    cmd->add_option("--style-layers", f.style_layers, "Style layers, NAME or NAME:WEIGHT, comma-separated")
+        ->capture_default_str();
 }
 
 std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text) {

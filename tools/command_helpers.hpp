@@ -68,6 +68,14 @@ private:
     std::string path_;
 };
 
+// The loss flags optimize and train share, with each command's defaults.
+struct LossFlags {
+    float content_weight, style_weight, tv_weight;
+    std::string content_layers, style_layers;  // as parse_layers reads them
+};
+// --content-weight, --style-weight, --tv-weight, --content-layers, --style-layers
+void add_loss_options(CLI::App* command, LossFlags& flags);
+
 // "relu4_2" or "relu1_1:0.5,relu2_1:2": names checked against VGG-19's.
 std::vector<nst::LayerWeight> parse_layers(const std::string& flag, const std::string& text);
 

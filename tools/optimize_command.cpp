@@ -39,8 +39,8 @@ struct Settings {
     std::vector<std::string> styles;
     std::vector<float> blend;
     std::vector<int> scales;
-    std::string content_layers = "relu4_2", style_layers = "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1";
-    float style_scale = 1.f, lr = 0.f, content_weight = 0.05f, style_weight = 1.f, tv_weight = 0.f;
+    LossFlags loss{0.05f, 1.f, 0.f, "relu4_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"};
+    float style_scale = 1.f, lr = 0.f;
     int size = 512, iters = 500, history = 100, save_every = 0;
     uint64_t seed = 0;
     bool original_colors = false, quiet = false, size_given = false;
@@ -76,9 +76,9 @@ int run_optimize(const Settings& s) {
     }
 
     nst::GatysOptions o;
-    o.content_layers = parse_layers("--content-layers", s.content_layers);
-    o.style_layers = parse_layers("--style-layers", s.style_layers);
-    o.content_weight = s.content_weight, o.style_weight = s.style_weight, o.tv_weight = s.tv_weight;
+    o.content_layers = parse_layers("--content-layers", s.loss.content_layers);
+    o.style_layers = parse_layers("--style-layers", s.loss.style_layers);
+    o.content_weight = s.loss.content_weight, o.style_weight = s.loss.style_weight, o.tv_weight = s.loss.tv_weight;
     o.style_scale = s.style_scale;
     o.scales = s.scales;
     o.iterations = s.iters;
@@ -212,19 +212,7 @@ Command add_optimize_command(CLI::App& app) {
     cmd->add_option("--lr", s->lr, "Learning rate (default: 1 for lbfgs, 0.02 for adam; images are 0..1)")
         ->check(CLI::PositiveNumber);
     cmd->add_option("--history", s->history, "L-BFGS history size")->capture_default_str()->check(CLI::PositiveNumber);
-    cmd->add_option("--content-weight", s->content_weight, "Content loss weight")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--style-weight", s->style_weight, "Style loss weight")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--tv-weight", s->tv_weight, "Total variation weight (on the mean squared neighbour difference)")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--content-layers", s->content_layers, "Content layers, NAME or NAME:WEIGHT, comma-separated")
-        ->capture_default_str();
-    cmd->add_option("--style-layers", s->style_layers, "Style layers, NAME or NAME:WEIGHT, comma-separated")
-        ->capture_default_str();
+    add_loss_options(cmd, s->loss);
     cmd->add_option("--pooling", s->pooling, "VGG pooling: max or avg")
         ->capture_default_str()
         ->check(CLI::IsMember({"max", "avg"}));

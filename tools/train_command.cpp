@@ -38,11 +38,11 @@ namespace {
 
 struct Settings {
     std::string style, data, out, vgg, resume, sample_image, log, device;
-    std::string content_layers = "relu2_2", style_layers = "relu1_2,relu2_2,relu3_3,relu4_3";
+    LossFlags loss{1.f, 5.f, 0.f, "relu2_2", "relu1_2,relu2_2,relu3_3,relu4_3"};
     int size = 256, batch = 4, style_size = 0, checkpoint_every = 1000, sample_every = 0;
     int64_t iters = 0;
     double epochs = 0;
-    float lr = 1e-3f, content_weight = 1.f, style_weight = 5.f, tv_weight = 0.f;
+    float lr = 1e-3f;
     uint64_t seed = 0;
     bool quiet = false;
 };
@@ -90,9 +90,9 @@ int run_train(const Settings& s) {
     if (!s.log.empty()) check_output(s.log, "--log");
 
     nst::TrainingOptions o;
-    o.content_layers = parse_layers("--content-layers", s.content_layers);
-    o.style_layers = parse_layers("--style-layers", s.style_layers);
-    o.content_weight = s.content_weight, o.style_weight = s.style_weight, o.tv_weight = s.tv_weight;
+    o.content_layers = parse_layers("--content-layers", s.loss.content_layers);
+    o.style_layers = parse_layers("--style-layers", s.loss.style_layers);
+    o.content_weight = s.loss.content_weight, o.style_weight = s.loss.style_weight, o.tv_weight = s.loss.tv_weight;
     o.learning_rate = s.lr;
 
     Tensor style = nst::scale(load_input_image(s.style), 1.f / 255.f);
@@ -225,8 +225,8 @@ Command add_train_command(CLI::App& app) {
     cmd->footer(
         "Each layer's loss is divided by its target's mean square (relative errors), as in optimize. "
         "Photos are centre-cropped to squares and resized to --size. A checkpoint (OUT with "
-        ".ckpt.safetensors) is written every --checkpoint-every steps, at the end, and on Ctrl-C; "
-        "--resume continues it exactly when --seed, --size and --batch are the same. Without --vgg, "
+        ".ckpt.safetensors) is written every --checkpoint-every steps (and then at the end) and on "
+        "Ctrl-C; --resume continues it exactly with the same photos, --seed, --size and --batch. Without --vgg, "
         "weights/vgg19-dcbb9e9d.pth or weights/vgg19-d01eb7cb.pth are used when present, else the "
         "embedded random VGG-19 (far weaker).");
     cmd->add_option("--style", s->style, "Style image")->required();
@@ -238,21 +238,9 @@ Command add_train_command(CLI::App& app) {
     cmd->add_option("--iters", s->iters, "Steps to train (total, counting resumed ones)")->check(CLI::PositiveNumber);
     cmd->add_option("--epochs", s->epochs, "Passes over the photos (default 2; or --iters)")->check(CLI::PositiveNumber);
     cmd->add_option("--lr", s->lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
-    cmd->add_option("--content-weight", s->content_weight, "Content loss weight")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--style-weight", s->style_weight, "Style loss weight")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--tv-weight", s->tv_weight, "Total variation weight (on the mean squared neighbour difference)")
-        ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+    add_loss_options(cmd, s->loss);
     cmd->add_option("--style-size", s->style_size, "Longer side of the style image (default: --size)")
         ->check(CLI::Range(16, 8192));
-    cmd->add_option("--content-layers", s->content_layers, "Content layers, NAME or NAME:WEIGHT, comma-separated")
-        ->capture_default_str();
-    cmd->add_option("--style-layers", s->style_layers, "Style layers, NAME or NAME:WEIGHT, comma-separated")
-        ->capture_default_str();
     cmd->add_option("--checkpoint-every", s->checkpoint_every, "Write the checkpoint every N steps (0: only on Ctrl-C)")
         ->capture_default_str()
         ->check(CLI::NonNegativeNumber);
