@@ -79,8 +79,12 @@ float LBFGS::step(const std::function<Tensor()>& evaluate, bool* converged) {
         direction_ = copy_of(g);
         axpby(0.f, g, -1.f, direction_);  // d = -g
         h_diag_ = 1.f;
-        const float norm = std::sqrt(dot(g, g));
-        step_size_ = std::min(1.f, 1.f / std::max(norm, 1e-30f)) * options_.lr;
+        // The first step is scaled by the gradient's L1 norm, as in Torch's
+        // optim.lbfgs (neural-style) and torch.optim.LBFGS. One read to the
+        // host, once per run.
+        double l1 = 0;
+        for (float v : g.to_vector()) l1 += std::fabs(double(v));
+        step_size_ = float(std::min(1.0, 1.0 / std::max(l1, 1e-30))) * options_.lr;
     } else {
         // y = g - g_prev, s = t * d
         Tensor y = copy_of(g), s = copy_of(direction_);

@@ -79,6 +79,25 @@ TEST_CASE("L-BFGS solves a convolutional least-squares problem") {
     CHECK(last < first * 1e-6f);
 }
 
+TEST_CASE("L-BFGS's first step is the gradient scaled by its L1 norm, as in Torch and PyTorch") {
+    // loss = sum((x - c)^2): g = 2 (x - c); first step x1 = x0 - min(1, 1 / |g|_1) * lr * g
+    const std::vector<float> x0{0.5f, -1.f, 2.f, 0.25f}, c{0.f, 1.f, -1.f, 0.5f};
+    Tensor x = Tensor::from_vector(x0, {4}).set_requires_grad();
+    const Tensor target = Tensor::from_vector(c, {4});
+    LBFGS lbfgs(x, {0.5f, 10, 1e-12f});
+    lbfgs.step([&] {
+        x.zero_grad();
+        Tensor loss = sum_squares(add(x, scale(target, -1.f)));
+        loss.backward();
+        return loss;
+    });
+    double l1 = 0;
+    for (size_t i = 0; i < 4; ++i) l1 += std::fabs(2.0 * (x0[i] - c[i]));
+    const double t = std::min(1.0, 1.0 / l1) * 0.5;
+    const std::vector<float> x1 = x.to_vector();
+    for (size_t i = 0; i < 4; ++i) CHECK(x1[i] == Approx(x0[i] - t * 2.0 * (x0[i] - c[i])).epsilon(1e-6));
+}
+
 TEST_CASE("optimizers reject parameters they cannot update") {
     Tensor no_grad = Tensor::zeros({3});
     CHECK_THROWS_AS(Adam({no_grad}, {}), Error);

@@ -11,7 +11,8 @@ DIR/vgg19.safetensors holds VGG-19 weights (random, torchvision keys); each
 DIR/<case>/ holds config.json (flavour, pooling, layers and weights, Adam
 settings), inputs.safetensors (content, style1[, style2], x0) and
 engine.safetensors (loss_content, loss_style, loss_tv, loss_total at x0, grad:
-the total loss's gradient at x0, adam: x0 after the Adam steps).
+the total loss's gradient at x0, adam: x0 after the Adam steps, lbfgs: x0
+after the L-BFGS iterations, compared with torch.optim.LBFGS).
 
 This script rebuilds everything from the definitions, not from the engine's
 code: VGG-19 as torchvision's nn.Sequential indices, its two input
@@ -192,6 +193,22 @@ def check_case(case_dir, weights, device, dtype):
     moved = psnr(y.detach().cpu(), inputs["x0"].cpu())
     db = psnr(engine["adam"], y.detach().cpu())
     rows.append((f"{a['steps']} Adam steps", moved, db, MIN_PSNR_DB, "PSNR dB"))
+
+    if "lbfgs" in config and "lbfgs" in engine:  # torch.optim.LBFGS as neural-style-pt runs it: one step() call
+        b = config["lbfgs"]
+        z = inputs["x0"].clone().requires_grad_(True)
+        lbfgs = torch.optim.LBFGS([z], lr=f32(b["lr"]), max_iter=b["steps"], history_size=b["history"])
+
+        def closure():
+            lbfgs.zero_grad()
+            loss = objective.losses(z)["total"]
+            loss.backward()
+            return loss
+
+        lbfgs.step(closure)
+        moved = psnr(z.detach().cpu(), inputs["x0"].cpu())
+        db = psnr(engine["lbfgs"], z.detach().cpu())
+        rows.append((f"{b['steps']} L-BFGS steps", moved, db, MIN_PSNR_DB, "PSNR dB"))
 
     ok = True
     print(f"{os.path.basename(case_dir)} ({config['flavor']}, {config['pooling']} pooling, engine on "
