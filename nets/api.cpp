@@ -181,7 +181,10 @@ StyleModel train_model(const Image& style_image, const TrainSettings& s, const P
     StyleTrainer trainer(Transformer::create(TransformerSpec{}, s.seed, device), vgg, style, o);
     while (trainer.steps() < s.steps) {
         const TrainingLosses l = trainer.step(photos.next());
-        if (callback && !callback(progress_of(trainer.steps(), s.steps, l.content, l.style, l.tv, l.total))) break;
+        if (!callback) continue;
+        Progress p = progress_of(trainer.steps(), s.steps, l.content, l.style, l.tv, l.total);
+        p.unreadable_photos = int64_t(photos.skipped());
+        if (!callback(p)) break;
     }
     return ModelAccess::make(trainer.network());
 }

@@ -186,7 +186,7 @@ run 0 train "${train_args[@]}" --out net.safetensors --iters 4 --checkpoint-ever
   --sample-every 2 --sample-image fx/photos/a.png --log train.csv
 expect "train wrote the model" test -s net.safetensors
 expect "train wrote the checkpoint" test -s net.ckpt.safetensors
-expect "samples every 2 steps" test -s net_sample_2.png -a -s net_sample_4.png
+expect "samples every 2 steps" test -s net_sample_000002.png -a -s net_sample_000004.png
 expect "train csv has a header and 4 rows" test "$(wc -l < train.csv)" = 5
 expect "the unreadable photo is warned about once" test "$(grep -c 'warning: skipping trainset/broken.png' err.txt)" = 1
 expect "the summary counts it" grep -q '1 unreadable' err.txt

@@ -44,6 +44,10 @@ TEST_CASE("api: train a model, save it, load it, stylize", "[api]") {
     const std::string dir = nst::test::temp_dir() + "/api_photos";
     std::filesystem::create_directories(dir);
     for (int i = 0; i < 3; ++i) nst::save_image_file(gradient_image(40, 30, i), dir + "/p" + std::to_string(i) + ".png");
+    std::FILE* broken = std::fopen((dir + "/broken.png").c_str(), "w");  // skipped, and counted
+    REQUIRE(broken);
+    std::fputs("not a png", broken);
+    std::fclose(broken);
     nst::TrainSettings s;
     s.photos = dir;
     s.size = 32, s.batch = 2, s.steps = 3;
@@ -57,6 +61,7 @@ TEST_CASE("api: train a model, save it, load it, stylize", "[api]") {
     CHECK(seen[2].step == 3);
     CHECK(seen[2].steps == 3);
     CHECK(seen[0].total_loss == Approx(seen[0].content_loss + seen[0].style_loss + seen[0].tv_loss));
+    CHECK(seen[2].unreadable_photos == 1);  // 6 photos drawn from 4 files: the broken one was met
 
     const std::string path = nst::test::temp_dir() + "/api_model.safetensors";
     model.save(path);

@@ -55,11 +55,12 @@ std::string checkpoint_path(const std::string& out) {
     return out.substr(0, out.size() - std::strlen(".safetensors")) + ".ckpt.safetensors";
 }
 
-// model.safetensors -> model_sample_000500.png, padded to the last step's width.
-std::string sample_path(const std::string& out, int64_t step, int64_t last) {
+// model.safetensors -> model_sample_000500.png: six digits at least, so the
+// names sort by step and stay the same when a resumed run trains longer.
+std::string sample_path(const std::string& out, int64_t step) {
     const fs::path p(out);
-    const std::string digits = std::to_string(last), number = std::to_string(step);
-    const std::string padded = std::string(digits.size() - std::min(digits.size(), number.size()), '0') + number;
+    const std::string number = std::to_string(step);
+    const std::string padded = std::string(6 - std::min<size_t>(6, number.size()), '0') + number;
     return (p.parent_path() / (p.stem().string() + "_sample_" + padded + ".png")).string();
 }
 
@@ -185,7 +186,7 @@ int run_train(const Settings& s) {
         log.row("%lld,%.4f,%.9g,%.9g,%.9g,%.9g,%.2f,%.3f", (long long)step,
                 double(data.position()) / double(data.files()), l.content, l.style, l.tv, l.total, rate, elapsed());
         if (s.sample_every > 0 && step % s.sample_every == 0) {
-            const std::string path = sample_path(s.out, step, total_steps);
+            const std::string path = sample_path(s.out, step);
             nst::save_image(trainer.network().stylize(sample), path);
             bar.message("saved " + path);
         }

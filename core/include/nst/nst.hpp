@@ -59,6 +59,7 @@ private:
 struct Progress {
     int64_t step = 0, steps = 0;  // 1-based iteration or training step, and the total
     float content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
+    int64_t unreadable_photos = 0;  // train(): photos skipped so far because they could not be read
 };
 using ProgressCallback = std::function<bool(const Progress&)>;
 
