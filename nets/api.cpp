@@ -93,26 +93,8 @@ StyleModel StyleModel::load(const std::string& path, const std::string& device) 
 Image StyleModel::stylize(const Image& photo, bool preserve_color) const {
     NST_CHECK(impl_, "StyleModel::stylize: the model was moved from");
     return guarded("StyleModel::stylize", [&] {
-        const Transformer& net = impl_->net;
-        const Tensor x = to_tensor(photo, "stylize").to(net.device());
-        Tensor y;
-        try {
-            y = net.stylize(x);
-        } catch (const OutOfMemoryError&) {
-            // The same result in less memory (nets/transformer.hpp): tiles
-            // as large as fit.
-            const int side = std::max(photo.width, photo.height);
-            for (int tile = 1024;; tile /= 2) {
-                if (tile >= side) continue;
-                if (net.device().is_cuda()) cuda_empty_cache(net.device().index);
-                try {
-                    y = net.stylize_tiled(x, tile);
-                    break;
-                } catch (const OutOfMemoryError&) {
-                    if (tile <= 64) throw;
-                }
-            }
-        }
+        const Tensor x = to_tensor(photo, "stylize").to(impl_->net.device());
+        Tensor y = impl_->net.stylize_fitting(x);  // tiles, with the same result, when it must
         if (preserve_color) {
             NoGradGuard no_grad;
             y = luminance_transfer(y, x);

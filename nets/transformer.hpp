@@ -23,6 +23,7 @@
 // [out, in, k, k]; the TensorFlow variant's up1/up2 are transposed-conv
 // weights [in, out, k, k].
 #pragma once
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -75,6 +76,12 @@ public:
     // about (norm layers / 2 + 1) forward passes over the tiles with their
     // halos. Images [1, 3, H, W].
     Tensor stylize_tiled(const Tensor& image, int tile) const;
+    // stylize() of one image [1, 3, H, W], and when that runs out of memory
+    // (OutOfMemoryError or std::bad_alloc), stylize_tiled() with the largest
+    // of 1024, 512, ... 64 pixel tiles (smaller than the image) that fits;
+    // `on_tiles` is told once, before the tiles. Throws OutOfMemoryError when
+    // nothing fits.
+    Tensor stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles = nullptr) const;
 
     std::vector<Tensor> parameters() const;
     TransformerVariant variant() const { return variant_; }

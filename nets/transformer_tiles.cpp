@@ -20,6 +20,7 @@
 // rounding rows included, as the untiled norms do.
 #include <algorithm>
 #include <cmath>
+#include <new>
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
@@ -158,6 +159,29 @@ Tensor Transformer::stylize_tiled(const Tensor& image, int tile) const {
                 std::copy_n(v.data() + (c * h + r) * w, w, out.data() + (c * H + t.y0 + r) * W + t.x0);
     }
     return Tensor::from_vector(out, {1, 3, H, W}, device_);
+}
+
+Tensor Transformer::stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles) const {
+    try {
+        return stylize(image);
+    } catch (const OutOfMemoryError&) {
+    } catch (const std::bad_alloc&) {
+    }
+    const int64_t side = std::max(image.size(2), image.size(3));
+    bool told = false;
+    for (int tile = 1024; tile >= 64; tile /= 2) {
+        if (tile >= side) continue;
+        if (device_.is_cuda()) cuda_empty_cache(device_.index);  // what the failed attempt left cached
+        if (!told && on_tiles) on_tiles();
+        told = true;
+        try {
+            return stylize_tiled(image, tile);
+        } catch (const OutOfMemoryError&) {
+        } catch (const std::bad_alloc&) {
+        }
+    }
+    throw OutOfMemoryError("out of memory stylizing an image of " + std::to_string(image.size(3)) + "x" +
+                           std::to_string(image.size(2)) + " pixels, even in tiles of 64");
 }
 
 }  // namespace nst

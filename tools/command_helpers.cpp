@@ -46,6 +46,11 @@ bool same_file(const std::string& a, const std::string& b) {
     return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);
 }
 
+bool is_directory(const std::string& path) {
+    std::error_code ec;
+    return fs::is_directory(path, ec);
+}
+
 void check_output(const std::string& path, const char* flag) {
     const fs::path parent = fs::path(path).parent_path();
     std::error_code ec;

@@ -34,6 +34,7 @@ void print_error(const std::string& message);
 void check_interrupted();
 
 bool same_file(const std::string& a, const std::string& b);
+bool is_directory(const std::string& path);
 // The output's directory exists and the path is not a directory.
 void check_output(const std::string& path, const char* flag);
 

@@ -8,8 +8,6 @@
 // (2 for a malformed command line); outputs are written atomically, so a
 // failure never leaves a half-written file. Ctrl-C stops between items and
 // frames, removing the partial output.
-#include <sys/stat.h>
-
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
@@ -36,11 +34,6 @@ using nst::Error;
 using nst::Tensor;
 
 namespace {
-
-bool is_directory(const std::string& path) {
-    struct stat st;
-    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 std::string human_bytes(uint64_t bytes) {
     char buf[32];
@@ -69,7 +62,7 @@ int run_import(const std::string& from, const std::string& out) {
 int run_info(const std::string& path) {
     std::vector<nst::SafetensorsEntry> entries;
     std::map<std::string, std::string> metadata;
-    if (is_directory(path)) {
+    if (nst_run::is_directory(path)) {
         const nst::WeightFile w = nst::import_tf_fast_style(path);
         for (const auto& [name, t] : w.tensors)
             entries.push_back({name, "F32", t.shape(), 0, uint64_t(t.numel()) * 4});

@@ -7,7 +7,7 @@
 // frames always are; a directory's images are grouped in sorted order while
 // their sizes agree). Memory: a batch that does not fit is stylized one
 // image at a time, and an image that does not fit in tiles of 1024, 512, ...
-// 64 pixels (Transformer::stylize_tiled, the same result); --tile N always
+// 64 pixels (Transformer::stylize_fitting, the same result); --tile N always
 // tiles.
 #include "tools/stylize_command.hpp"
 
@@ -44,11 +44,6 @@ struct Settings {
     int max_size = 0, batch = 1, tile = 0;
     bool preserve_color = false, quiet = false;
 };
-
-bool is_directory(const std::string& path) {
-    struct stat st;
-    return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
 
 std::string size_str(const Tensor& t) { return std::to_string(t.size(3)) + "x" + std::to_string(t.size(2)); }
 
@@ -94,62 +89,38 @@ public:
     }
 
 private:
-    // Untiled if it fits; else one image at a time; else tiles. --tile: tiles.
+    // --tile: tiles. Else the whole batch if it fits, else one image at a
+    // time, each in tiles if it must (Transformer::stylize_fitting).
     Tensor stylized(const Tensor& batch) const {
-        if (s_.tile > 0) return tiled(batch, {s_.tile});
-        try {
-            return net_.stylize(batch);
-        } catch (const nst::OutOfMemoryError&) {
-        } catch (const std::bad_alloc&) {
+        std::vector<Tensor> images;
+        if (s_.tile > 0) {
+            for (const Tensor& one : unstack(batch.cpu())) images.push_back(net_.stylize_tiled(one, s_.tile).cpu());
+            return stack(images).to(net_.device());
         }
-        free_cache();
         if (batch.size(0) > 1) {
+            try {
+                return net_.stylize(batch);
+            } catch (const nst::OutOfMemoryError&) {
+            } catch (const std::bad_alloc&) {
+            }
             if (!s_.quiet)
                 std::fprintf(stderr, "nst-run: note: a batch of %lld images of %s does not fit in memory: one at a time\n",
                              (long long)batch.size(0), size_str(batch).c_str());
-            std::vector<Tensor> out;
-            for (const Tensor& one : unstack(batch.cpu())) out.push_back(stylized(one.to(net_.device())).cpu());
-            return stack(out).to(net_.device());
         }
-        const int64_t side = std::max(batch.size(2), batch.size(3));
-        std::vector<int> tiles;
-        for (int tile : {1024, 512, 256, 128, 64})
-            if (tile < side) tiles.push_back(tile);
-        if (!tiles.empty()) {
-            if (!s_.quiet)
-                std::fprintf(stderr, "nst-run: note: %s does not fit in memory: stylizing in tiles\n",
-                             size_str(batch).c_str());
-            try {
-                return tiled(batch, tiles);
-            } catch (const nst::OutOfMemoryError&) {
-            }
-        }
-        throw nst::OutOfMemoryError("out of memory stylizing an image of " + size_str(batch) +
-                                    ", even in tiles of 64 pixels; try --max-size " + std::to_string(side / 2) +
-                                    (s_.batch > 1 ? " or a smaller --batch" : ""));
-    }
-
-    // Each image in tiles of the first size that fits (the result on the network's device).
-    Tensor tiled(const Tensor& batch, const std::vector<int>& tiles) const {
-        std::vector<Tensor> out;
         for (const Tensor& one : unstack(batch.cpu())) {
-            for (size_t i = 0; i < tiles.size(); ++i) {
-                try {
-                    out.push_back(net_.stylize_tiled(one, tiles[i]).cpu());
-                    break;
-                } catch (const nst::OutOfMemoryError&) {
-                    if (i + 1 == tiles.size()) throw;
-                } catch (const std::bad_alloc&) {
-                    if (i + 1 == tiles.size()) throw nst::OutOfMemoryError("out of host memory in tiles");
-                }
-                free_cache();
+            try {
+                images.push_back(net_.stylize_fitting(one.to(net_.device()), [&] {
+                    if (!s_.quiet)
+                        std::fprintf(stderr, "nst-run: note: %s does not fit in memory: stylizing in tiles\n",
+                                     size_str(one).c_str());
+                }).cpu());
+            } catch (const nst::OutOfMemoryError& e) {
+                throw nst::OutOfMemoryError(std::string(e.what()) + "; try --max-size " +
+                                            std::to_string(std::max(one.size(2), one.size(3)) / 2) +
+                                            (s_.batch > 1 ? " or a smaller --batch" : ""));
             }
         }
-        return stack(out).to(net_.device());
-    }
-
-    void free_cache() const {
-        if (net_.device().is_cuda()) nst::cuda_empty_cache(net_.device().index);
+        return stack(images).to(net_.device());
     }
 
     const nst::Transformer& net_;
