@@ -18,6 +18,7 @@
 //
 // usage: e2e_bench stylize|train|optimize [--device D] [--height H] [--width W]
 //        [--batch N] [--iters K] [--warmup K] [--tf32] [--adam]
+//        [--precision fp32|fp16|bf16]   (stylize only: the network's storage)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -41,7 +42,7 @@ using namespace nst;
 namespace {
 
 struct Args {
-    std::string workload, device;
+    std::string workload, device, precision = "fp32";
     int height = 1080, width = 1920, batch = 1, iters = 20, warmup = 3;
     bool tf32 = false, adam = false;
 };
@@ -73,8 +74,10 @@ Args parse(int argc, char** argv) {
         else if (flag == "--warmup") a.warmup = number();
         else if (flag == "--tf32") a.tf32 = true;
         else if (flag == "--adam") a.adam = true;
+        else if (flag == "--precision") a.precision = value();
         else fail("unknown option " + flag);
     }
+    NST_CHECK(a.precision == "fp32" || a.workload == "stylize", "--precision is for stylize only");
     return a;
 }
 
@@ -110,7 +113,7 @@ int main(int argc, char** argv) {
         double ms = 0;
         int64_t images = a.batch;
         if (a.workload == "stylize") {
-            const Transformer net = Transformer::create(TransformerSpec{}, 1, d);
+            const Transformer net = Transformer::create(TransformerSpec{}, 1, d).to(parse_precision(a.precision));
             const Tensor x = Tensor::rand({a.batch, 3, a.height, a.width}, 2, d, 0.f, 255.f);
             ms = median_ms(a, d, [&] { net.stylize(x); }, all);
         } else if (a.workload == "train") {
@@ -146,9 +149,9 @@ int main(int argc, char** argv) {
         }
         const MemoryStats m = d.is_cuda() ? cuda_memory_stats(d.index) : cpu_memory_stats();
         std::printf("{\"engine\": \"nst\", \"workload\": \"%s\", \"device\": \"%s\", \"height\": %d, \"width\": %d, "
-                    "\"batch\": %d, \"tf32\": %s, \"optimizer\": \"%s\", \"iters\": %d, \"median_ms\": %.4f, "
+                    "\"batch\": %d, \"tf32\": %s, \"precision\": \"%s\", \"optimizer\": \"%s\", \"iters\": %d, \"median_ms\": %.4f, "
                     "\"min_ms\": %.4f, \"images_per_s\": %.2f, \"peak_bytes\": %zu}\n",
-                    a.workload.c_str(), d.str().c_str(), a.height, a.width, a.batch, a.tf32 ? "true" : "false",
+                    a.workload.c_str(), d.str().c_str(), a.height, a.width, a.batch, a.tf32 ? "true" : "false", a.precision.c_str(),
                     a.workload == "stylize" ? "none" : a.workload == "train" || a.adam ? "adam" : "lbfgs", a.iters, ms,
                     *std::min_element(all.begin(), all.end()), double(images) * 1000.0 / ms, m.peak);
     } catch (const std::exception& e) {

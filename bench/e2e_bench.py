@@ -3,13 +3,15 @@
 
 For each configuration this runs build/bench/e2e_bench (bench/e2e_bench.cpp)
 and the same workload written in PyTorch eager here, then prints a markdown
-table (ms, images/s, peak GPU memory, speed-up = PyTorch ms / nst ms) and
+table (ms, images/s, peak GPU memory, speed-up = PyTorch ms / nst ms at the
+same precision) and
 writes every number to a JSON file:
 
   stylize   the Johnson transformation network (5 residual blocks, width 32,
             reflect padding, instance norm, nearest upsampling + conv), no
-            autograd; fp32 with TF32 allowed on both sides, and PyTorch in
-            fp16 as well (the figure nst's fp16 must beat);
+            autograd; fp32 with TF32 allowed on both sides, and on a GPU
+            fp16 and bf16 on both sides too (nst --precision: 16-bit storage,
+            fp32 math; PyTorch .half() / .bfloat16());
   train     a training step at 256x256, batch 4: network, VGG-19 perceptual
             loss (content relu2_2, style relu1_2/2_2/3_3/4_3, each layer
             divided by its target's mean square), backward, Adam;
@@ -136,11 +138,12 @@ def timed(step, device, iters, warmup):
     return statistics.median(times), min(times), peak
 
 
-def torch_stylize(cfg, device, half):
+def torch_stylize(cfg, device, precision):
     net = Transformer().to(device).eval()
     x = torch.rand(cfg["batch"], 3, cfg["height"], cfg["width"], device=device) * 255
-    if half:
-        net, x = net.half(), x.half()
+    if precision != "fp32":
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        net, x = net.to(dtype), x.to(dtype)
     with torch.no_grad():
         return timed(lambda: net(x), device, cfg["iters"], cfg["warmup"])
 
@@ -218,9 +221,11 @@ def configs(quick):
             dict(workload="optimize", height=512, width=512, batch=1, optimizer="adam", iters=30, warmup=5)]
 
 
-def run_nst(binary, cfg, device):
+def run_nst(binary, cfg, device, precision="fp32"):
     cmd = [binary, cfg["workload"], "--device", device, "--height", str(cfg["height"]), "--width", str(cfg["width"]),
            "--batch", str(cfg["batch"]), "--iters", str(cfg["iters"]), "--warmup", str(cfg["warmup"]), "--tf32"]
+    if precision != "fp32":
+        cmd += ["--precision", precision]
     if cfg.get("optimizer") == "adam":
         cmd.append("--adam")
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -243,31 +248,32 @@ def main():
         card = "cpu"
     rows, records = [], []
     for cfg in configs(args.quick):
-        ours = run_nst(args.bin, cfg, args.device)
-        if cfg["workload"] == "stylize":
-            peers = [("fp32/TF32", torch_stylize(cfg, args.device, False))]
-            if args.device.startswith("cuda"):
-                peers.append(("fp16", torch_stylize(cfg, args.device, True)))
-        elif cfg["workload"] == "train":
-            peers = [("fp32/TF32", torch_train(cfg, args.device))]
-        else:
-            peers = [("fp32/TF32", torch_optimize(cfg, args.device))]
         what = f"{cfg['workload']} {cfg['width']}x{cfg['height']} batch {cfg['batch']}"
         if cfg.get("optimizer"):
             what += f" {cfg['optimizer']}"
-        for precision, (ms, best, peak) in peers:
+        precisions = ["fp32"]
+        if cfg["workload"] == "stylize" and args.device.startswith("cuda"):
+            precisions += ["fp16", "bf16"]
+        for precision in precisions:
+            if cfg["workload"] == "stylize":
+                ms, best, peak = torch_stylize(cfg, args.device, precision)
+            elif cfg["workload"] == "train":
+                ms, best, peak = torch_train(cfg, args.device)
+            else:
+                ms, best, peak = torch_optimize(cfg, args.device)
+            ours = run_nst(args.bin, cfg, args.device, precision)
+            label = "fp32/TF32" if precision == "fp32" else precision
             images = cfg["batch"] * 1000 / ms
             peak_mib = "-" if peak is None else f"{peak / 2**20:.0f}"
-            rows.append(f"| {what} | PyTorch {precision} | {ms:.2f} | {images:.1f} | {peak_mib} | |")
-            records.append(dict(cfg, engine="pytorch", precision=precision, median_ms=ms, min_ms=best,
+            rows.append(f"| {what} | PyTorch {label} | {ms:.2f} | {images:.1f} | {peak_mib} | |")
+            records.append(dict(cfg, engine="pytorch", precision=label, median_ms=ms, min_ms=best,
                                 images_per_s=images, peak_bytes=peak))
-        base = peers[0][1][0]
-        rows.append(f"| {what} | nst fp32/TF32 | {ours['median_ms']:.2f} | {ours['images_per_s']:.1f} | "
-                    f"{ours['peak_bytes'] / 2**20:.0f} | {base / ours['median_ms']:.2f}x |")
-        records.append(dict(ours, precision="fp32/TF32", speedup_vs_pytorch_fp32=base / ours["median_ms"]))
+            rows.append(f"| {what} | nst {label} | {ours['median_ms']:.2f} | {ours['images_per_s']:.1f} | "
+                        f"{ours['peak_bytes'] / 2**20:.0f} | {ms / ours['median_ms']:.2f}x |")
+            records.append(dict(ours, precision=label, speedup_vs_pytorch=ms / ours["median_ms"]))
     date = datetime.date.today().isoformat()
     print(f"{card}, torch {torch.__version__}, {date}\n")
-    print("| workload | engine | median ms | images/s | peak MiB | nst speed-up vs PyTorch fp32 |")
+    print("| workload | engine | median ms | images/s | peak MiB | nst speed-up vs PyTorch, same precision |")
     print("|---|---|---|---|---|---|")
     print("\n".join(rows))
     if args.json:

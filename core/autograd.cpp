@@ -86,6 +86,8 @@ void record(Tensor& output, const char* op, const std::vector<Tensor>& inputs,
         any = any || next[i];
     }
     if (!any) return;
+    NST_CHECK(output.dtype() == DType::F32, op, ": no gradient through ", dtype_name(output.dtype()),
+              " tensors (16-bit storage is for inference: use NoGradGuard)");
     output.impl()->requires_grad = true;
     output.impl()->grad_fn = std::make_shared<Node>(op, std::move(next), std::move(backward));
 }

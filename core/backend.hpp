@@ -1,5 +1,6 @@
 // The backend interface: every op the engine has, as raw-pointer kernels on
-// contiguous float32 NCHW buffers that live on the backend's device.
+// contiguous float32 NCHW buffers that live on the backend's device, plus the
+// inference forwards on 16-bit buffers (fp16/bf16, see the end).
 //
 // Like ggml, one op API (core/ops.hpp) sits above several backends; users see
 // tensors and ops, never this. The CPU backend (kernels/cpu) is the reference;
@@ -17,6 +18,7 @@
 #include <cstdint>
 
 #include "core/device.hpp"
+#include "core/dtype.hpp"
 
 namespace nst {
 
@@ -147,6 +149,36 @@ public:
     // with the bias corrections bc1 = 1 - b1^t, bc2 = 1 - b2^t from the caller.
     virtual void adam_step(int64_t n, float lr, float beta1, float beta2, float eps, float bc1,
                            float bc2, const float* grad, float* param, float* m, float* v) = 0;
+
+    // ---- 16-bit storage: fp16 or bf16, inference only ----------------------
+    // y = x converted, rounding to nearest even; any pair of dtypes.
+    virtual void convert(int64_t n, DType from, const void* x, DType to, void* y) = 0;
+    // The forwards a transformation network needs, with the float32 kernels'
+    // semantics, on buffers of `type` (F16 or BF16; weights, bias, gamma and
+    // beta too, but channel_affine16's scale and shift are float32): inputs
+    // widened to fp32, fp32 math (convolutions accumulate in fp32), each
+    // output rounded once to `type`. The CPU backend does exactly that around
+    // its float32 kernels, which makes it the reference; GPUs differ only in
+    // summation order.
+    // A bias is added to the rounded convolution and rounded again (cuDNN's
+    // output is already 16-bit).
+    virtual void conv2d_forward16(DType type, const ConvShape& s, const void* x, const void* w,
+                                  const void* b, void* y) = 0;  // b may be null
+    // conv2d_backward_data as a forward: the transposed convolution.
+    virtual void conv_transpose2d_forward16(DType type, const ConvShape& s, const void* x,
+                                            const void* w, void* y) = 0;
+    virtual void relu_forward16(DType type, int64_t n, const void* x, void* y) = 0;
+    virtual void add16(DType type, int64_t n, const void* a, const void* b, void* y) = 0;
+    virtual void channel_affine16(DType type, int N, int C, int64_t HW, const void* x,
+                                  const float* scale, const float* shift, void* y) = 0;
+    virtual void upsample_nearest2x_forward16(DType type, int64_t NC, int H, int W, const void* x,
+                                              void* y) = 0;
+    virtual void pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom, int left,
+                               int right, PadMode mode, const void* x, void* y) = 0;
+    // Statistics in fp32 from the 16-bit values; no mean/rstd out (no backward).
+    virtual void instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps,
+                                         const void* x, const void* gamma, const void* beta,
+                                         void* y) = 0;
 };
 
 // The backend for a device; throws nst::Error for a device that is not there

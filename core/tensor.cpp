@@ -65,12 +65,13 @@ double uniform01(uint64_t seed, uint64_t i) {  // in (0, 1)
 
 // ---- factories --------------------------------------------------------------
 
-Tensor Tensor::empty(const Shape& shape, Device device) {
+Tensor Tensor::empty(const Shape& shape, Device device, DType dtype) {
     check_shape(shape);
     auto impl = std::make_shared<TensorImpl>();
-    impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * 4, device);
+    impl->storage = std::make_shared<Storage>(size_t(shape_numel(shape)) * dtype_size(dtype), device);
     impl->shape = shape;
     impl->strides = contiguous_strides(shape);
+    impl->dtype = dtype;
     return Tensor(impl);
 }
 
@@ -133,7 +134,14 @@ bool Tensor::is_contiguous() const { return strides() == contiguous_strides(shap
 
 float* Tensor::data() const {
     const TensorImpl& t = get(impl_);
+    NST_CHECK(t.dtype == DType::F32, "tensor: ", str(), " used where float32 is needed "
+              "(16-bit tensors run only the transformation network's inference ops)");
     return static_cast<float*>(t.storage->data()) + t.offset;
+}
+
+void* Tensor::raw_data() const {
+    const TensorImpl& t = get(impl_);
+    return static_cast<char*>(t.storage->data()) + t.offset * int64_t(dtype_size(t.dtype));
 }
 
 std::string Tensor::str() const {
@@ -146,16 +154,16 @@ std::string Tensor::str() const {
 Tensor Tensor::to(Device device) const {
     if (this->device() == device) return *this;
     Tensor src = contiguous();
-    Tensor dst = empty(shape(), device);
-    const size_t bytes = size_t(numel()) * 4;
+    Tensor dst = empty(shape(), device, dtype());
+    const size_t bytes = size_t(numel()) * dtype_size(dtype());
     if (src.device().is_cpu()) {
-        backend(device).copy_from_host(dst.data(), src.data(), bytes);
+        backend(device).copy_from_host(dst.raw_data(), src.raw_data(), bytes);
     } else if (device.is_cpu()) {
-        backend(src.device()).copy_to_host(dst.data(), src.data(), bytes);
+        backend(src.device()).copy_to_host(dst.raw_data(), src.raw_data(), bytes);
     } else {  // between two GPUs: through the host, rare enough
-        std::vector<float> host(static_cast<size_t>(numel()));
-        backend(src.device()).copy_to_host(host.data(), src.data(), bytes);
-        backend(device).copy_from_host(dst.data(), host.data(), bytes);
+        std::vector<char> host(bytes);
+        backend(src.device()).copy_to_host(host.data(), src.raw_data(), bytes);
+        backend(device).copy_from_host(dst.raw_data(), host.data(), bytes);
     }
     record(dst, "to", {*this}, [from = this->device()](const Tensor& g, const std::vector<bool>&) {
         return std::vector<Tensor>{g.to(from)};
@@ -163,8 +171,19 @@ Tensor Tensor::to(Device device) const {
     return dst;
 }
 
+Tensor Tensor::to(DType dtype) const {
+    if (this->dtype() == dtype) return *this;
+    // Only float32 tensors take gradients, so only this direction could need one.
+    NST_CHECK(!(grad_enabled() && requires_grad()), "to: no gradient through ", dtype_name(dtype),
+              " tensors (16-bit storage is for inference: use NoGradGuard)");
+    Tensor src = contiguous();
+    Tensor dst = empty(shape(), device(), dtype);
+    backend(device()).convert(numel(), src.dtype(), src.raw_data(), dtype, dst.raw_data());
+    return dst;
+}
+
 std::vector<float> Tensor::to_vector() const {
-    Tensor c = contiguous();
+    Tensor c = contiguous().to(DType::F32);
     std::vector<float> out(size_t(c.numel()));
     backend(c.device()).copy_to_host(out.data(), c.data(), out.size() * 4);
     return out;
@@ -178,6 +197,7 @@ float Tensor::item() const {
 
 Tensor Tensor::contiguous() const {
     if (is_contiguous()) return *this;
+    NST_CHECK(dtype() == DType::F32, "contiguous: strided views of ", str(), " are not supported");
     Tensor out = empty(shape(), device());
     backend(device()).strided_copy(int(dim()), shape().data(), strides().data(),
                                    impl_->offset, static_cast<const float*>(impl_->storage->data()),
@@ -190,8 +210,8 @@ Tensor Tensor::contiguous() const {
 
 Tensor Tensor::clone() const {
     Tensor src = contiguous();
-    Tensor out = empty(shape(), device());
-    backend(device()).copy(out.data(), src.data(), size_t(numel()) * 4);
+    Tensor out = empty(shape(), device(), dtype());
+    backend(device()).copy(out.raw_data(), src.raw_data(), size_t(numel()) * dtype_size(dtype()));
     record(out, "clone", {*this}, [](const Tensor& g, const std::vector<bool>&) {
         return std::vector<Tensor>{g};
     });
@@ -255,6 +275,8 @@ bool Tensor::requires_grad() const { return get(impl_).requires_grad; }
 Tensor& Tensor::set_requires_grad(bool value) {
     NST_CHECK(!get(impl_).grad_fn, "set_requires_grad: only leaf tensors can be marked "
               "(this one is the result of an op; use detach() first)");
+    NST_CHECK(!value || impl_->dtype == DType::F32, "set_requires_grad: ", str(),
+              ": gradients are float32 only");
     impl_->requires_grad = value;
     return *this;
 }

@@ -37,7 +37,8 @@ public:
     explicit Tensor(std::shared_ptr<TensorImpl> impl) : impl_(std::move(impl)) {}
 
     // ---- factories (contiguous) ----------------------------------------
-    static Tensor empty(const Shape& shape, Device device = Device::cpu());
+    static Tensor empty(const Shape& shape, Device device = Device::cpu(),
+                        DType dtype = DType::F32);
     static Tensor zeros(const Shape& shape, Device device = Device::cpu());
     static Tensor full(const Shape& shape, float value, Device device = Device::cpu());
     static Tensor from_vector(const std::vector<float>& values, const Shape& shape,
@@ -61,13 +62,19 @@ public:
     bool is_contiguous() const;
     std::string str() const;  // "float32[1, 3, 64, 64] on cuda:0"
 
-    // Device pointer to the first element (after the offset).
+    // Device pointer to the first element (after the offset) of a float32
+    // tensor; an error for other dtypes, so float-only code never misreads
+    // 16-bit storage.
     float* data() const;
+    void* raw_data() const;  // the same, for any dtype
 
     // ---- copies and views ----------------------------------------------
     Tensor to(Device device) const;  // a copy, unless already there (then itself)
+    // A converted copy, unless already of that type (then itself). Float32
+    // results of a 16-bit source and 16-bit results have no gradient.
+    Tensor to(DType dtype) const;
     Tensor cpu() const { return to(Device::cpu()); }
-    std::vector<float> to_vector() const;  // contiguous row-major copy on the host
+    std::vector<float> to_vector() const;  // contiguous row-major copy on the host, as float
     float item() const;                    // the value of a one-element tensor
     Tensor contiguous() const;             // differentiable
     Tensor clone() const;                  // differentiable copy

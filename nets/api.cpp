@@ -86,8 +86,11 @@ public:
     }
 };
 
-StyleModel StyleModel::load(const std::string& path, const std::string& device) {
-    return guarded("StyleModel::load", [&] { return ModelAccess::make(Transformer::load(path, usable_device(device))); });
+StyleModel StyleModel::load(const std::string& path, const std::string& device, const std::string& precision) {
+    return guarded("StyleModel::load", [&] {
+        const DType dtype = parse_precision(precision);
+        return ModelAccess::make(Transformer::load(path, usable_device(device)).to(dtype));
+    });
 }
 
 Image StyleModel::stylize(const Image& photo, bool preserve_color) const {

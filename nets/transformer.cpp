@@ -187,6 +187,18 @@ std::vector<const Transformer::Layer*> Transformer::layers() const {
     return all;
 }
 
+Transformer Transformer::to(DType dtype) const {
+    Transformer net = *this;
+    auto convert = [dtype](Layer& l) {
+        for (Tensor* t : {&l.weight, &l.bias, &l.gamma, &l.beta})
+            if (t->defined()) *t = t->to(dtype);
+    };
+    for (Layer& l : net.down_) convert(l);
+    for (auto& [conv1, conv2] : net.residual_) convert(conv1), convert(conv2);
+    for (Layer& l : net.up_) convert(l);
+    return net;
+}
+
 WeightFile Transformer::to_weights() const {
     WeightFile w;
     w.metadata = metadata_;
@@ -200,11 +212,11 @@ WeightFile Transformer::to_weights() const {
     if (std::strtof(eps, nullptr) != norm_eps_) std::snprintf(eps, sizeof eps, "%.9g", double(norm_eps_));
     w.metadata["norm_eps"] = eps;
     for (const Layer* l : layers()) {
-        w.tensors[l->name + ".weight"] = l->weight;
-        if (l->bias.defined()) w.tensors[l->name + ".bias"] = l->bias;
+        w.tensors[l->name + ".weight"] = l->weight.to(DType::F32);
+        if (l->bias.defined()) w.tensors[l->name + ".bias"] = l->bias.to(DType::F32);
         if (l->gamma.defined()) {
-            w.tensors[l->name + ".norm.weight"] = l->gamma;
-            w.tensors[l->name + ".norm.bias"] = l->beta;
+            w.tensors[l->name + ".norm.weight"] = l->gamma.to(DType::F32);
+            w.tensors[l->name + ".norm.bias"] = l->beta.to(DType::F32);
         }
     }
     return w;
@@ -264,10 +276,13 @@ Tensor Transformer::run(const Tensor& x, TilePass* tile) const {
               x.defined() ? shape_str(x.shape()) : "an undefined tensor");
     NST_CHECK(x.device() == device_, "transformer: input on ", x.device().str(),
               ", network on ", device_.str());
+    NST_CHECK(x.dtype() == DType::F32, "transformer: expected float32 images, got ", x.str());
     auto stopped = [&] { return tile && tile_pass_done(*tile); };
     // Each assignment to h drops the previous activation: without a graph
     // (NoGradGuard) nothing else holds it, so it is freed right away.
-    Tensor h = value_range_ == 255.f ? x : scale(x, value_range_ / 255.f);
+    // A 16-bit network computes in its storage type from here to its last
+    // conv; the scalings and the output transform stay float32.
+    Tensor h = (value_range_ == 255.f ? x : scale(x, value_range_ / 255.f)).to(dtype());
     for (const Layer& l : down_) {
         h = apply(l, h, tile);
         if (stopped()) return Tensor();
@@ -285,6 +300,7 @@ Tensor Transformer::run(const Tensor& x, TilePass* tile) const {
         if (stopped()) return Tensor();
         if (i + 1 < up_.size()) h = relu(h);
     }
+    h = h.to(DType::F32);
     if (variant_ == TransformerVariant::TensorFlow) {
         const int64_t C = h.size(1);
         return bias_add(scale(tanh(h), 150.f), Tensor::full({C}, 127.5f, device_));

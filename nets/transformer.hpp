@@ -56,7 +56,13 @@ public:
     // beta 0; the native variant leaves conv_out without norm, as Johnson's does.
     static Transformer create(const TransformerSpec& spec, uint64_t seed, Device device);
 
-    WeightFile to_weights() const;  // tensors on the network's device
+    // The same network with its weights stored as `dtype`: F16 or BF16 for
+    // faster inference (each op computes in fp32 and rounds its output once;
+    // images go in and come out float32), F32 for the original.
+    Transformer to(DType dtype) const;
+    DType dtype() const { return down_.front().weight.dtype(); }
+
+    WeightFile to_weights() const;  // float32 tensors on the network's device
     void save(const std::string& path) const;
 
     // x [N, 3, H, W], 0..255 -> the raw network output, 0..255 nominal (not

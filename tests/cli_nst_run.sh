@@ -74,6 +74,15 @@ run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_small.png --ma
 expect "max-size shrinks" test "$(png_size a_small.png)" = 16x13
 run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_out.npy
 expect "npy written" test -s a_out.npy
+# 16-bit storage: the same image size; on the CPU a note says it is emulated
+run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_f16.npy --precision fp16 --device cpu
+expect "fp16 npy like fp32" test "$(stat -c %s a_f16.npy)" = "$(stat -c %s a_out.npy)"
+expect "fp16 on the CPU is noted" grep -q 'fp16 on the CPU is emulated' err.txt
+run 0 stylize --model fx/native.safetensors --in fx/photos --out styled_bf16 --precision bf16 --quiet
+expect "bf16 directory" test -s styled_bf16/a.png
+expect "bf16 quiet" test ! -s err.txt
+run 2 stylize --model tf.safetensors --in fx/photos/a.png --out a_f8.png --precision fp8
+failed_cleanly a_f8.png
 # progress: plain lines when stderr is not a terminal, nothing with --quiet
 run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_p.png
 expect "plain progress line" grep -q '^\[1/1\] a.png' err.txt

@@ -2,7 +2,9 @@
 // header, 8-bit images, callbacks that cancel, nst::Error for every failure.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <nst/nst.hpp>
 
@@ -72,6 +74,12 @@ TEST_CASE("api: train a model, save it, load it, stylize", "[api]") {
     CHECK(a.height == 19);
     CHECK(a.rgb == b.rgb);
     CHECK(c.rgb.size() == a.rgb.size());
+    // In 16 bits: the same image within a few 8-bit levels.
+    const nst::Image h = nst::StyleModel::load(path, "cpu", "fp16").stylize(photo);
+    REQUIRE(h.rgb.size() == a.rgb.size());
+    int worst = 0;
+    for (size_t i = 0; i < h.rgb.size(); ++i) worst = std::max(worst, std::abs(int(h.rgb[i]) - int(a.rgb[i])));
+    CHECK(worst <= 2);
 
     SECTION("the callback stops training") {
         int calls = 0;
@@ -81,6 +89,7 @@ TEST_CASE("api: train a model, save it, load it, stylize", "[api]") {
     SECTION("failures are nst::Error") {
         CHECK_THROWS_WITH(nst::StyleModel::load(dir + "/p0.png", "cpu"), Contains("p0.png"));
         CHECK_THROWS_WITH(nst::StyleModel::load(path, "cuda:7"), Contains("not available"));
+        CHECK_THROWS_WITH(nst::StyleModel::load(path, "cpu", "half"), Contains("unknown precision 'half'"));
         nst::TrainSettings bad = s;
         bad.photos = dir + "/nothing";
         CHECK_THROWS_WITH(nst::train(gradient_image(32, 32, 7), bad), Contains("not a directory"));

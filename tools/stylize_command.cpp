@@ -40,7 +40,7 @@ namespace nst_run {
 namespace {
 
 struct Settings {
-    std::string model, in, out, device;
+    std::string model, in, out, device, precision = "fp32";
     int max_size = 0, batch = 1, tile = 0;
     bool preserve_color = false, quiet = false;
 };
@@ -261,7 +261,11 @@ int run_stylize(const Settings& o) {
     NST_CHECK(directory || video || nst::is_image_path(o.in), o.in,
               ": not an image (.png, .jpg, .jpeg, .bmp, .npy), a video or a directory");
     if (!directory) NST_CHECK(!is_directory(o.out), o.out, ": is a directory; give an output file name");
-    const nst::Transformer net = nst::Transformer::load(o.model, device);
+    const nst::DType dtype = nst::parse_precision(o.precision);
+    const nst::Transformer net = nst::Transformer::load(o.model, device).to(dtype);
+    if (dtype != nst::DType::F32 && device.is_cpu() && !o.quiet)
+        std::fprintf(stderr, "nst-run: note: %s on the CPU is emulated and slower than fp32; it pays off on GPUs\n",
+                     o.precision.c_str());
     const Stylizer stylizer(net, o);
     if (directory) return stylize_directory(stylizer, o);
     if (video) return stylize_video(stylizer, o);
@@ -287,6 +291,10 @@ Command add_stylize_command(CLI::App& app) {
                     "Stylize in tiles of N pixels (same result, less memory; default: only when an image "
                     "does not fit)")
         ->check(CLI::Range(16, 65536));
+    cmd->add_option("--precision", s->precision,
+                    "fp32 (TF32 convs where the GPU has them), or fp16 / bf16 storage with fp32 math")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
     cmd->add_flag("--preserve-color", s->preserve_color, "Keep the photo's colours (transfer luminance only)");
     cmd->add_flag("--quiet,-q", s->quiet, "No progress output");
     return {cmd, [s] { return run_stylize(*s); }};

@@ -9,18 +9,23 @@
 
 namespace nst::ops {
 
-// Every input defined and on the same device; returns that device.
+// Every input defined, on the same device and of the same dtype; returns
+// that device.
 inline Device same_device(const char* op, std::initializer_list<const Tensor*> inputs) {
     Device device;
+    DType dtype = DType::F32;
     bool first = true;
     for (const Tensor* t : inputs) {
         if (!t->defined()) continue;
         if (first) {
             device = t->device();
+            dtype = t->dtype();
             first = false;
         }
         NST_CHECK(t->device() == device, op, ": inputs on different devices (", device.str(),
                   " and ", t->device().str(), ")");
+        NST_CHECK(t->dtype() == dtype, op, ": inputs of different types (", dtype_name(dtype),
+                  " and ", dtype_name(t->dtype()), ")");
     }
     NST_CHECK(!first, op, ": undefined input tensor");
     return device;
@@ -40,6 +45,17 @@ inline void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
 inline void check_int(const char* op, int64_t value) {
     NST_CHECK(value <= 0x7fffffff, op, ": size ", value, " exceeds the kernels' 32-bit limit");
 }
+
+// 16-bit storage (fp16/bf16): such ops run their backend's *16 forward
+// and record nothing (16-bit tensors never require a gradient).
+inline bool is16(const Tensor& t) { return t.dtype() != DType::F32; }
+
+// A contiguous output like x, of x's dtype.
+inline Tensor empty_like(const Tensor& x, const Shape& shape) {
+    return Tensor::empty(shape, x.device(), x.dtype());
+}
+
+inline const void* raw_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;

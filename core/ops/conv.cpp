@@ -28,8 +28,12 @@ Tensor conv2d_symmetric(const Tensor& x_in, const Tensor& w_in, const Tensor& b_
                         int pad_h, int pad_w) {
     Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.defined() ? b_in.contiguous() : b_in;
     const ConvShape s = conv_shape("conv2d", x, w, stride, pad_h, pad_w);
-    Tensor y = Tensor::empty({s.N, s.K, s.P, s.Q}, x.device());
+    Tensor y = ops::empty_like(x, {s.N, s.K, s.P, s.Q});
     Backend& be = backend(x.device());
+    if (ops::is16(x)) {
+        be.conv2d_forward16(x.dtype(), s, x.raw_data(), w.raw_data(), ops::raw_or_null(b), y.raw_data());
+        return y;
+    }
     be.conv2d_forward(s, x.data(), w.data(), b.defined() ? b.data() : nullptr, y.data());
     record(y, "conv2d", {x_in, w_in, b_in}, [s, x, w](const Tensor& g_in, const ops::Needs& need) {
         Tensor g = g_in.contiguous();
@@ -102,8 +106,12 @@ Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b,
               ": padding leaves an empty output for input ", shape_str(x.shape()));
     ops::check_int(op, s.x_size());
 
-    Tensor y = Tensor::empty({s.N, s.C, s.H, s.W}, x.device());
-    backend(x.device()).conv2d_backward_data(s, x.data(), w.data(), y.data());
+    Tensor y = ops::empty_like(x, {s.N, s.C, s.H, s.W});
+    if (ops::is16(x))
+        backend(x.device()).conv_transpose2d_forward16(x.dtype(), s, x.raw_data(), w.raw_data(),
+                                                       y.raw_data());
+    else
+        backend(x.device()).conv2d_backward_data(s, x.data(), w.data(), y.data());
     record(y, op, {x_in, w_in}, [s, x, w](const Tensor& g_in, const ops::Needs& need) {
         Tensor g = g_in.contiguous();
         Backend& be = backend(g.device());

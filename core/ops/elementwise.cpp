@@ -8,7 +8,11 @@ namespace nst {
 Tensor relu(const Tensor& x_in) {
     ops::same_device("relu", {&x_in});
     Tensor x = x_in.contiguous();
-    Tensor y = Tensor::empty(x.shape(), x.device());
+    Tensor y = ops::empty_like(x, x.shape());
+    if (ops::is16(x)) {
+        backend(x.device()).relu_forward16(x.dtype(), x.numel(), x.raw_data(), y.raw_data());
+        return y;
+    }
     backend(x.device()).relu_forward(x.numel(), x.data(), y.data());
     // Saves the output, not the input: the next layer usually saves it too,
     // so the activation is stored once.
@@ -37,7 +41,11 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
     ops::same_device("add", {&a_in, &b_in});
     ops::check_same_shape("add", a_in, b_in);
     Tensor a = a_in.contiguous(), b = b_in.contiguous();
-    Tensor y = Tensor::empty(a.shape(), a.device());
+    Tensor y = ops::empty_like(a, a.shape());
+    if (ops::is16(a)) {
+        backend(a.device()).add16(a.dtype(), a.numel(), a.raw_data(), b.raw_data(), y.raw_data());
+        return y;
+    }
     backend(a.device()).add(a.numel(), a.data(), b.data(), y.data());
     record(y, "add", {a_in, b_in}, [](const Tensor& g, const ops::Needs&) {
         return ops::Grads{g, g};
@@ -78,12 +86,17 @@ Tensor scale(const Tensor& x_in, float alpha) {
 
 namespace {
 
-// y = x * scale[c] + shift[c] over x [N, C, ...]; scale/shift may be undefined.
+// y = x * scale[c] + shift[c] over x [N, C, ...] (y of x's dtype);
+// scale/shift are float32 and may be undefined.
 void channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& y) {
     const int N = int(x.size(0)), C = int(x.size(1));
     const int64_t HW = x.numel() / (int64_t(N) * C);
-    backend(x.device()).channel_affine(N, C, HW, x.data(), scale.defined() ? scale.data() : nullptr,
-                                       shift.defined() ? shift.data() : nullptr, y.data());
+    const float* a = scale.defined() ? scale.data() : nullptr;
+    const float* b = shift.defined() ? shift.data() : nullptr;
+    if (ops::is16(x))
+        backend(x.device()).channel_affine16(x.dtype(), N, C, HW, x.raw_data(), a, b, y.raw_data());
+    else
+        backend(x.device()).channel_affine(N, C, HW, x.data(), a, b, y.data());
 }
 
 void check_channels(const char* op, const Tensor& x, int64_t values) {
@@ -98,8 +111,9 @@ Tensor bias_add(const Tensor& x_in, const Tensor& b_in) {
     NST_CHECK(b_in.dim() == 1, "bias_add: bias must be 1-D, got ", shape_str(b_in.shape()));
     check_channels("bias_add", x_in, b_in.size(0));
     Tensor x = x_in.contiguous(), b = b_in.contiguous();
-    Tensor y = Tensor::empty(x.shape(), x.device());
-    channel_affine(x, Tensor(), b, y);
+    Tensor y = ops::empty_like(x, x.shape());
+    channel_affine(x, Tensor(), b.to(DType::F32), y);
+    if (ops::is16(x)) return y;
     record(y, "bias_add", {x_in, b_in}, [](const Tensor& g_in, const ops::Needs& need) {
         Tensor g = g_in.contiguous();
         ops::Grads grads{g, Tensor()};
@@ -124,8 +138,9 @@ Tensor affine_channels(const Tensor& x_in, const std::vector<float>& scale,
     Tensor scale_t = Tensor::from_vector(scale, {C}, x_in.device());
     Tensor shift_t = Tensor::from_vector(shift, {C}, x_in.device());
     Tensor x = x_in.contiguous();
-    Tensor y = Tensor::empty(x.shape(), x.device());
+    Tensor y = ops::empty_like(x, x.shape());
     channel_affine(x, scale_t, shift_t, y);
+    if (ops::is16(x)) return y;
     record(y, "affine_channels", {x_in}, [scale_t](const Tensor& g_in, const ops::Needs&) {
         Tensor g = g_in.contiguous(), dx = Tensor::empty(g.shape(), g.device());
         channel_affine(g, scale_t, Tensor(), dx);

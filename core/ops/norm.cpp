@@ -21,7 +21,13 @@ Tensor instance_norm(const Tensor& x_in, const Tensor& gamma_in, const Tensor& b
     Tensor x = x_in.contiguous();
     Tensor gamma = gamma_in.defined() ? gamma_in.contiguous() : gamma_in;
     Tensor beta = beta_in.defined() ? beta_in.contiguous() : beta_in;
-    Tensor y = Tensor::empty(x.shape(), x.device());
+    Tensor y = ops::empty_like(x, x.shape());
+    if (ops::is16(x)) {
+        backend(x.device()).instance_norm_forward16(x.dtype(), N, C, HW, eps, x.raw_data(),
+                                                    ops::raw_or_null(gamma), ops::raw_or_null(beta),
+                                                    y.raw_data());
+        return y;
+    }
     Tensor mean = Tensor::empty({N, C}, x.device()), rstd = Tensor::empty({N, C}, x.device());
     backend(x.device()).instance_norm_forward(N, C, HW, eps, x.data(),
                                               gamma.defined() ? gamma.data() : nullptr,

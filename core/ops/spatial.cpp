@@ -70,8 +70,18 @@ Tensor upsample2x(const char* op, const Tensor& x_in, Forward forward, Backward 
 
 }  // namespace
 
-Tensor upsample_nearest2x(const Tensor& x) {
-    return upsample2x("upsample_nearest2x", x, &Backend::upsample_nearest2x_forward,
+Tensor upsample_nearest2x(const Tensor& x_in) {
+    if (x_in.defined() && ops::is16(x_in)) {
+        const char* op = "upsample_nearest2x";
+        const Plane p = plane(op, x_in);
+        ops::check_int(op, x_in.numel() * 4);
+        Tensor x = x_in.contiguous();
+        Tensor y = ops::empty_like(x, {x.size(0), x.size(1), 2 * int64_t(p.H), 2 * int64_t(p.W)});
+        backend(x.device()).upsample_nearest2x_forward16(x.dtype(), p.NC, p.H, p.W, x.raw_data(),
+                                                         y.raw_data());
+        return y;
+    }
+    return upsample2x("upsample_nearest2x", x_in, &Backend::upsample_nearest2x_forward,
                       &Backend::upsample_nearest2x_backward);
 }
 
@@ -95,7 +105,12 @@ Tensor pad(const Tensor& x_in, int top, int bottom, int left, int right, PadMode
               ") leaves nothing of ", shape_str(x_in.shape()));
     ops::check_int(op, p.NC * H2 * W2);
     Tensor x = x_in.contiguous();
-    Tensor y = Tensor::empty({x.size(0), x.size(1), H2, W2}, x.device());
+    Tensor y = ops::empty_like(x, {x.size(0), x.size(1), H2, W2});
+    if (ops::is16(x)) {
+        backend(x.device()).pad_forward16(x.dtype(), p.NC, p.H, p.W, top, bottom, left, right, mode,
+                                          x.raw_data(), y.raw_data());
+        return y;
+    }
     backend(x.device()).pad_forward(p.NC, p.H, p.W, top, bottom, left, right, mode, x.data(), y.data());
     record(y, op, {x_in}, [=, shape = x.shape()](const Tensor& g_in, const ops::Needs&) {
         Tensor g = g_in.contiguous(), dx = Tensor::empty(shape, g.device());

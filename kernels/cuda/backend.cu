@@ -18,6 +18,7 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
@@ -36,6 +37,22 @@ __global__ void fill_kernel(int64_t n, float value, float* y) {
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
          i += int64_t(gridDim.x) * blockDim.x)
         y[i] = value;
+}
+
+template <class From, class To>
+__global__ void convert_kernel(int64_t n, const From* x, To* y) {
+    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+         i += int64_t(gridDim.x) * blockDim.x)
+        y[i] = cuda::from_float<To>(cuda::to_float(x[i]));
+}
+
+// Calls f(T{}) with T the CUDA element type of `type`.
+template <class F>
+void dispatch_any(DType type, F&& f) {
+    if (type == DType::F32)
+        f(float{});
+    else
+        cuda::dispatch16("convert", type, f);
 }
 
 struct StridedLayout {
@@ -110,6 +127,22 @@ void CudaBackend::fill(int64_t n, float value, float* y) {
     cuda::Context& ctx = cuda::context(index_);
     fill_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, value, y);
     cuda::check_launch("fill_kernel");
+}
+
+void CudaBackend::convert(int64_t n, DType from, const void* x, DType to, void* y) {
+    NST_CHECK(n >= 0, "convert: negative element count ", n);
+    if (n == 0) return;
+    if (from == to) return copy(y, x, size_t(n) * dtype_size(from));
+    cuda::Context& ctx = cuda::context(index_);
+    dispatch_any(from, [&](auto a) {
+        dispatch_any(to, [&](auto b) {
+            using From = decltype(a);
+            using To = decltype(b);
+            convert_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
+                n, static_cast<const From*>(x), static_cast<To*>(y));
+        });
+    });
+    cuda::check_launch("convert_kernel");
 }
 
 void CudaBackend::strided_copy(int ndim, const int64_t* shape, const int64_t* strides,

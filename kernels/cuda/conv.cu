@@ -17,6 +17,9 @@
 //
 // Precision: CUDNN_FMA_MATH unless allow_tf32(), so fp32 stays fp32; with
 // TF32 allowed the conv runs with the math type the search found fastest.
+// fp16/bf16 buffers (the inference forwards) use cuDNN's pseudo-half
+// configurations: 16-bit tensors, fp32 accumulation (compute type float),
+// tensor-core math; their plans are cached apart from the float32 ones.
 #include <algorithm>
 #include <array>
 #include <map>
@@ -27,6 +30,7 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
@@ -94,30 +98,35 @@ struct ConvPlan {
     size_t workspace = 0;
 };
 
-void describe(const char* op, const ConvShape& s, bool tf32, ConvDescriptors& d) {
+cudnnDataType_t cudnn_type(DType type) {
+    return type == DType::F16 ? CUDNN_DATA_HALF
+         : type == DType::BF16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+}
+
+// `free_math`: let cuDNN pick the math type (TF32 allowed, or 16-bit data).
+void describe(const char* op, const ConvShape& s, DType type, bool free_math, ConvDescriptors& d) {
+    const cudnnDataType_t data = cudnn_type(type);
     check_conv(cudnnCreateTensorDescriptor(&d.x), op, s, "cudnnCreateTensorDescriptor");
     check_conv(cudnnCreateTensorDescriptor(&d.y), op, s, "cudnnCreateTensorDescriptor");
     check_conv(cudnnCreateTensorDescriptor(&d.bias), op, s, "cudnnCreateTensorDescriptor");
     check_conv(cudnnCreateFilterDescriptor(&d.w), op, s, "cudnnCreateFilterDescriptor");
     check_conv(cudnnCreateConvolutionDescriptor(&d.conv), op, s,
                "cudnnCreateConvolutionDescriptor");
-    check_conv(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s.N, s.C, s.H,
-                                          s.W),
+    check_conv(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NCHW, data, s.N, s.C, s.H, s.W),
                op, s, "cudnnSetTensor4dDescriptor(x)");
-    check_conv(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, s.N, s.K, s.P,
-                                          s.Q),
+    check_conv(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NCHW, data, s.N, s.K, s.P, s.Q),
                op, s, "cudnnSetTensor4dDescriptor(y)");
-    check_conv(cudnnSetTensor4dDescriptor(d.bias, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, 1, s.K, 1,
-                                          1),
+    check_conv(cudnnSetTensor4dDescriptor(d.bias, CUDNN_TENSOR_NCHW, data, 1, s.K, 1, 1),
                op, s, "cudnnSetTensor4dDescriptor(bias)");
-    check_conv(cudnnSetFilter4dDescriptor(d.w, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, s.K, s.C, s.R,
-                                          s.S),
+    check_conv(cudnnSetFilter4dDescriptor(d.w, data, CUDNN_TENSOR_NCHW, s.K, s.C, s.R, s.S),
                op, s, "cudnnSetFilter4dDescriptor");
-    // Cross-correlation, like PyTorch and the CPU reference.
+    // Cross-correlation, like PyTorch and the CPU reference; fp32 accumulation.
     check_conv(cudnnSetConvolution2dDescriptor(d.conv, s.pad_h, s.pad_w, s.stride, s.stride, 1, 1,
                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                op, s, "cudnnSetConvolution2dDescriptor");
-    check_conv(cudnnSetConvolutionMathType(d.conv, tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH),
+    const cudnnMathType_t math = type != DType::F32 ? CUDNN_TENSOR_OP_MATH
+                               : free_math ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+    check_conv(cudnnSetConvolutionMathType(d.conv, math),
                op, s, "cudnnSetConvolutionMathType");
     int n = 0, k = 0, p = 0, q = 0;
     check_conv(cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, &n, &k, &p, &q), op, s,
@@ -160,14 +169,14 @@ const Perf& choose(const char* op, const ConvShape& s, const Perf* perf, int cou
     return *fallback;
 }
 
-// After the search: with TF32 allowed, run with the math type the winner was
+// After the search: with free math, run with the math type the winner was
 // timed with (cuDNN's advice); without, keep FMA math, which is what the
 // search was restricted to.
 template <class Perf, class WorkspaceSize>
-void finish_plan(const char* op, const ConvShape& s, bool tf32, const Perf& best, ConvPlan& plan,
-                 WorkspaceSize&& workspace_size) {
+void finish_plan(const char* op, const ConvShape& s, bool free_math, const Perf& best,
+                 ConvPlan& plan, WorkspaceSize&& workspace_size) {
     plan.algo = int(best.algo);
-    if (tf32)
+    if (free_math)
         check_conv(cudnnSetConvolutionMathType(plan.d.conv, best.mathType), op, s,
                    "cudnnSetConvolutionMathType");
     size_t bytes = 0;
@@ -176,14 +185,17 @@ void finish_plan(const char* op, const ConvShape& s, bool tf32, const Perf& best
 }
 
 struct PlanKey {
-    std::array<int, 13> v;
+    std::array<int, 14> v;
     bool operator<(const PlanKey& o) const { return v < o.v; }
 };
 
-PlanKey plan_key(int device, Direction dir, const ConvShape& s, bool tf32) {
+PlanKey plan_key(int device, Direction dir, const ConvShape& s, DType type, bool free_math) {
     return {{device, int(dir), s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad_h, s.pad_w,
-             int(tf32)}};
+             int(type), int(free_math)}};
 }
+
+// TF32 is a float32 setting; 16-bit data always lets cuDNN choose.
+bool free_math_for(DType type) { return type != DType::F32 || allow_tf32(); }
 
 // Returns the cached plan for `key`, building it with make() on first use.
 // The lock is held while searching: a search is rare and must not run twice.
@@ -197,13 +209,13 @@ const ConvPlan& cached_plan(const PlanKey& key, Make&& make) {
     return *it->second;
 }
 
-const ConvPlan& forward_plan(int device, const ConvShape& s, const float* x, const float* w,
-                             float* y) {
+const ConvPlan& forward_plan(int device, const ConvShape& s, DType type, const void* x,
+                             const void* w, void* y) {
     const char* op = "conv2d_forward";
-    const bool tf32 = allow_tf32();
-    return cached_plan(plan_key(device, Direction::Forward, s, tf32), [&] {
+    const bool free_math = free_math_for(type);
+    return cached_plan(plan_key(device, Direction::Forward, s, type, free_math), [&] {
         auto plan = std::make_unique<ConvPlan>();
-        describe(op, s, tf32, plan->d);
+        describe(op, s, type, free_math, plan->d);
         const cudnnHandle_t h = cuda::context(device).cudnn;
         const ConvDescriptors& d = plan->d;
         auto workspace_size = [&](int algo, size_t* bytes) {
@@ -219,18 +231,18 @@ const ConvPlan& forward_plan(int device, const ConvShape& s, const float* x, con
                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                           &count, perf, scratch.get(), limit),
                    op, s, "cudnnFindConvolutionForwardAlgorithmEx");
-        finish_plan(op, s, tf32, choose(op, s, perf, count, limit), *plan, workspace_size);
+        finish_plan(op, s, free_math, choose(op, s, perf, count, limit), *plan, workspace_size);
         return plan;
     });
 }
 
-const ConvPlan& backward_data_plan(int device, const ConvShape& s, const float* dy,
-                                   const float* w, float* dx) {
+const ConvPlan& backward_data_plan(int device, const ConvShape& s, DType type, const void* dy,
+                                   const void* w, void* dx) {
     const char* op = "conv2d_backward_data";
-    const bool tf32 = allow_tf32();
-    return cached_plan(plan_key(device, Direction::BackwardData, s, tf32), [&] {
+    const bool free_math = free_math_for(type);
+    return cached_plan(plan_key(device, Direction::BackwardData, s, type, free_math), [&] {
         auto plan = std::make_unique<ConvPlan>();
-        describe(op, s, tf32, plan->d);
+        describe(op, s, type, free_math, plan->d);
         const cudnnHandle_t h = cuda::context(device).cudnn;
         const ConvDescriptors& d = plan->d;
         auto workspace_size = [&](int algo, size_t* bytes) {
@@ -246,7 +258,7 @@ const ConvPlan& backward_data_plan(int device, const ConvShape& s, const float* 
                        h, d.w, w, d.y, dy, d.conv, d.x, dx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                        &count, perf, scratch.get(), limit),
                    op, s, "cudnnFindConvolutionBackwardDataAlgorithmEx");
-        finish_plan(op, s, tf32, choose(op, s, perf, count, limit), *plan, workspace_size);
+        finish_plan(op, s, free_math, choose(op, s, perf, count, limit), *plan, workspace_size);
         return plan;
     });
 }
@@ -254,10 +266,10 @@ const ConvPlan& backward_data_plan(int device, const ConvShape& s, const float* 
 const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float* x,
                                      const float* dy, float* dw) {
     const char* op = "conv2d_backward_filter";
-    const bool tf32 = allow_tf32();
-    return cached_plan(plan_key(device, Direction::BackwardFilter, s, tf32), [&] {
+    const bool free_math = free_math_for(DType::F32);
+    return cached_plan(plan_key(device, Direction::BackwardFilter, s, DType::F32, free_math), [&] {
         auto plan = std::make_unique<ConvPlan>();
-        describe(op, s, tf32, plan->d);
+        describe(op, s, DType::F32, free_math, plan->d);
         const cudnnHandle_t h = cuda::context(device).cudnn;
         const ConvDescriptors& d = plan->d;
         auto workspace_size = [&](int algo, size_t* bytes) {
@@ -273,9 +285,42 @@ const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float
                        h, d.x, x, d.y, dy, d.conv, d.w, dw,
                        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf, scratch.get(), limit),
                    op, s, "cudnnFindConvolutionBackwardFilterAlgorithmEx");
-        finish_plan(op, s, tf32, choose(op, s, perf, count, limit), *plan, workspace_size);
+        finish_plan(op, s, free_math, choose(op, s, perf, count, limit), *plan, workspace_size);
         return plan;
     });
+}
+
+}  // namespace
+
+namespace {
+
+// y = conv(x, w) without bias, on buffers of `type`; returns the plan used.
+// The scaling factors are float for every data type of the pseudo-half
+// configurations.
+const ConvPlan& run_forward(int device, const ConvShape& s, DType type, const void* x, const void* w,
+                 void* y) {
+    const char* op = "conv2d_forward";
+    const ConvPlan& plan = forward_plan(device, s, type, x, w, y);
+    cuda::Workspace workspace(device, plan.workspace);
+    const float one = 1.0f, zero = 0.0f;
+    check_conv(cudnnConvolutionForward(cuda::context(device).cudnn, &one, plan.d.x, x, plan.d.w,
+                                       w, plan.d.conv, cudnnConvolutionFwdAlgo_t(plan.algo),
+                                       workspace.get(), plan.workspace, &zero, plan.d.y, y),
+               op, s, "cudnnConvolutionForward");
+    return plan;
+}
+
+void run_backward_data(int device, const ConvShape& s, DType type, const void* dy, const void* w,
+                       void* dx) {
+    const char* op = "conv2d_backward_data";
+    const ConvPlan& plan = backward_data_plan(device, s, type, dy, w, dx);
+    cuda::Workspace workspace(device, plan.workspace);
+    const float one = 1.0f, zero = 0.0f;
+    check_conv(cudnnConvolutionBackwardData(cuda::context(device).cudnn, &one, plan.d.w, w,
+                                            plan.d.y, dy, plan.d.conv,
+                                            cudnnConvolutionBwdDataAlgo_t(plan.algo),
+                                            workspace.get(), plan.workspace, &zero, plan.d.x, dx),
+               op, s, "cudnnConvolutionBackwardData");
 }
 
 }  // namespace
@@ -285,32 +330,45 @@ void CudaBackend::conv2d_forward(const ConvShape& s, const float* x, const float
     const char* op = "conv2d_forward";
     check_conv_shape(op, s);
     if (s.N == 0) return;  // empty batch: y is empty
-    cuda::Context& ctx = cuda::context(index_);
-    const ConvPlan& plan = forward_plan(index_, s, x, w, y);
-    cuda::Workspace workspace(index_, plan.workspace);
-    const float one = 1.0f, zero = 0.0f;
-    check_conv(cudnnConvolutionForward(ctx.cudnn, &one, plan.d.x, x, plan.d.w, w, plan.d.conv,
-                                       cudnnConvolutionFwdAlgo_t(plan.algo), workspace.get(),
-                                       plan.workspace, &zero, plan.d.y, y),
-               op, s, "cudnnConvolutionForward");
-    if (b)
-        check_conv(cudnnAddTensor(ctx.cudnn, &one, plan.d.bias, b, &one, plan.d.y, y), op, s,
-                   "cudnnAddTensor(bias)");
+    const ConvPlan& plan = run_forward(index_, s, DType::F32, x, w, y);
+    if (b) {
+        const float one = 1.0f;
+        check_conv(cudnnAddTensor(cuda::context(index_).cudnn, &one, plan.d.bias, b, &one,
+                                  plan.d.y, y),
+                   op, s, "cudnnAddTensor(bias)");
+    }
 }
 
 void CudaBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const float* w,
                                        float* dx) {
-    const char* op = "conv2d_backward_data";
-    check_conv_shape(op, s);
+    check_conv_shape("conv2d_backward_data", s);
     if (s.N == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    const ConvPlan& plan = backward_data_plan(index_, s, dy, w, dx);
-    cuda::Workspace workspace(index_, plan.workspace);
-    const float one = 1.0f, zero = 0.0f;
-    check_conv(cudnnConvolutionBackwardData(ctx.cudnn, &one, plan.d.w, w, plan.d.y, dy,
-                                            plan.d.conv, cudnnConvolutionBwdDataAlgo_t(plan.algo),
-                                            workspace.get(), plan.workspace, &zero, plan.d.x, dx),
-               op, s, "cudnnConvolutionBackwardData");
+    run_backward_data(index_, s, DType::F32, dy, w, dx);
+}
+
+void CudaBackend::conv2d_forward16(DType type, const ConvShape& s, const void* x, const void* w,
+                                   const void* b, void* y) {
+    const char* op = "conv2d_forward16";
+    check_conv_shape(op, s);
+    NST_CHECK(type == DType::F16 || type == DType::BF16, op, ": ", dtype_name(type),
+              " is not a 16-bit type");
+    if (s.N == 0) return;
+    run_forward(index_, s, type, x, w, y);
+    if (!b) return;
+    // The bias in our own kernel, in fp32 onto the rounded output (backend.hpp).
+    cuda::Workspace bias(index_, size_t(s.K) * sizeof(float));
+    convert(s.K, type, b, DType::F32, bias.get());
+    channel_affine16(type, s.N, s.K, int64_t(s.P) * s.Q, y, nullptr, bias.as<float>(), y);
+}
+
+void CudaBackend::conv_transpose2d_forward16(DType type, const ConvShape& s, const void* x,
+                                             const void* w, void* y) {
+    const char* op = "conv_transpose2d_forward16";
+    check_conv_shape(op, s);
+    NST_CHECK(type == DType::F16 || type == DType::BF16, op, ": ", dtype_name(type),
+              " is not a 16-bit type");
+    if (s.N == 0) return;
+    run_backward_data(index_, s, type, x, w, y);
 }
 
 void CudaBackend::conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,

@@ -96,6 +96,23 @@ public:
     void adam_step(int64_t n, float lr, float beta1, float beta2, float eps, float bc1, float bc2,
                    const float* grad, float* param, float* m, float* v) override;
 
+    // ---- 16-bit storage: fp16 or bf16, inference only ----------------------
+    void convert(int64_t n, DType from, const void* x, DType to, void* y) override;
+    void conv2d_forward16(DType type, const ConvShape& s, const void* x, const void* w,
+                          const void* b, void* y) override;
+    void conv_transpose2d_forward16(DType type, const ConvShape& s, const void* x, const void* w,
+                                    void* y) override;
+    void relu_forward16(DType type, int64_t n, const void* x, void* y) override;
+    void add16(DType type, int64_t n, const void* a, const void* b, void* y) override;
+    void channel_affine16(DType type, int N, int C, int64_t HW, const void* x, const float* scale,
+                          const float* shift, void* y) override;
+    void upsample_nearest2x_forward16(DType type, int64_t NC, int H, int W, const void* x,
+                                      void* y) override;
+    void pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom, int left,
+                       int right, PadMode mode, const void* x, void* y) override;
+    void instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps, const void* x,
+                                 const void* gamma, const void* beta, void* y) override;
+
 private:
     int index_;
 };

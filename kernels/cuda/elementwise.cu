@@ -8,6 +8,11 @@
 // them into FMAs: the CPU reference (compiled without FMA) rounds the product
 // and the sum separately, and this way both backends give the same bits.
 //
+// relu, add and channel_affine are templates over the element type
+// (kernels/cuda/storage16.cuh): the float32 kernels and their fp16/bf16
+// twins, the same fp32 arithmetic between the load and the store
+// (channel_affine's scale and shift are float32 in both).
+//
 // channel_sum is the bias gradient, a reduction that must give the same bits
 // every run: one block per channel, each thread sums a fixed subset in double
 // (as the CPU does), then a fixed-shape tree in shared memory. No atomics.
@@ -16,6 +21,7 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
@@ -41,8 +47,10 @@ void check_channels(const char* op, int N, int C, int64_t HW) {
     for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
          i += int64_t(gridDim.x) * blockDim.x)
 
-__global__ void relu_forward_kernel(int64_t n, const float* x, float* y) {
-    GRID_STRIDE_LOOP(i, n) { y[i] = x[i] < 0.0f ? 0.0f : x[i]; }  // NaN passes (CPU reference)
+template <class T>
+__global__ void relu_forward_kernel(int64_t n, const T* x, T* y) {
+    // NaN passes, as on the CPU.
+    GRID_STRIDE_LOOP(i, n) { y[i] = cuda::to_float(x[i]) < 0.0f ? cuda::from_float<T>(0.0f) : x[i]; }
 }
 
 __global__ void relu_backward_kernel(int64_t n, const float* y, const float* dy, float* dx) {
@@ -61,8 +69,9 @@ __global__ void tanh_backward_kernel(int64_t n, const float* y, const float* dy,
     }
 }
 
-__global__ void add_kernel(int64_t n, const float* a, const float* b, float* y) {
-    GRID_STRIDE_LOOP(i, n) { y[i] = a[i] + b[i]; }
+template <class T>
+__global__ void add_kernel(int64_t n, const T* a, const T* b, T* y) {
+    GRID_STRIDE_LOOP(i, n) { y[i] = cuda::from_float<T>(cuda::to_float(a[i]) + cuda::to_float(b[i])); }
 }
 
 __global__ void mul_kernel(int64_t n, const float* a, const float* b, float* y) {
@@ -80,17 +89,34 @@ __global__ void axpby_kernel(int64_t n, float alpha, const float* x, float beta,
 // Rows are the N*C planes of HW elements: blockIdx.x picks the plane (so the
 // channel is known without a per-element division), blockIdx.y and the
 // threads stride across the plane.
-__global__ void channel_affine_kernel(int C, int64_t HW, const float* x, const float* scale,
-                                      const float* shift, float* y) {
+template <class T>
+__global__ void channel_affine_kernel(int C, int64_t HW, const T* x, const float* scale,
+                                      const float* shift, T* y) {
     const int64_t plane = blockIdx.x;
     const int c = int(plane % C);
     const float a = scale ? scale[c] : 1.0f;
     const float b = shift ? shift[c] : 0.0f;
-    const float* xp = x + plane * HW;
-    float* yp = y + plane * HW;
+    const T* xp = x + plane * HW;
+    T* yp = y + plane * HW;
     for (int64_t i = int64_t(blockIdx.y) * blockDim.x + threadIdx.x; i < HW;
          i += int64_t(gridDim.y) * blockDim.x)
-        yp[i] = __fadd_rn(__fmul_rn(xp[i], a), b);
+        yp[i] = cuda::from_float<T>(__fadd_rn(__fmul_rn(cuda::to_float(xp[i]), a), b));
+}
+
+template <class T>
+void launch_channel_affine(int device, int N, int C, int64_t HW, const T* x, const float* scale,
+                           const float* shift, T* y) {
+    check_channels("channel_affine", N, C, HW);
+    const int64_t planes = int64_t(N) * C;
+    if (planes == 0 || HW == 0) return;
+    NST_CHECK(planes <= INT32_MAX, "channel_affine: too many planes N*C = ", planes);
+    cuda::Context& ctx = cuda::context(device);
+    // Enough blocks per plane to keep the GPU busy when there are few planes.
+    const int64_t wanted = std::max<int64_t>(1, int64_t(ctx.sm_count) * 8 / planes);
+    const int64_t per_plane = std::min<int64_t>({(HW + kThreads - 1) / kThreads, wanted, 65535});
+    const dim3 grid{unsigned(planes), unsigned(per_plane)};
+    channel_affine_kernel<<<grid, kThreads, 0, ctx.stream>>>(C, HW, x, scale, shift, y);
+    cuda::check_launch("channel_affine_kernel");
 }
 
 __global__ void channel_sum_kernel(int N, int C, int64_t HW, const float* x, float* out) {
@@ -118,6 +144,18 @@ void CudaBackend::relu_forward(int64_t n, const float* x, float* y) {
     cuda::Context& ctx = cuda::context(index_);
     relu_forward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, x, y);
     cuda::check_launch("relu_forward_kernel");
+}
+
+void CudaBackend::relu_forward16(DType type, int64_t n, const void* x, void* y) {
+    check_count("relu_forward16", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    cuda::dispatch16("relu_forward16", type, [&](auto t) {
+        using T = decltype(t);
+        relu_forward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
+            n, static_cast<const T*>(x), static_cast<T*>(y));
+    });
+    cuda::check_launch("relu_forward_kernel (16-bit)");
 }
 
 void CudaBackend::relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
@@ -152,6 +190,18 @@ void CudaBackend::add(int64_t n, const float* a, const float* b, float* y) {
     cuda::check_launch("add_kernel");
 }
 
+void CudaBackend::add16(DType type, int64_t n, const void* a, const void* b, void* y) {
+    check_count("add16", n);
+    if (n == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    cuda::dispatch16("add16", type, [&](auto t) {
+        using T = decltype(t);
+        add_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
+            n, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y));
+    });
+    cuda::check_launch("add_kernel (16-bit)");
+}
+
 void CudaBackend::mul(int64_t n, const float* a, const float* b, float* y) {
     check_count("mul", n);
     if (n == 0) return;
@@ -176,17 +226,16 @@ void CudaBackend::axpby(int64_t n, float alpha, const float* x, float beta, floa
 
 void CudaBackend::channel_affine(int N, int C, int64_t HW, const float* x, const float* scale,
                                  const float* shift, float* y) {
-    check_channels("channel_affine", N, C, HW);
-    const int64_t planes = int64_t(N) * C;
-    if (planes == 0 || HW == 0) return;
-    NST_CHECK(planes <= INT32_MAX, "channel_affine: too many planes N*C = ", planes);
-    cuda::Context& ctx = cuda::context(index_);
-    // Enough blocks per plane to keep the GPU busy when there are few planes.
-    const int64_t wanted = std::max<int64_t>(1, int64_t(ctx.sm_count) * 8 / planes);
-    const int64_t per_plane = std::min<int64_t>({(HW + kThreads - 1) / kThreads, wanted, 65535});
-    const dim3 grid{unsigned(planes), unsigned(per_plane)};
-    channel_affine_kernel<<<grid, kThreads, 0, ctx.stream>>>(C, HW, x, scale, shift, y);
-    cuda::check_launch("channel_affine_kernel");
+    launch_channel_affine(index_, N, C, HW, x, scale, shift, y);
+}
+
+void CudaBackend::channel_affine16(DType type, int N, int C, int64_t HW, const void* x,
+                                   const float* scale, const float* shift, void* y) {
+    cuda::dispatch16("channel_affine16", type, [&](auto t) {
+        using T = decltype(t);
+        launch_channel_affine(index_, N, C, HW, static_cast<const T*>(x), scale, shift,
+                              static_cast<T*>(y));
+    });
 }
 
 void CudaBackend::channel_sum(int N, int C, int64_t HW, const float* x, float* out) {

@@ -28,6 +28,11 @@
 // serves rows that are not 16-byte aligned or HW % 4 != 0), so alignment does
 // not change the result either.
 //
+// The forward kernels are templates over the element type of x, y, gamma and
+// beta (kernels/cuda/storage16.cuh): float32, and fp16/bf16 for inference,
+// whose values are widened on load (a vector load is then 4 x 16 bits) so
+// the statistics and the arithmetic stay fp32.
+//
 // Backward uses dx = rstd*gamma * (dy - mean(dy) - xhat * mean(dy*xhat)); the
 // two row sums (which are also dbeta's and dgamma's contributions) are fp32
 // sums of 16-element groups, per thread, then the same fixed tree. dgamma and
@@ -36,10 +41,13 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
@@ -131,38 +139,52 @@ __device__ __forceinline__ T group_reduce(T v) {
 }
 
 // Chunk `chunk` of a row is elements [4*chunk, 4*chunk + 4) clipped to hw;
-// out-of-row elements read as 0. kVec needs a 16-byte aligned row and
-// hw % 4 == 0 (then every chunk is full).
-template <bool kVec>
-__device__ __forceinline__ int load_chunk(const float* row, int64_t chunk, int64_t hw, float v[4]) {
-    if constexpr (kVec) {
+// out-of-row elements read as 0. kVec needs a row aligned to 4 elements
+// (16 bytes in float32, 8 in 16-bit) and hw % 4 == 0 (then every chunk is full).
+template <bool kVec, class T>
+__device__ __forceinline__ int load_chunk(const T* row, int64_t chunk, int64_t hw, float v[4]) {
+    if constexpr (kVec && std::is_same_v<T, float>) {
         const float4 q = reinterpret_cast<const float4*>(row)[chunk];
         v[0] = q.x, v[1] = q.y, v[2] = q.z, v[3] = q.w;
+        return 4;
+    } else if constexpr (kVec) {
+        const uint2 q = reinterpret_cast<const uint2*>(row)[chunk];
+        T e[4];
+        memcpy(e, &q, sizeof q);
+#pragma unroll
+        for (int k = 0; k < 4; ++k) v[k] = cuda::to_float(e[k]);
         return 4;
     } else {
         const int64_t base = chunk * 4;
         const int count = hw - base < 4 ? int(hw - base) : 4;
 #pragma unroll
-        for (int k = 0; k < 4; ++k) v[k] = k < count ? row[base + k] : 0.0f;
+        for (int k = 0; k < 4; ++k) v[k] = k < count ? cuda::to_float(row[base + k]) : 0.0f;
         return count;
     }
 }
 
-template <bool kVec>
-__device__ __forceinline__ void store_chunk(float* row, int64_t chunk, int count, const float v[4]) {
-    if constexpr (kVec) {
+template <bool kVec, class T>
+__device__ __forceinline__ void store_chunk(T* row, int64_t chunk, int count, const float v[4]) {
+    if constexpr (kVec && std::is_same_v<T, float>) {
         reinterpret_cast<float4*>(row)[chunk] = make_float4(v[0], v[1], v[2], v[3]);
+    } else if constexpr (kVec) {
+        T e[4];
+#pragma unroll
+        for (int k = 0; k < 4; ++k) e[k] = cuda::from_float<T>(v[k]);
+        uint2 q;
+        memcpy(&q, e, sizeof q);
+        reinterpret_cast<uint2*>(row)[chunk] = q;
     } else {
 #pragma unroll
         for (int k = 0; k < 4; ++k)
-            if (k < count) row[chunk * 4 + k] = v[k];
+            if (k < count) row[chunk * 4 + k] = cuda::from_float<T>(v[k]);
     }
 }
 
 // This thread's statistics of x - pivot over chunks [begin, end) of a row,
 // taking chunks begin + tid, begin + tid + threads, ... (coalesced).
-template <bool kVec>
-__device__ Stats thread_stats(const float* row, float pivot, int64_t hw, int64_t begin,
+template <bool kVec, class T>
+__device__ Stats thread_stats(const T* row, float pivot, int64_t hw, int64_t begin,
                               int64_t end, int tid, int threads) {
     Stats s = empty<Stats>();
     for (int64_t first = begin + tid; first < end; first += int64_t(kUnroll) * threads) {
@@ -203,8 +225,8 @@ __device__ Stats thread_stats(const float* row, float pivot, int64_t hw, int64_t
 
 // y = (x - mean) * scale + shift over chunks [begin, end) of a row. Centring
 // first keeps the precision that folding mean into shift would cancel away.
-template <bool kVec>
-__device__ void normalize_chunks(const float* x, float* y, int64_t hw, int64_t begin, int64_t end,
+template <bool kVec, class T>
+__device__ void normalize_chunks(const T* x, T* y, int64_t hw, int64_t begin, int64_t end,
                                  int tid, int threads, float mean, float scale, float shift) {
     for (int64_t chunk = begin + tid; chunk < end; chunk += threads) {
         float v[4];
@@ -272,19 +294,19 @@ __device__ __forceinline__ float rstd_of(Stats s, float inv_hw, float eps) {
 // ---- forward -----------------------------------------------------------------
 
 // Statistics and normalisation of whole rows; a row is `group` threads.
-template <bool kVec, int group>
+template <bool kVec, int group, class T>
 __global__ void __launch_bounds__(kBlock)
 instance_norm_forward_rows(int64_t rows, int C, int64_t hw, float inv_hw, float eps,
-                           const float* x, const float* gamma, const float* beta, float* y,
+                           const T* x, const T* gamma, const T* beta, T* y,
                            float* mean_out, float* rstd_out) {
     const int64_t row = int64_t(blockIdx.x) * (kBlock / group) + threadIdx.x / group;
     if (row >= rows) return;  // whole warps only: group == 32 when a block has spare rows
     const int tid = threadIdx.x % group;
     const int64_t chunks = (hw + 3) / 4;
-    const float* xr = x + row * hw;
+    const T* xr = x + row * hw;
 
     // Read before the reduction: with y == x, thread 0 overwrites xr[0] after it.
-    const float pivot = xr[0];
+    const float pivot = cuda::to_float(xr[0]);
     const Stats s =
         group_reduce<group>(thread_stats<kVec>(xr, pivot, hw, 0, chunks, tid, group));
     const float mean = pivot + s.mean;
@@ -294,50 +316,51 @@ instance_norm_forward_rows(int64_t rows, int C, int64_t hw, float inv_hw, float 
         rstd_out[row] = rstd;
     }
     const int c = int(row % C);
-    const float scale = gamma ? gamma[c] * rstd : rstd;
-    const float shift = beta ? beta[c] : 0.0f;
+    const float scale = gamma ? cuda::to_float(gamma[c]) * rstd : rstd;
+    const float shift = beta ? cuda::to_float(beta[c]) : 0.0f;
     normalize_chunks<kVec>(xr, y + row * hw, hw, 0, chunks, tid, group, mean, scale, shift);
 }
 
 // Split rows, pass 1: grid (rows, splits); partial statistics of one split.
-template <bool kVec>
+template <bool kVec, class T>
 __global__ void __launch_bounds__(kBlock)
-instance_norm_partial_stats(int64_t hw, int64_t chunks_per_split, const float* x, Stats* partials) {
+instance_norm_partial_stats(int64_t hw, int64_t chunks_per_split, const T* x, Stats* partials) {
     const int64_t row = blockIdx.x;
     const int64_t chunks = (hw + 3) / 4;
     const int64_t begin = int64_t(blockIdx.y) * chunks_per_split;
     const int64_t end = begin + chunks_per_split < chunks ? begin + chunks_per_split : chunks;
-    const float* xr = x + row * hw;
-    const Stats s =
-        group_reduce<kBlock>(thread_stats<kVec>(xr, xr[0], hw, begin, end, threadIdx.x, kBlock));
+    const T* xr = x + row * hw;
+    const Stats s = group_reduce<kBlock>(
+        thread_stats<kVec>(xr, cuda::to_float(xr[0]), hw, begin, end, threadIdx.x, kBlock));
     if (threadIdx.x == 0) partials[row * gridDim.y + blockIdx.y] = s;
 }
 
 // Split rows, pass 2: one thread per row merges its splits in split order.
+template <class T>
 __global__ void __launch_bounds__(kBlock)
 instance_norm_merge_stats(int64_t rows, int splits, int64_t hw, float inv_hw, float eps,
-                          const float* x, const Stats* partials, float* mean_out,
+                          const T* x, const Stats* partials, float* mean_out,
                           float* rstd_out) {
     const int64_t row = int64_t(blockIdx.x) * kBlock + threadIdx.x;
     if (row >= rows) return;
     Stats s = partials[row * splits];
     for (int k = 1; k < splits; ++k) s = combine(s, partials[row * splits + k]);
-    mean_out[row] = x[row * hw] + s.mean;
+    mean_out[row] = cuda::to_float(x[row * hw]) + s.mean;
     rstd_out[row] = rstd_of(s, inv_hw, eps);
 }
 
 // Split rows, pass 3: grid (rows, splits); normalise one split.
-template <bool kVec>
+template <bool kVec, class T>
 __global__ void __launch_bounds__(kBlock)
-instance_norm_apply(int C, int64_t hw, int64_t chunks_per_split, const float* x, const float* gamma,
-                    const float* beta, const float* mean, const float* rstd, float* y) {
+instance_norm_apply(int C, int64_t hw, int64_t chunks_per_split, const T* x, const T* gamma,
+                    const T* beta, const float* mean, const float* rstd, T* y) {
     const int64_t row = blockIdx.x;
     const int64_t chunks = (hw + 3) / 4;
     const int64_t begin = int64_t(blockIdx.y) * chunks_per_split;
     const int64_t end = begin + chunks_per_split < chunks ? begin + chunks_per_split : chunks;
     const int c = int(row % C);
-    const float scale = gamma ? gamma[c] * rstd[row] : rstd[row];
-    const float shift = beta ? beta[c] : 0.0f;
+    const float scale = gamma ? cuda::to_float(gamma[c]) * rstd[row] : rstd[row];
+    const float shift = beta ? cuda::to_float(beta[c]) : 0.0f;
     normalize_chunks<kVec>(x + row * hw, y + row * hw, hw, begin, end, threadIdx.x, kBlock,
                            mean[row], scale, shift);
 }
@@ -425,6 +448,9 @@ instance_norm_channel_grads(int N, int C, const float2* row_sums, float* dgamma,
 // ---- launch planning ---------------------------------------------------------
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+// Aligned for a vector load of four elements of T.
+template <class T>
+bool aligned4(const T* p) { return reinterpret_cast<uintptr_t>(p) % (4 * sizeof(T)) == 0; }
 
 // How rows of hw elements are spread over blocks. splits == 0: one warp per
 // row; splits == 1: one block per row; splits > 1: each row over `splits`
@@ -459,18 +485,17 @@ void check_shape(const char* op, int N, int C, int64_t HW) {
               " for shape [", N, ", ", C, ", ", HW, "]");
 }
 
-template <bool kVec>
+template <bool kVec, class T>
 void launch_forward(cudaStream_t stream, int device, int64_t rows, int C, int64_t hw, float eps,
-                    const float* x, const float* gamma, const float* beta, float* y, float* mean,
-                    float* rstd) {
+                    const T* x, const T* gamma, const T* beta, T* y, float* mean, float* rstd) {
     const float inv_hw = float(1.0 / double(hw));
     const RowPlan plan = plan_rows(rows, hw);
     if (plan.splits == 0) {
-        instance_norm_forward_rows<kVec, 32><<<blocks_for(rows, kWarps), kBlock, 0, stream>>>(
+        instance_norm_forward_rows<kVec, 32, T><<<blocks_for(rows, kWarps), kBlock, 0, stream>>>(
             rows, C, hw, inv_hw, eps, x, gamma, beta, y, mean, rstd);
         cuda::check_launch("instance_norm_forward_rows (warp per row)");
     } else if (plan.splits == 1) {
-        instance_norm_forward_rows<kVec, kBlock><<<unsigned(rows), kBlock, 0, stream>>>(
+        instance_norm_forward_rows<kVec, kBlock, T><<<unsigned(rows), kBlock, 0, stream>>>(
             rows, C, hw, inv_hw, eps, x, gamma, beta, y, mean, rstd);
         cuda::check_launch("instance_norm_forward_rows (block per row)");
     } else {
@@ -540,10 +565,37 @@ void CudaBackend::instance_norm_forward(int N, int C, int64_t HW, float eps, con
     NST_CHECK(x && y && mean && rstd, op, ": null x, y, mean or rstd for shape [", N, ", ", C,
               ", ", HW, "]");
     cudaStream_t stream = cuda::context(index_).stream;
-    if (HW % 4 == 0 && aligned16(x) && aligned16(y))
+    if (HW % 4 == 0 && aligned4(x) && aligned4(y))
         launch_forward<true>(stream, index_, rows, C, HW, eps, x, gamma, beta, y, mean, rstd);
     else
         launch_forward<false>(stream, index_, rows, C, HW, eps, x, gamma, beta, y, mean, rstd);
+}
+
+void CudaBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps,
+                                          const void* x, const void* gamma, const void* beta,
+                                          void* y) {
+    const char* op = "instance_norm_forward16";
+    check_shape(op, N, C, HW);
+    NST_CHECK(eps >= 0.0f, op, ": eps must be >= 0, got ", eps);
+    const int64_t rows = int64_t(N) * C;
+    if (rows == 0) return;
+    NST_CHECK(x && y, op, ": null x or y for shape [", N, ", ", C, ", ", HW, "]");
+    cudaStream_t stream = cuda::context(index_).stream;
+    // The statistics are not kept (no backward), but the kernels write them.
+    cuda::Workspace stats(index_, size_t(rows) * 2 * sizeof(float));
+    float* mean = stats.as<float>();
+    float* rstd = mean + rows;
+    cuda::dispatch16(op, type, [&](auto t) {
+        using T = decltype(t);
+        const T* xt = static_cast<const T*>(x);
+        T* yt = static_cast<T*>(y);
+        const T* g = static_cast<const T*>(gamma);
+        const T* b = static_cast<const T*>(beta);
+        if (HW % 4 == 0 && aligned4(xt) && aligned4(yt))
+            launch_forward<true>(stream, index_, rows, C, HW, eps, xt, g, b, yt, mean, rstd);
+        else
+            launch_forward<false>(stream, index_, rows, C, HW, eps, xt, g, b, yt, mean, rstd);
+    });
 }
 
 void CudaBackend::instance_norm_backward(int N, int C, int64_t HW, const float* x,

@@ -2,7 +2,8 @@
 // index maps as kernels/cpu/pad.cpp: zero mode shifts (negative amounts
 // crop), reflect mode mirrors without repeating the edge (numpy 'reflect').
 //
-// Forward is one thread per output pixel reading its source. Backward is the
+// Forward is one thread per output pixel reading its source; it only moves
+// elements, so it is a template over the element type (float, fp16, bf16). Backward is the
 // transpose written as a gather, one thread per input pixel: along each axis
 // at most three output positions read a given input (the direct one and one
 // mirror on each side), found in closed form. The sums run in the CPU's
@@ -13,6 +14,7 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
@@ -72,9 +74,9 @@ __device__ __forceinline__ int readers(int i, int n, int before, int after, bool
     return count;
 }
 
+template <class T>
 __global__ void pad_forward_kernel(int64_t NC, int H, int W, int top, int left, int Ho, int Wo,
-                                   bool reflect, const float* __restrict__ x,
-                                   float* __restrict__ y) {
+                                   bool reflect, const T* __restrict__ x, T* __restrict__ y) {
     const int64_t total = NC * Ho * Wo;
     GRID_STRIDE_LOOP(i, total) {
         const int ow = int(i % Wo);
@@ -82,7 +84,8 @@ __global__ void pad_forward_kernel(int64_t NC, int H, int W, int top, int left, 
         const int64_t plane = i / (int64_t(Wo) * Ho);
         const int ih = source_index(oh, H, top, reflect);
         const int iw = source_index(ow, W, left, reflect);
-        y[i] = (ih >= 0 && iw >= 0) ? x[plane * H * W + int64_t(ih) * W + iw] : 0.0f;
+        y[i] = (ih >= 0 && iw >= 0) ? x[plane * H * W + int64_t(ih) * W + iw]
+                                    : cuda::from_float<T>(0.0f);
     }
 }
 
@@ -122,6 +125,22 @@ void CudaBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int
     pad_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(
         NC, H, W, top, left, Ho, Wo, mode == PadMode::Reflect, x, y);
     cuda::check_launch("pad_forward_kernel");
+}
+
+void CudaBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom,
+                                int left, int right, PadMode mode, const void* x, void* y) {
+    check_pad("pad_forward16", NC, H, W, top, bottom, left, right, mode);
+    const int Ho = H + top + bottom, Wo = W + left + right;
+    const int64_t total = NC * Ho * Wo;
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(index_);
+    cuda::dispatch16("pad_forward16", type, [&](auto t) {
+        using T = decltype(t);
+        pad_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(
+            NC, H, W, top, left, Ho, Wo, mode == PadMode::Reflect, static_cast<const T*>(x),
+            static_cast<T*>(y));
+    });
+    cuda::check_launch("pad_forward_kernel (16-bit)");
 }
 
 void CudaBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int left, int right,

@@ -36,8 +36,11 @@ void save_image_file(const Image& image, const std::string& path);
 class StyleModel {
 public:
     // A .safetensors network (from `nst-run import` or `nst-run train`) or a
-    // TensorFlow fast-style-transfer export directory.
-    static StyleModel load(const std::string& path, const std::string& device = "");
+    // TensorFlow fast-style-transfer export directory. precision "fp16" or
+    // "bf16" keeps the network and its activations in 16 bits (fp32 math):
+    // faster on GPUs, within 40 dB of "fp32".
+    static StyleModel load(const std::string& path, const std::string& device = "",
+                           const std::string& precision = "fp32");
     // Any size; an image too large for the device's memory is stylized in
     // tiles, with the same result. preserve_color keeps the photo's colours
     // (luminance transfer).
