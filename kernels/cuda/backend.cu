@@ -18,31 +18,23 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kMaxBackends = 64;
 
-// Enough blocks to fill the GPU a few times over; grid-stride loops do the rest.
-int grid_for(int64_t n, const cuda::Context& ctx) {
-    const int64_t blocks = (n + kThreads - 1) / kThreads;
-    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
-}
-
 __global__ void fill_kernel(int64_t n, float value, float* y) {
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x)
+    GRID_STRIDE_LOOP(i, n)
         y[i] = value;
 }
 
 template <class From, class To>
 __global__ void convert_kernel(int64_t n, const From* x, To* y) {
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x)
+    GRID_STRIDE_LOOP(i, n)
         y[i] = cuda::from_float<To>(cuda::to_float(x[i]));
 }
 
@@ -63,8 +55,7 @@ struct StridedLayout {
 
 __global__ void strided_copy_kernel(StridedLayout layout, int64_t total, int64_t offset,
                                     const float* __restrict__ src, float* __restrict__ dst) {
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
-         i += int64_t(gridDim.x) * blockDim.x) {
+    GRID_STRIDE_LOOP(i, total) {
         int64_t rest = i;
         int64_t pos = offset;
         for (int d = layout.ndim - 1; d >= 0; --d) {
@@ -125,7 +116,7 @@ void CudaBackend::fill(int64_t n, float value, float* y) {
     NST_CHECK(n >= 0, "fill: negative element count ", n);
     if (n == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    fill_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, value, y);
+    fill_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, value, y);
     cuda::check_launch("fill_kernel");
 }
 
@@ -138,7 +129,7 @@ void CudaBackend::convert(int64_t n, DType from, const void* x, DType to, void* 
         dispatch_any(to, [&](auto b) {
             using From = decltype(a);
             using To = decltype(b);
-            convert_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
+            convert_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(
                 n, static_cast<const From*>(x), static_cast<To*>(y));
         });
     });
@@ -160,7 +151,7 @@ void CudaBackend::strided_copy(int ndim, const int64_t* shape, const int64_t* st
     }
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    strided_copy_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(layout, total, offset,
+    strided_copy_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(layout, total, offset,
                                                                             src, dst);
     cuda::check_launch("strided_copy_kernel");
 }

@@ -1,8 +1,7 @@
 // CUDA elementwise and per-channel kernels.
 //
-// Grid-stride loops with 64-bit indices: one launch shape for any size, and
-// tensors past 2^31 elements stay correct. Like the CPU versions every kernel
-// is safe in place (element i is read before it is written).
+// Grid-stride loops (kernels/cuda/launch.cuh). Like the CPU versions every
+// kernel is safe in place (element i is read before it is written).
 //
 // Multiply-adds are written with __fmul_rn/__fadd_rn so nvcc does not fuse
 // them into FMAs: the CPU reference (compiled without FMA) rounds the product
@@ -21,19 +20,14 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
 namespace {
 
-constexpr int kThreads = 256;
 constexpr int kSumThreads = 512;  // fixed: it decides the order of the sum
-
-int grid_for(int64_t n, const cuda::Context& ctx) {
-    const int64_t blocks = (n + kThreads - 1) / kThreads;
-    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
-}
 
 void check_count(const char* op, int64_t n) {
     NST_CHECK(n >= 0, op, ": negative element count ", n);
@@ -42,10 +36,6 @@ void check_count(const char* op, int64_t n) {
 void check_channels(const char* op, int N, int C, int64_t HW) {
     NST_CHECK(N >= 0 && C >= 0 && HW >= 0, op, ": bad shape [", N, ", ", C, ", ", HW, "]");
 }
-
-#define GRID_STRIDE_LOOP(i, n)                                                 \
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-         i += int64_t(gridDim.x) * blockDim.x)
 
 template <class T>
 __global__ void relu_forward_kernel(int64_t n, const T* x, T* y) {
@@ -113,9 +103,9 @@ void launch_channel_affine(int device, int N, int C, int64_t HW, const T* x, con
     cuda::Context& ctx = cuda::context(device);
     // Enough blocks per plane to keep the GPU busy when there are few planes.
     const int64_t wanted = std::max<int64_t>(1, int64_t(ctx.sm_count) * 8 / planes);
-    const int64_t per_plane = std::min<int64_t>({(HW + kThreads - 1) / kThreads, wanted, 65535});
+    const int64_t per_plane = std::min<int64_t>({(HW + cuda::kThreads - 1) / cuda::kThreads, wanted, 65535});
     const dim3 grid{unsigned(planes), unsigned(per_plane)};
-    channel_affine_kernel<<<grid, kThreads, 0, ctx.stream>>>(C, HW, x, scale, shift, y);
+    channel_affine_kernel<<<grid, cuda::kThreads, 0, ctx.stream>>>(C, HW, x, scale, shift, y);
     cuda::check_launch("channel_affine_kernel");
 }
 
@@ -142,7 +132,7 @@ void CudaBackend::relu_forward(int64_t n, const float* x, float* y) {
     check_count("relu_forward", n);
     if (n == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    relu_forward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, x, y);
+    relu_forward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, x, y);
     cuda::check_launch("relu_forward_kernel");
 }
 
@@ -152,7 +142,7 @@ void CudaBackend::relu_forward16(DType type, int64_t n, const void* x, void* y) 
     cuda::Context& ctx = cuda::context(index_);
     cuda::dispatch16("relu_forward16", type, [&](auto t) {
         using T = decltype(t);
-        relu_forward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
+        relu_forward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(
             n, static_cast<const T*>(x), static_cast<T*>(y));
     });
     cuda::check_launch("relu_forward_kernel (16-bit)");
@@ -162,7 +152,7 @@ void CudaBackend::relu_backward(int64_t n, const float* y, const float* dy, floa
     check_count("relu_backward", n);
     if (n == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    relu_backward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, y, dy, dx);
+    relu_backward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, y, dy, dx);
     cuda::check_launch("relu_backward_kernel");
 }
 
@@ -170,7 +160,7 @@ void CudaBackend::tanh_forward(int64_t n, const float* x, float* y) {
     check_count("tanh_forward", n);
     if (n == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    tanh_forward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, x, y);
+    tanh_forward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, x, y);
     cuda::check_launch("tanh_forward_kernel");
 }
 
@@ -178,7 +168,7 @@ void CudaBackend::tanh_backward(int64_t n, const float* y, const float* dy, floa
     check_count("tanh_backward", n);
     if (n == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    tanh_backward_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, y, dy, dx);
+    tanh_backward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, y, dy, dx);
     cuda::check_launch("tanh_backward_kernel");
 }
 
@@ -186,7 +176,7 @@ void CudaBackend::add(int64_t n, const float* a, const float* b, float* y) {
     check_count("add", n);
     if (n == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    add_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, a, b, y);
+    add_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, a, b, y);
     cuda::check_launch("add_kernel");
 }
 
@@ -196,7 +186,7 @@ void CudaBackend::add16(DType type, int64_t n, const void* a, const void* b, voi
     cuda::Context& ctx = cuda::context(index_);
     cuda::dispatch16("add16", type, [&](auto t) {
         using T = decltype(t);
-        add_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(
+        add_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(
             n, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y));
     });
     cuda::check_launch("add_kernel (16-bit)");
@@ -206,7 +196,7 @@ void CudaBackend::mul(int64_t n, const float* a, const float* b, float* y) {
     check_count("mul", n);
     if (n == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    mul_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, a, b, y);
+    mul_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, a, b, y);
     cuda::check_launch("mul_kernel");
 }
 
@@ -216,10 +206,10 @@ void CudaBackend::axpby(int64_t n, float alpha, const float* x, float beta, floa
     cuda::Context& ctx = cuda::context(index_);
     // beta == 0 must not read y: it may be uninitialised memory holding NaN.
     if (beta == 0.0f) {
-        scale_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, alpha, x, y);
+        scale_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, alpha, x, y);
         cuda::check_launch("scale_kernel");
     } else {
-        axpby_kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(n, alpha, x, beta, y);
+        axpby_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, alpha, x, beta, y);
         cuda::check_launch("axpby_kernel");
     }
 }

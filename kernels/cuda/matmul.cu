@@ -15,16 +15,14 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/launch.cuh"
 
 namespace nst {
 
 namespace {
 
-constexpr int kThreads = 256;
-
 __global__ void scale_in_place_kernel(int64_t n, float beta, float* c) {
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
-         i += int64_t(gridDim.x) * blockDim.x)
+    GRID_STRIDE_LOOP(i, n)
         c[i] = beta == 0.0f ? 0.0f : beta * c[i];
 }
 
@@ -37,9 +35,7 @@ void CudaBackend::matmul(bool trans_a, bool trans_b, int M, int N, int K, float 
     cuda::Context& ctx = cuda::context(index_);
     if (K == 0) {
         const int64_t n = int64_t(M) * N;
-        const int64_t blocks = std::min<int64_t>((n + kThreads - 1) / kThreads,
-                                                 int64_t(ctx.sm_count) * 32);
-        scale_in_place_kernel<<<int(blocks), kThreads, 0, ctx.stream>>>(n, beta, C);
+        scale_in_place_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, beta, C);
         cuda::check_launch("scale_in_place_kernel");
         return;
     }

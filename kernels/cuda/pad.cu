@@ -14,18 +14,12 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
 namespace {
-
-constexpr int kThreads = 256;
-
-int grid_for(int64_t n, const cuda::Context& ctx) {
-    const int64_t blocks = (n + kThreads - 1) / kThreads;
-    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
-}
 
 void check_pad(const char* op, int64_t NC, int H, int W, int top, int bottom, int left,
                int right, PadMode mode) {
@@ -43,10 +37,6 @@ void check_pad(const char* op, int64_t NC, int H, int W, int top, int bottom, in
                   ", ", W, "]");
     }
 }
-
-#define GRID_STRIDE_LOOP(i, n)                                                 \
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-         i += int64_t(gridDim.x) * blockDim.x)
 
 // Source index in [0, n) of output position o along an axis padded by
 // `before`, or -1 when it reads a zero.
@@ -122,7 +112,7 @@ void CudaBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int
     const int64_t total = NC * Ho * Wo;
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    pad_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(
+    pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
         NC, H, W, top, left, Ho, Wo, mode == PadMode::Reflect, x, y);
     cuda::check_launch("pad_forward_kernel");
 }
@@ -136,7 +126,7 @@ void CudaBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, i
     cuda::Context& ctx = cuda::context(index_);
     cuda::dispatch16("pad_forward16", type, [&](auto t) {
         using T = decltype(t);
-        pad_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(
+        pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
             NC, H, W, top, left, Ho, Wo, mode == PadMode::Reflect, static_cast<const T*>(x),
             static_cast<T*>(y));
     });
@@ -149,7 +139,7 @@ void CudaBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, in
     const int64_t total = NC * H * W;
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    pad_backward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(
+    pad_backward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
         NC, H, W, top, bottom, left, right, mode == PadMode::Reflect, dy, dx);
     cuda::check_launch("pad_backward_kernel");
 }

@@ -13,25 +13,15 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/launch.cuh"
 
 namespace nst {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-int grid_for(int64_t n, const cuda::Context& ctx) {
-    const int64_t blocks = (n + kThreads - 1) / kThreads;
-    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
-}
-
 void check_pool(const char* op, int64_t NC, int H, int W) {
     NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
 }
-
-#define GRID_STRIDE_LOOP(i, n)                                                 \
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-         i += int64_t(gridDim.x) * blockDim.x)
 
 // Index 0..3 (row-major) of the first maximum of a 2x2 window; NaN never wins
 // a comparison, exactly as on the CPU.
@@ -129,7 +119,7 @@ void CudaBackend::max_pool2x2_forward(int64_t NC, int H, int W, const float* x, 
     const int64_t total = NC * (H / 2) * (W / 2);
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    max_pool_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
+    max_pool_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
     cuda::check_launch("max_pool_forward_kernel");
 }
 
@@ -139,7 +129,7 @@ void CudaBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x,
     const int64_t windows = NC * ((H + 1) / 2) * ((W + 1) / 2);
     if (windows == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    max_pool_backward_kernel<<<grid_for(windows, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x,
+    max_pool_backward_kernel<<<cuda::grid_for(windows, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x,
                                                                                   dy, dx);
     cuda::check_launch("max_pool_backward_kernel");
 }
@@ -149,7 +139,7 @@ void CudaBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, 
     const int64_t total = NC * (H / 2) * (W / 2);
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    avg_pool_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
+    avg_pool_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
     cuda::check_launch("avg_pool_forward_kernel");
 }
 
@@ -158,7 +148,7 @@ void CudaBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy
     const int64_t windows = NC * ((H + 1) / 2) * ((W + 1) / 2);
     if (windows == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    avg_pool_backward_kernel<<<grid_for(windows, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, dy,
+    avg_pool_backward_kernel<<<cuda::grid_for(windows, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, dy,
                                                                                   dx);
     cuda::check_launch("avg_pool_backward_kernel");
 }

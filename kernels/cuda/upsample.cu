@@ -17,26 +17,16 @@
 #include "core/cuda_context.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
+#include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-int grid_for(int64_t n, const cuda::Context& ctx) {
-    const int64_t blocks = (n + kThreads - 1) / kThreads;
-    return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
-}
-
 void check_upsample(const char* op, int64_t NC, int H, int W) {
     NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
 }
-
-#define GRID_STRIDE_LOOP(i, n)                                                 \
-    for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); \
-         i += int64_t(gridDim.x) * blockDim.x)
 
 // Along one axis of input size n, destination d reads tap i0 with weight l0
 // and tap i1 with weight l1 (kernels/cpu/upsample.cpp BilinearTaps).
@@ -141,7 +131,7 @@ void CudaBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const flo
     const int64_t total = NC * 4 * H * W;
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    nearest_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
+    nearest_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
     cuda::check_launch("nearest_forward_kernel");
 }
 
@@ -153,7 +143,7 @@ void CudaBackend::upsample_nearest2x_forward16(DType type, int64_t NC, int H, in
     cuda::Context& ctx = cuda::context(index_);
     cuda::dispatch16("upsample_nearest2x_forward16", type, [&](auto t) {
         using T = decltype(t);
-        nearest_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(
+        nearest_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
             NC, H, W, static_cast<const T*>(x), static_cast<T*>(y));
     });
     cuda::check_launch("nearest_forward_kernel (16-bit)");
@@ -165,7 +155,7 @@ void CudaBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const fl
     const int64_t total = NC * H * W;
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    nearest_backward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, dy, dx);
+    nearest_backward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, dy, dx);
     cuda::check_launch("nearest_backward_kernel");
 }
 
@@ -174,7 +164,7 @@ void CudaBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const fl
     const int64_t total = NC * 4 * H * W;
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    bilinear_forward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
+    bilinear_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
     cuda::check_launch("bilinear_forward_kernel");
 }
 
@@ -184,7 +174,7 @@ void CudaBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const f
     const int64_t total = NC * H * W;
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    bilinear_backward_kernel<<<grid_for(total, ctx), kThreads, 0, ctx.stream>>>(NC, H, W, dy,
+    bilinear_backward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, dy,
                                                                                 dx);
     cuda::check_launch("bilinear_backward_kernel");
 }
