@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <set>
+#include <utility>
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
@@ -235,7 +236,7 @@ std::vector<Tensor> Transformer::parameters() const {
     return params;
 }
 
-Tensor Transformer::apply(const Layer& l, const Tensor& x, TilePass* tile) const {
+Tensor Transformer::apply(const Layer& l, Tensor x, TilePass* tile) const {
     const int k = int(l.weight.size(2));
     Tensor y;
     if (variant_ == TransformerVariant::TensorFlow) {
@@ -257,12 +258,16 @@ Tensor Transformer::apply(const Layer& l, const Tensor& x, TilePass* tile) const
             y = conv2d(x, l.weight, l.bias, o);
         }
     } else {
-        const Tensor in = l.upsample ? upsample_nearest2x(x) : x;
+        // Each step replaces x, so the upsampled and the unpadded activations
+        // are gone before the convolution allocates its output: at 1080p the
+        // peak of inference drops by a third (bench/RESULTS.md).
+        if (l.upsample) x = upsample_nearest2x(x);
         const int p = k / 2;
-        NST_CHECK(in.size(2) > p && in.size(3) > p, "transformer: the image is too small: layer ",
-                  l.name, " gets ", in.size(3), "x", in.size(2),
+        NST_CHECK(x.size(2) > p && x.size(3) > p, "transformer: the image is too small: layer ",
+                  l.name, " gets ", x.size(3), "x", x.size(2),
                   " pixels and its reflect padding needs more than ", p);
-        y = conv2d(in, l.weight, l.bias, Conv2dOptions::padded(p, l.stride, PadMode::Reflect));
+        x = pad(x, p, p, p, p, PadMode::Reflect);
+        y = conv2d(x, l.weight, l.bias, Conv2dOptions::padded(0, l.stride));
     }
     if (l.gamma.defined()) y = tile ? tile_norm(*tile, l, y) : instance_norm(y, l.gamma, l.beta, norm_eps_);
     return y;
@@ -284,7 +289,7 @@ Tensor Transformer::run(const Tensor& x, TilePass* tile) const {
     // conv; the scalings and the output transform stay float32.
     Tensor h = (value_range_ == 255.f ? x : scale(x, value_range_ / 255.f)).to(dtype());
     for (const Layer& l : down_) {
-        h = apply(l, h, tile);
+        h = apply(l, std::move(h), tile);
         if (stopped()) return Tensor();
         h = relu(h);
     }
@@ -296,7 +301,7 @@ Tensor Transformer::run(const Tensor& x, TilePass* tile) const {
         h = add(h, r);
     }
     for (size_t i = 0; i < up_.size(); ++i) {
-        h = apply(up_[i], h, tile);
+        h = apply(up_[i], std::move(h), tile);
         if (stopped()) return Tensor();
         if (i + 1 < up_.size()) h = relu(h);
     }
