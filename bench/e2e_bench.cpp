@@ -112,6 +112,7 @@ int main(int argc, char** argv) {
         std::vector<double> all;
         double ms = 0;
         int64_t images = a.batch;
+        int history = 0;  // L-BFGS's at the end: shorter than 100 once memory ran short
         if (a.workload == "stylize") {
             const Transformer net = Transformer::create(TransformerSpec{}, 1, d).to(parse_precision(a.precision));
             const Tensor x = Tensor::rand({a.batch, 3, a.height, a.width}, 2, d, 0.f, 255.f);
@@ -145,15 +146,16 @@ int main(int argc, char** argv) {
             } else {
                 LBFGS lbfgs(x, LBFGS::Options{});
                 ms = median_ms(a, d, [&] { lbfgs.step([&] { return evaluate(); }); }, all);
+                history = lbfgs.history();
             }
         }
         const MemoryStats m = d.is_cuda() ? cuda_memory_stats(d.index) : cpu_memory_stats();
         std::printf("{\"engine\": \"nst\", \"workload\": \"%s\", \"device\": \"%s\", \"height\": %d, \"width\": %d, "
                     "\"batch\": %d, \"tf32\": %s, \"precision\": \"%s\", \"optimizer\": \"%s\", \"iters\": %d, \"median_ms\": %.4f, "
-                    "\"min_ms\": %.4f, \"images_per_s\": %.2f, \"peak_bytes\": %zu}\n",
+                    "\"min_ms\": %.4f, \"images_per_s\": %.2f, \"peak_bytes\": %zu, \"lbfgs_history\": %d}\n",
                     a.workload.c_str(), d.str().c_str(), a.height, a.width, a.batch, a.tf32 ? "true" : "false", a.precision.c_str(),
                     a.workload == "stylize" ? "none" : a.workload == "train" || a.adam ? "adam" : "lbfgs", a.iters, ms,
-                    *std::min_element(all.begin(), all.end()), double(images) * 1000.0 / ms, m.peak);
+                    *std::min_element(all.begin(), all.end()), double(images) * 1000.0 / ms, m.peak, history);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "e2e_bench: %s\n", e.what());
         return 1;

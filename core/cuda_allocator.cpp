@@ -16,11 +16,9 @@
 // One mutex guards everything: allocation is per op, not per element, so it
 // is never contended enough to matter.
 #include <cstdint>
-#include <iomanip>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <unordered_map>
 
 #include "core/cuda_context.hpp"
@@ -41,6 +39,7 @@ struct DeviceCache {
     size_t current = 0;                        // bytes in live blocks
     size_t peak = 0;
     size_t reserved = 0;                       // bytes obtained from cudaMalloc
+    size_t limit = 0;                          // cap on `current`; 0: none
 };
 
 struct State {
@@ -59,12 +58,6 @@ size_t round_size(size_t bytes) {
     if (bytes < kSmallLimit) return (bytes + kSmallStep - 1) / kSmallStep * kSmallStep;
     NST_CHECK(bytes <= SIZE_MAX - kLargeStep, "cuda allocate: size ", bytes, " bytes is too large");
     return (bytes + kLargeStep - 1) / kLargeStep * kLargeStep;
-}
-
-std::string mib(size_t bytes) {
-    std::ostringstream s;
-    s << std::fixed << std::setprecision(1) << double(bytes) / (1024.0 * 1024.0);
-    return s.str();
 }
 
 // Returns every free block to the driver. The caller holds the mutex and has
@@ -90,6 +83,10 @@ void* allocate(int device, size_t bytes) {
     State& s = state();
     std::lock_guard<std::mutex> lock(s.mutex);
     DeviceCache& cache = s.devices[device];
+    if (cache.limit && cache.current + size > cache.limit)
+        throw OutOfMemoryError("out of GPU memory allocating " + format_bytes(bytes) + " on cuda:" +
+                               std::to_string(device) + " (" + format_bytes(cache.current) + " in use, limit " +
+                               format_bytes(cache.limit) + ")");
 
     void* ptr = nullptr;
     auto it = cache.free_blocks.lower_bound(size);
@@ -107,9 +104,9 @@ void* allocate(int device, size_t bytes) {
             status = cudaMalloc(&ptr, size);
             if (status == cudaErrorMemoryAllocation) {
                 cudaGetLastError();
-                throw OutOfMemoryError("out of GPU memory allocating " + mib(bytes) + " MiB on cuda:" +
-                                       std::to_string(device) + " (" + mib(cache.current) + " MiB in use, " +
-                                       mib(cache.reserved) + " MiB reserved)");
+                throw OutOfMemoryError("out of GPU memory allocating " + format_bytes(bytes) + " on cuda:" +
+                                       std::to_string(device) + " (" + format_bytes(cache.current) + " in use, " +
+                                       format_bytes(cache.reserved) + " reserved)");
             }
         }
         check(status, "cuda allocator: cudaMalloc");
@@ -146,6 +143,12 @@ MemoryStats cuda_memory_stats(int device) {
     auto dev = s.devices.find(device);
     if (dev == s.devices.end()) return {};  // nothing ever allocated there
     return {dev->second.current, dev->second.peak, dev->second.reserved};
+}
+
+void cuda_set_memory_limit(int device, size_t bytes) {
+    cuda::State& s = cuda::state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    s.devices[device].limit = bytes;
 }
 
 void cuda_reset_peak_memory(int device) {

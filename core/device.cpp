@@ -1,6 +1,9 @@
 #include "core/device.hpp"
 
 #include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
 
 #include "core/error.hpp"
 
@@ -35,6 +38,28 @@ Device usable_device(const std::string& name) {
     return device;
 }
 
+size_t parse_byte_size(const std::string& text) {
+    char* end = nullptr;
+    const double v = std::strtod(text.c_str(), &end);
+    const std::string unit = end ? std::string(end) : "";
+    const double scale = unit.empty() ? 1 : unit == "K" ? 1024.0 : unit == "M" ? 1024.0 * 1024
+                       : unit == "G" ? 1024.0 * 1024 * 1024 : -1;
+    NST_CHECK(!text.empty() && std::isfinite(v) && v >= 0 && scale > 0 && v * scale < 1.8e19,
+              "'", text, "' is not a size (bytes, or a number followed by K, M or G)");
+    return size_t(v * scale);
+}
+
+std::string format_bytes(size_t bytes) {
+    char text[48];
+    if (bytes >= (size_t(1) << 20))
+        std::snprintf(text, sizeof text, "%.1f MiB", double(bytes) / double(1 << 20));
+    else if (bytes >= 1024)
+        std::snprintf(text, sizeof text, "%.1f KiB", double(bytes) / 1024);
+    else
+        std::snprintf(text, sizeof text, "%zu bytes", bytes);
+    return text;
+}
+
 static std::atomic<bool> g_allow_tf32{false};
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
@@ -43,6 +68,7 @@ bool allow_tf32() { return g_allow_tf32; }
 // CPU-only build: no GPU, and the memory functions describe an empty device.
 int cuda_device_count() { return 0; }
 MemoryStats cuda_memory_stats(int) { return {}; }
+void cuda_set_memory_limit(int, size_t) {}
 void cuda_reset_peak_memory(int) {}
 void cuda_empty_cache(int) {}
 void cuda_synchronize(int) {}

@@ -53,6 +53,18 @@ void cuda_empty_cache(int device = 0);
 // The same books for CPU tensors (their storage; reserved = current).
 MemoryStats cpu_memory_stats();
 void cpu_reset_peak_memory();
+// A cap on what tensors may hold on a device (0: none, the default): an
+// allocation past it fails with OutOfMemoryError as if the memory were
+// physically gone, so nst shares a GPU politely (like PyTorch's
+// set_per_process_memory_fraction) and the out-of-memory paths (tiles,
+// smaller L-BFGS histories, the error messages) can be exercised anywhere.
+// nst-run reads it from NST_MEMORY_LIMIT.
+void cuda_set_memory_limit(int device, size_t bytes);
+void cpu_set_memory_limit(size_t bytes);
+// "512M", "2G", "100000" (bytes) -> bytes; throws nst::Error otherwise.
+size_t parse_byte_size(const std::string& text);
+// "812 bytes", "12.5 KiB", "3072.0 MiB": sizes in messages.
+std::string format_bytes(size_t bytes);
 // Waits for all work queued on the device's stream.
 void cuda_synchronize(int device = 0);
 

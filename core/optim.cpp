@@ -9,8 +9,9 @@
 namespace nst {
 namespace {
 
-float dot(const Tensor& a, const Tensor& b) {
-    Tensor out = Tensor::empty({}, a.device());
+// sum(a * b) through `out`, a scalar kept for it: nothing is allocated, so
+// the inner products cannot run out of memory.
+float dot(const Tensor& a, const Tensor& b, const Tensor& out) {
     backend(a.device()).dot(a.numel(), a.data(), b.data(), out.data());
     return out.item();
 }
@@ -60,20 +61,37 @@ void Adam::zero_grad() {
 
 // ---- L-BFGS ----------------------------------------------------------------
 
-LBFGS::LBFGS(Tensor param, Options options) : param_(std::move(param)), options_(options) {
+LBFGS::LBFGS(Tensor param, Options options)
+    : param_(std::move(param)), options_(options), capacity_(options.history) {
     NST_CHECK(param_.defined() && param_.requires_grad() && !param_.grad_fn() &&
                   param_.is_contiguous(),
               "LBFGS: the parameter must be a contiguous leaf tensor that requires grad");
     NST_CHECK(options_.history >= 1, "LBFGS: history must be at least 1");
+    dot_ = Tensor::empty({}, param_.device());
+}
+
+template <class F>
+auto LBFGS::fitting(F&& f) {
+    for (;;) {
+        try {
+            return f();
+        } catch (const OutOfMemoryError&) {
+            if (s_.empty()) throw;
+            // A quarter at a time: a few retries reach what fits, and most
+            // of the history's use is kept.
+            capacity_ = int(s_.size()) * 3 / 4;
+            while (int(s_.size()) > capacity_) s_.pop_front(), y_.pop_front(), rho_.pop_front();
+        }
+    }
 }
 
 float LBFGS::step(const std::function<Tensor()>& evaluate, bool* converged) {
     if (converged) *converged = false;
-    const float loss = evaluate().item();
+    const float loss = fitting([&] { return evaluate().item(); });
     NoGradGuard no_grad;
     Tensor g = param_.grad();
     NST_CHECK(g.defined(), "LBFGS: the loss does not depend on the parameter");
-    g = copy_of(g);
+    g = fitting([&] { return copy_of(g); });
 
     if (iteration_ == 0) {
         direction_ = copy_of(g);
@@ -87,37 +105,40 @@ float LBFGS::step(const std::function<Tensor()>& evaluate, bool* converged) {
         step_size_ = float(std::min(1.0, 1.0 / std::max(l1, 1e-30))) * options_.lr;
     } else {
         // y = g - g_prev, s = t * d
-        Tensor y = copy_of(g), s = copy_of(direction_);
+        Tensor y = fitting([&] { return copy_of(g); });
+        Tensor s = fitting([&] { return copy_of(direction_); });
         axpby(-1.f, previous_grad_, 1.f, y);
         axpby(0.f, s, step_size_, s);
-        const float ys = dot(y, s);
+        const float ys = dot(y, s, dot_);
         if (ys > 1e-10f) {
-            if (int(s_.size()) == options_.history) {
+            if (int(s_.size()) >= capacity_ && !s_.empty()) {
                 s_.pop_front(), y_.pop_front(), rho_.pop_front();
             }
-            s_.push_back(s);
-            y_.push_back(y);
-            rho_.push_back(1.f / ys);
-            h_diag_ = ys / dot(y, y);
+            if (capacity_ > 0) {  // zero once memory left no room for any pair
+                s_.push_back(s);
+                y_.push_back(y);
+                rho_.push_back(1.f / ys);
+            }
+            h_diag_ = ys / dot(y, y, dot_);
         }
         // Two-loop recursion: direction = -H g
         Tensor& q = direction_;
         backend(q.device()).axpby(q.numel(), -1.f, g.data(), 0.f, q.data());
         std::vector<float> alpha(s_.size());
         for (size_t i = s_.size(); i-- > 0;) {
-            alpha[i] = dot(s_[i], q) * rho_[i];
+            alpha[i] = dot(s_[i], q, dot_) * rho_[i];
             axpby(-alpha[i], y_[i], 1.f, q);
         }
         axpby(0.f, q, h_diag_, q);
         for (size_t i = 0; i < s_.size(); ++i) {
-            const float beta = dot(y_[i], q) * rho_[i];
+            const float beta = dot(y_[i], q, dot_) * rho_[i];
             axpby(alpha[i] - beta, s_[i], 1.f, q);
         }
         step_size_ = options_.lr;
     }
     previous_grad_ = g;
 
-    const float gtd = dot(g, direction_);
+    const float gtd = dot(g, direction_, dot_);
     const bool stalled = gtd > -options_.tolerance_change ||
                          (iteration_ > 0 && std::fabs(loss - previous_loss_) < options_.tolerance_change);
     previous_loss_ = loss;

@@ -3,16 +3,25 @@
 #include <atomic>
 
 #include "core/backend.hpp"
+#include "core/error.hpp"
 
 namespace nst {
 namespace {
 
 // What CPU tensors hold (the CUDA allocator keeps its own books), so peak
 // memory can be measured on machines without a GPU too.
-std::atomic<size_t> cpu_current{0}, cpu_peak{0};
+std::atomic<size_t> cpu_current{0}, cpu_peak{0}, cpu_limit{0};
 
+// Books `bytes` against the limit first, so a refused allocation leaves the
+// books as they were.
 void count_cpu(size_t bytes) {
     const size_t now = cpu_current.fetch_add(bytes) + bytes;
+    const size_t limit = cpu_limit.load();
+    if (limit && now > limit) {
+        cpu_current.fetch_sub(bytes);
+        throw OutOfMemoryError("out of memory allocating " + format_bytes(bytes) + " on cpu (" + format_bytes(now - bytes) +
+                               " in use, limit " + format_bytes(limit) + ")");
+    }
     size_t peak = cpu_peak.load();
     while (now > peak && !cpu_peak.compare_exchange_weak(peak, now)) {
     }
@@ -21,8 +30,13 @@ void count_cpu(size_t bytes) {
 }  // namespace
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-    data_ = backend(device).allocate(bytes);
     if (device.is_cpu()) count_cpu(bytes);
+    try {
+        data_ = backend(device).allocate(bytes);
+    } catch (...) {
+        if (device.is_cpu()) cpu_current.fetch_sub(bytes);
+        throw;
+    }
 }
 
 Storage::~Storage() {
@@ -38,5 +52,7 @@ MemoryStats cpu_memory_stats() {
 }
 
 void cpu_reset_peak_memory() { cpu_peak.store(cpu_current.load()); }
+
+void cpu_set_memory_limit(size_t bytes) { cpu_limit.store(bytes); }
 
 }  // namespace nst

@@ -345,6 +345,7 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
             }
             if (converged) break;  // L-BFGS made no progress: the image did not move
             ++p.total_iteration;
+            p.lbfgs_history = lbfgs ? lbfgs->history() : 0;
             p.elapsed_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             p.snapshot = o.save_every > 0 && p.total_iteration % o.save_every == 0;
             if (callback) {

@@ -113,6 +113,9 @@ struct GatysProgress {
     float content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
     double elapsed_seconds = 0;  // since the run started
     bool snapshot = false;       // save_every fell due: `image` is defined
+    // How long L-BFGS's history may grow: lbfgs_history, or less once memory
+    // ran short (core/optim.hpp); 0 with Adam.
+    int lbfgs_history = 0;
 };
 
 // Called after every iteration; `image` is defined only on snapshots (then it

@@ -181,7 +181,8 @@ Tensor Transformer::stylize_fitting(const Tensor& image, const std::function<voi
         }
     }
     throw OutOfMemoryError("out of memory stylizing an image of " + std::to_string(image.size(3)) + "x" +
-                           std::to_string(image.size(2)) + " pixels, even in tiles of 64");
+                           std::to_string(image.size(2)) + " pixels" +
+                           (told ? ", even in tiles of 64" : " (too small for tiles to help)"));
 }
 
 }  // namespace nst

@@ -17,7 +17,7 @@ fail() { failures=$((failures + 1)); echo "FAIL: $*"; }
 
 M=fx/native.safetensors P=fx/photos/a.png B=fx/bad
 mkdir broken && cp $B/empty.png $B/text.png $B/truncated.png $B/truncated.jpg broken/  # photos that all fail
-# status | output | text stderr must hold | arguments
+# status | output | text stderr must hold | [NAME=VALUE ...] arguments (NAME=VALUE: the environment)
 table=(
   "1|o.png|nowhere.png: no such file|stylize --model $M --in nowhere.png --out o.png"
   "1|o.png|empty.png|stylize --model $M --in $B/empty.png --out o.png"
@@ -55,6 +55,11 @@ table=(
   "1|o.safetensors|truncated.safetensors|train --style $P --data fx/photos --resume $B/truncated.safetensors --out o.safetensors --size 32 --iters 1 --device cpu"
   "1|nodir/o.safetensors|nodir|train --style $P --data fx/photos --out nodir/o.safetensors --size 32 --iters 1 --device cpu"
   "2|o.safetensors|--lr|train --style $P --data fx/photos --out o.safetensors --lr fast"
+  "1|o.png|NST_MEMORY_LIMIT: 'lots' is not a size|NST_MEMORY_LIMIT=lots stylize --model $M --in $P --out o.png"
+  "1|o.png|too small for tiles to help); try --max-size|NST_MEMORY_LIMIT=100K stylize --model $M --in $P --out o.png"
+  "1|o.png|out of memory allocating|NST_MEMORY_LIMIT=1K stylize --model $M --in $P --out o.png"
+  "1|o.png|out of memory allocating|NST_MEMORY_LIMIT=50M optimize --content $P --style $P --out o.png --size 32 --iters 1 --device cpu"
+  "1|o.safetensors|out of memory allocating|NST_MEMORY_LIMIT=50M train --style $P --data fx/photos --out o.safetensors --size 32 --iters 1 --device cpu"
 )
 
 for row in "${table[@]}"; do
@@ -63,8 +68,11 @@ for row in "${table[@]}"; do
     rm -f o.png o.safetensors
     [ "$existing" = yes ] && [ "$out" != - ] && [ "${out%/*}" = "$out" ] && echo "old contents" > "$out"
     checks=$((checks + 1))
+    environment=()
+    command=$args
+    while [[ $command == NST_*=* ]]; do environment+=("${command%% *}"); command=${command#* }; done
     # shellcheck disable=SC2086
-    "$nst_run" $args > out.txt 2> err.txt
+    env "${environment[@]}" "$nst_run" $command > out.txt 2> err.txt
     got=$?
     what="nst-run $args (output $([ "$existing" = yes ] && echo present || echo absent))"
     if [ "$got" != "$want" ]; then fail "$what: exit $got, expected $want: $(head -c 300 err.txt)"; continue; fi

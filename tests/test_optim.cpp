@@ -113,3 +113,38 @@ TEST_CASE("optimizers reject parameters they cannot update") {
     }),
                       Catch::Contains("does not depend"));
 }
+
+TEST_CASE("L-BFGS drops its oldest history when memory runs short") {
+    struct Limit {
+        explicit Limit(size_t bytes) { cpu_set_memory_limit(bytes); }
+        ~Limit() { cpu_set_memory_limit(0); }
+    };
+    // sum((x - c)^2) over 3x64x64: every step's curvature pair is kept.
+    const Tensor target = Tensor::rand({1, 3, 64, 64}, 7);
+    Tensor x = Tensor::zeros({1, 3, 64, 64}).set_requires_grad();
+    auto evaluate = [&] {
+        x.zero_grad();
+        Tensor loss = sum_squares(add(x, scale(target, -1.f)));
+        loss.backward();
+        return loss;
+    };
+    const size_t copy = size_t(x.numel()) * 4;
+    float first = 0, last = 0;
+    int history = 0;
+    {
+        const Limit limit(cpu_memory_stats().current + 40 * copy);  // room for some 15 of 50 pairs
+        LBFGS lbfgs(x, {0.5f, 50, 1e-12f});
+        first = lbfgs.step(evaluate);
+        for (int i = 0; i < 60; ++i) last = lbfgs.step(evaluate);
+        history = lbfgs.history();
+    }
+    INFO("history " << history << ", loss " << first << " -> " << last);
+    CHECK(history > 4);
+    CHECK(history < 30);
+    CHECK(last < first * 1e-6f);
+    {
+        const Limit limit(cpu_memory_stats().current + copy);  // not even for the step's own copies
+        LBFGS lbfgs(x, {0.5f, 50, 1e-12f});
+        CHECK_THROWS_AS(lbfgs.step(evaluate), OutOfMemoryError);
+    }
+}

@@ -274,3 +274,34 @@ TEST_CASE("transformer: inference holds few activations at once", "[transformer]
         CHECK(per_pixel < (type == DType::F32 ? 600 : 300));
     }
 }
+
+// Out of memory: stylize_fitting retries in tiles, with the untiled result.
+// A memory limit stands in for a small GPU.
+TEST_CASE("transformer: out of memory falls back to tiles with the same result", "[transformer]") {
+    struct Limit {
+        explicit Limit(size_t bytes) { cpu_set_memory_limit(bytes); }
+        ~Limit() { cpu_set_memory_limit(0); }
+    };
+    TransformerSpec spec = small_spec(TransformerVariant::Native);
+    spec.residual_blocks = 5;
+    const Transformer net = Transformer::create(spec, 12, Device::cpu());
+    const Tensor image = photo(500, 610);  // tiles only pay off well beyond the 76-pixel halo
+    const size_t base = cpu_memory_stats().current;
+    cpu_reset_peak_memory();
+    const Tensor want = net.stylize(image);
+    const size_t whole = cpu_memory_stats().peak - base;
+    int told = 0;
+    Tensor got;
+    {
+        const Limit limit(base + whole / 2);
+        CHECK_THROWS_AS(net.stylize(image), OutOfMemoryError);
+        got = net.stylize_fitting(image, [&] { ++told; });
+    }
+    CHECK(told == 1);
+    CHECK(max_abs_diff(got, want) < 1e-3f);
+    {
+        const Limit limit(base + 4096);
+        CHECK_THROWS_WITH(net.stylize_fitting(image), Catch::Contains("even in tiles of 64"));
+    }
+    CHECK(net.stylize(image).to_vector() == want.to_vector());  // the limit is gone
+}

@@ -10,10 +10,13 @@
 # missing travels in .gpu/ (git-ignored): deps.tar.xz from
 # tools/pack_gpu_deps.sh, and optionally data/ (a copy of ../shared/data).
 #
-# usage: tools/gpu_check.sh [tests] [sanitize] [bench] [e2e] [reference] [gatys] [train] [fixtures]
-#        (default: all; `reference`, `gatys` and `train` compare with independent
-#        PyTorch implementations; `e2e` times stylize, train and optimize against
-#        PyTorch eager; `fixtures` writes PyTorch-made test files into the logs)
+# usage: tools/gpu_check.sh [tests] [sanitize] [bench] [e2e] [reference] [gatys] [train] [fixtures] [largest]
+#        (default: all but `largest`; `reference`, `gatys` and `train` compare with
+#        independent PyTorch implementations; `e2e` times stylize, train and optimize
+#        against PyTorch eager; `fixtures` writes PyTorch-made test files into the
+#        logs; `largest` runs 110 L-BFGS iterations at 5120, 6144 and 7168 px
+#        square, history 100 as by default, for the largest size that optimizes:
+#        several minutes)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-out}
@@ -97,6 +100,12 @@ for step in $steps; do
     fixtures)
       python3 tools/reference/make_pth_fixtures.py "$logs/pth" > "$logs/fixtures.log" 2>&1 || status=1
       tail -5 "$logs/fixtures.log" ;;
+    largest)
+      for s in 5120 6144 7168; do
+        build-gpu/bench/e2e_bench optimize --height $s --width $s --iters 110 --warmup 1 --tf32 \
+          >> "$logs/largest.log" 2>&1 || echo "optimize at ${s}x$s failed" >> "$logs/largest.log"
+      done
+      cat "$logs/largest.log" ;;
   esac
 done
 exit $status

@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/autograd.hpp"
+#include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/safetensors.hpp"
@@ -34,18 +36,6 @@ using nst::Error;
 using nst::Tensor;
 
 namespace {
-
-std::string human_bytes(uint64_t bytes) {
-    char buf[32];
-    if (bytes >= (1u << 20)) {
-        std::snprintf(buf, sizeof buf, "%.1f MiB", double(bytes) / (1 << 20));
-    } else if (bytes >= 1024) {
-        std::snprintf(buf, sizeof buf, "%.1f KiB", double(bytes) / 1024);
-    } else {
-        std::snprintf(buf, sizeof buf, "%llu bytes", (unsigned long long)bytes);
-    }
-    return buf;
-}
 
 // ---- import ------------------------------------------------------------------------
 int run_import(const std::string& from, const std::string& out) {
@@ -74,7 +64,7 @@ int run_info(const std::string& path) {
         entries = h.entries;
         metadata = h.metadata;
         std::printf("%s: safetensors, %s, %zu tensors\n", path.c_str(),
-                    human_bytes(h.file_size).c_str(), entries.size());
+                    nst::format_bytes(h.file_size).c_str(), entries.size());
     }
     int64_t parameters = 0;
     size_t name_width = 4;
@@ -136,6 +126,17 @@ int main(int argc, char** argv) {
     }
 
     try {
+        // NST_MEMORY_LIMIT caps what tensors may hold on each device (core/device.hpp).
+        if (const char* limit = std::getenv("NST_MEMORY_LIMIT")) {
+            size_t bytes = 0;
+            try {
+                bytes = nst::parse_byte_size(limit);
+            } catch (const nst::Error& e) {
+                throw nst::Error(std::string("NST_MEMORY_LIMIT: ") + e.what());
+            }
+            nst::cpu_set_memory_limit(bytes);
+            for (int d = 0; d < nst::cuda_device_count(); ++d) nst::cuda_set_memory_limit(d, bytes);
+        }
         if (*import) return run_import(import_from, import_out);
         if (*info) return run_info(info_path);
         if (*optimize.subcommand) return optimize.run();

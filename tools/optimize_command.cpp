@@ -121,10 +121,16 @@ int run_optimize(const Settings& s) {
     const int stages = int(std::max<size_t>(1, s.scales.size()));
     const auto [h0, w0] = nst::fit_longest_side(height, width, s.scales.empty() ? final_size : s.scales[0]);
     start_stage(0, stages, h0, w0);
-    int done = 0;
+    int done = 0, history = s.history;
     const auto callback = [&](const nst::GatysProgress& p, const Tensor& image) {
         if (p.stage != bar_stage) start_stage(p.stage, p.stages, p.height, p.width);
         done = p.total_iteration;
+        if (o.optimizer == nst::GatysOptimizer::LBFGS && p.lbfgs_history < history) {
+            history = p.lbfgs_history;
+            if (!s.quiet)
+                bar->message("nst-run: note: out of memory: L-BFGS now keeps at most " + std::to_string(history) +
+                             " of --history " + std::to_string(s.history) + " steps");
+        }
         log.row("%d,%d,%lld,%lld,%.9g,%.9g,%.9g,%.9g,%.4f", p.total_iteration, p.stage + 1, (long long)p.width,
                 (long long)p.height, p.content_loss, p.style_loss, p.tv_loss, p.total_loss, p.elapsed_seconds);
         char label[96];
@@ -152,12 +158,9 @@ int run_optimize(const Settings& s) {
         throw Error(std::string(e.what()) + "; it was saved to " + s.out);
     } catch (const nst::OutOfMemoryError& e) {
         bar.reset();
+        // L-BFGS has already dropped its history (core/optim.hpp): only the size helps.
         throw nst::OutOfMemoryError(std::string(e.what()) + " optimizing a " + std::to_string(width) + "x" +
-                                    std::to_string(height) + " image; try a smaller --size" +
-                                    (o.optimizer == nst::GatysOptimizer::LBFGS
-                                         ? ", a shorter --history (L-BFGS keeps 2 x history copies of the "
-                                           "image) or --optimizer adam"
-                                         : ""));
+                                    std::to_string(height) + " image; try a smaller --size");
     }
     if (nst_run::interrupted()) {
         bar.reset();

@@ -5,8 +5,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <iomanip>
-#include <sstream>
 
 #include "core/error.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
@@ -16,12 +14,6 @@ namespace nst {
 namespace {
 
 constexpr size_t kAlignment = 64;
-
-std::string mib(size_t bytes) {
-    std::ostringstream s;
-    s << std::fixed << std::setprecision(1) << double(bytes) / (1024.0 * 1024.0);
-    return s.str();
-}
 
 }  // namespace
 
@@ -37,7 +29,7 @@ void* CpuBackend::allocate(size_t bytes) {
             bytes == 0 ? kAlignment : (bytes + kAlignment - 1) / kAlignment * kAlignment;
         ptr = std::aligned_alloc(kAlignment, rounded);
     }
-    if (!ptr) throw OutOfMemoryError("out of memory allocating " + mib(bytes) + " MiB on cpu");
+    if (!ptr) throw OutOfMemoryError("out of memory allocating " + format_bytes(bytes) + " on cpu");
     return ptr;
 }
 
