@@ -112,6 +112,13 @@ failed_cleanly m5.png
 run 1 stylize --model tf.safetensors --in fx/photos/a.png --out no_such_dir/m6.png
 failed_cleanly no_such_dir/m6.png
 
+# ---- out of memory: a batch that does not fit runs one image at a time ----
+# (this fixture network needs some 320K for one 37x29 image, 470K for four)
+mkdir -p same && for i in 1 2 3 4; do cp fx/photos/a.png same/p$i.png; done
+NST_MEMORY_LIMIT=380K run 0 stylize --model fx/native.safetensors --in same --out same_out --batch 4
+expect "batch too large for the limit: a note" grep -q 'does not fit in memory: one at a time' err.txt
+for i in 1 2 3 4; do expect "one at a time wrote p$i.png" test -s same_out/p$i.png; done
+
 # ---- directories ----
 run 0 stylize --model fx/tf_export --in fx/photos --out styled/sub
 for f in a.png b.jpg c.bmp; do expect "directory mode wrote $f" test -s "styled/sub/$f"; done
