@@ -108,6 +108,11 @@ public:
     // dx [NC, H, W] from dy [NC, H+top+bottom, W+left+right]; a gather, no atomics.
     virtual void pad_backward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
                               PadMode mode, const float* dy, float* dx) = 0;
+    // pad(upsample_nearest2x(x)) by p on every side in one pass, without the
+    // upsampled intermediate: x [NC, H, W] -> y [NC, 2H+2p, 2W+2p]. (Its
+    // gradient is the two backwards composed: training needs no fusion.)
+    virtual void upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
+                                      float* y) = 0;
 
     // ---- Gram matrix: F [N, C, HW] -> G [N, C, C] = scale * F F^T ----------
     virtual void gram_forward(int N, int C, int64_t HW, float scale, const float* F, float* G) = 0;
@@ -175,6 +180,8 @@ public:
                                               void* y) = 0;
     virtual void pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom, int left,
                                int right, PadMode mode, const void* x, void* y) = 0;
+    virtual void upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
+                                        const void* x, void* y) = 0;
     // Statistics in fp32 from the 16-bit values; no mean/rstd out (no backward).
     virtual void instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps,
                                          const void* x, const void* gamma, const void* beta,

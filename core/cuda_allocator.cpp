@@ -90,7 +90,10 @@ void* allocate(int device, size_t bytes) {
 
     void* ptr = nullptr;
     auto it = cache.free_blocks.lower_bound(size);
-    if (it != cache.free_blocks.end() && it->first / 2 <= size) {
+    // A cached block counts whole: under a limit, one that would pass it is
+    // left for a fresh allocation of the exact size.
+    if (it != cache.free_blocks.end() && it->first / 2 <= size &&
+        (!cache.limit || cache.current + it->first <= cache.limit)) {
         ptr = it->second;
         const size_t block = it->first;
         cache.free_blocks.erase(it);
@@ -116,6 +119,16 @@ void* allocate(int device, size_t bytes) {
     }
     if (cache.current > cache.peak) cache.peak = cache.current;
     return ptr;
+}
+
+size_t headroom(int device) {
+    State& s = state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    const DeviceCache& cache = s.devices[device];
+    if (cache.limit == 0) return SIZE_MAX;
+    const size_t left = cache.limit > cache.current ? cache.limit - cache.current : 0;
+    // The largest request whose rounded size (round_size) still fits.
+    return left >= kSmallLimit ? left / kLargeStep * kLargeStep : left / kSmallStep * kSmallStep;
 }
 
 void deallocate(int device, void* ptr) {

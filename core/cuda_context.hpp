@@ -37,6 +37,8 @@ void check_launch(const char* kernel);
 // retries once, then throws nst::Error naming the size.
 void* allocate(int device, size_t bytes);
 void deallocate(int device, void* ptr);
+// What allocations may still take under cuda_set_memory_limit (SIZE_MAX: no limit).
+size_t headroom(int device);
 
 // Scratch memory from the allocator for the duration of one op (cuDNN
 // workspaces, split-K partial sums).

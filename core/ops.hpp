@@ -61,6 +61,9 @@ Tensor upsample_bilinear2x(const Tensor& x);  // align_corners=False
 // Zero mode accepts negative amounts (crop); reflect needs 0 <= amount < size.
 Tensor pad(const Tensor& x, int top, int bottom, int left, int right,
            PadMode mode = PadMode::Zero);
+// pad(upsample_nearest2x(x), p, p, p, p, mode) in one pass: the upsampled
+// tensor, four times x, is never made (upsample + conv layers).
+Tensor upsample_pad(const Tensor& x, int p, PadMode mode);
 
 // ---- matrices ------------------------------------------------------------------------
 Tensor matmul(const Tensor& a, const Tensor& b);  // [M, K] x [K, N] -> [M, N]

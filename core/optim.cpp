@@ -9,8 +9,8 @@
 namespace nst {
 namespace {
 
-// sum(a * b) through `out`, a scalar kept for it: nothing is allocated, so
-// the inner products cannot run out of memory.
+// sum(a * b) through `out`, a scalar kept for it (a GPU still takes a small
+// scratch for the partial sums).
 float dot(const Tensor& a, const Tensor& b, const Tensor& out) {
     backend(a.device()).dot(a.numel(), a.data(), b.data(), out.data());
     return out.item();
@@ -109,7 +109,7 @@ float LBFGS::step(const std::function<Tensor()>& evaluate, bool* converged) {
         Tensor s = fitting([&] { return copy_of(direction_); });
         axpby(-1.f, previous_grad_, 1.f, y);
         axpby(0.f, s, step_size_, s);
-        const float ys = dot(y, s, dot_);
+        const float ys = fitting([&] { return dot(y, s, dot_); });
         if (ys > 1e-10f) {
             if (int(s_.size()) >= capacity_ && !s_.empty()) {
                 s_.pop_front(), y_.pop_front(), rho_.pop_front();
@@ -119,26 +119,30 @@ float LBFGS::step(const std::function<Tensor()>& evaluate, bool* converged) {
                 y_.push_back(y);
                 rho_.push_back(1.f / ys);
             }
-            h_diag_ = ys / dot(y, y, dot_);
+            h_diag_ = ys / fitting([&] { return dot(y, y, dot_); });
         }
-        // Two-loop recursion: direction = -H g
-        Tensor& q = direction_;
-        backend(q.device()).axpby(q.numel(), -1.f, g.data(), 0.f, q.data());
-        std::vector<float> alpha(s_.size());
-        for (size_t i = s_.size(); i-- > 0;) {
-            alpha[i] = dot(s_[i], q, dot_) * rho_[i];
-            axpby(-alpha[i], y_[i], 1.f, q);
-        }
-        axpby(0.f, q, h_diag_, q);
-        for (size_t i = 0; i < s_.size(); ++i) {
-            const float beta = dot(y_[i], q, dot_) * rho_[i];
-            axpby(alpha[i] - beta, s_[i], 1.f, q);
-        }
+        // Two-loop recursion: direction = -H g. Retried whole (from q = -g)
+        // when an inner product runs out of memory.
+        fitting([&] {
+            Tensor& q = direction_;
+            backend(q.device()).axpby(q.numel(), -1.f, g.data(), 0.f, q.data());
+            std::vector<float> alpha(s_.size());
+            for (size_t i = s_.size(); i-- > 0;) {
+                alpha[i] = dot(s_[i], q, dot_) * rho_[i];
+                axpby(-alpha[i], y_[i], 1.f, q);
+            }
+            axpby(0.f, q, h_diag_, q);
+            for (size_t i = 0; i < s_.size(); ++i) {
+                const float beta = dot(y_[i], q, dot_) * rho_[i];
+                axpby(alpha[i] - beta, s_[i], 1.f, q);
+            }
+            return 0;
+        });
         step_size_ = options_.lr;
     }
     previous_grad_ = g;
 
-    const float gtd = dot(g, direction_, dot_);
+    const float gtd = fitting([&] { return dot(g, direction_, dot_); });
     const bool stalled = gtd > -options_.tolerance_change ||
                          (iteration_ > 0 && std::fabs(loss - previous_loss_) < options_.tolerance_change);
     previous_loss_ = loss;

@@ -12,16 +12,20 @@ namespace {
 // memory can be measured on machines without a GPU too.
 std::atomic<size_t> cpu_current{0}, cpu_peak{0}, cpu_limit{0};
 
-// Books `bytes` against the limit first, so a refused allocation leaves the
-// books as they were.
-void count_cpu(size_t bytes) {
+// Books `bytes` against the limit before the allocation (a refused one
+// leaves the books as they were); returns what is now in use.
+size_t reserve_cpu(size_t bytes) {
     const size_t now = cpu_current.fetch_add(bytes) + bytes;
     const size_t limit = cpu_limit.load();
     if (limit && now > limit) {
         cpu_current.fetch_sub(bytes);
-        throw OutOfMemoryError("out of memory allocating " + format_bytes(bytes) + " on cpu (" + format_bytes(now - bytes) +
-                               " in use, limit " + format_bytes(limit) + ")");
+        throw OutOfMemoryError("out of memory allocating " + format_bytes(bytes) + " on cpu (" +
+                               format_bytes(now - bytes) + " in use, limit " + format_bytes(limit) + ")");
     }
+    return now;
+}
+
+void note_peak(size_t now) {
     size_t peak = cpu_peak.load();
     while (now > peak && !cpu_peak.compare_exchange_weak(peak, now)) {
     }
@@ -30,13 +34,18 @@ void count_cpu(size_t bytes) {
 }  // namespace
 
 Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-    if (device.is_cpu()) count_cpu(bytes);
+    if (!device.is_cpu()) {
+        data_ = backend(device).allocate(bytes);
+        return;
+    }
+    const size_t now = reserve_cpu(bytes);
     try {
         data_ = backend(device).allocate(bytes);
     } catch (...) {
-        if (device.is_cpu()) cpu_current.fetch_sub(bytes);
+        cpu_current.fetch_sub(bytes);
         throw;
     }
+    note_peak(now);
 }
 
 Storage::~Storage() {

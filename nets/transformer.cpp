@@ -258,17 +258,17 @@ Tensor Transformer::apply(const Layer& l, Tensor x, TilePass* tile) const {
             y = conv2d(x, l.weight, l.bias, o);
         }
     } else {
-        // Each step replaces x, so the upsampled and the unpadded activations
-        // are gone before the convolution allocates its output: at 1080p the
-        // peak of inference drops by a third (bench/RESULTS.md).
-        if (l.upsample) x = upsample_nearest2x(x);
+        // The padded input replaces x, so without a graph the unpadded one is
+        // gone before the convolution allocates its output, and the upsampled
+        // one is never made (bench/RESULTS.md: the peak of inference at 1080p).
         const int p = k / 2;
-        NST_CHECK(x.size(2) > p && x.size(3) > p, "transformer: the image is too small: layer ",
-                  l.name, " gets ", x.size(3), "x", x.size(2),
-                  " pixels and its reflect padding needs more than ", p);
-        x = pad(x, p, p, p, p, PadMode::Reflect);
+        const int64_t h = x.size(2) << int(l.upsample), w = x.size(3) << int(l.upsample);
+        NST_CHECK(h > p && w > p, "transformer: the image is too small: layer ", l.name, " gets ", w, "x",
+                  h, " pixels and its reflect padding needs more than ", p);
+        x = l.upsample ? upsample_pad(x, p, PadMode::Reflect) : pad(x, p, p, p, p, PadMode::Reflect);
         y = conv2d(x, l.weight, l.bias, Conv2dOptions::padded(0, l.stride));
     }
+    x = Tensor();  // without a graph, the input is free before the norm runs
     if (l.gamma.defined()) y = tile ? tile_norm(*tile, l, y) : instance_norm(y, l.gamma, l.beta, norm_eps_);
     return y;
 }

@@ -80,6 +80,18 @@ TEST_CASE("gpu pipelines: tiled stylization equals untiled", "[gpu]") {
     }
 }
 
+TEST_CASE("gpu pipelines: upsample_pad forward and backward", "[gpu]") {
+    for (const PadMode mode : {PadMode::Reflect, PadMode::Zero}) {
+        const Tensor x = Tensor::randn({2, 64, 135, 241}, 5), g = Tensor::randn({2, 64, 272, 484}, 6);
+        Tensor xc = x.clone().set_requires_grad(), xg = x.to(gpu()).set_requires_grad();
+        const Tensor yc = upsample_pad(xc, 1, mode), yg = upsample_pad(xg, 1, mode);
+        CHECK(yg.to_vector() == yc.to_vector());  // data movement: exact
+        sum_squares(mul(yc, g)).backward();
+        sum_squares(mul(yg, g.to(gpu()))).backward();
+        CHECK(rel_error(xg.grad().to_vector(), xc.grad().to_vector()) < 1e-5);
+    }
+}
+
 TEST_CASE("gpu pipelines: affine_channels", "[gpu]") {
     const Tensor x = Tensor::randn({2, 5, 7, 9}, 4);
     const std::vector<float> scale{1.f, -2.f, 0.f, 0.5f, 3.f}, shift{0.f, 1.f, -1.f, 2.f, 0.25f};

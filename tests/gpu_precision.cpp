@@ -76,6 +76,9 @@ TEST_CASE("gpu precision: conversions and data movement are exact", "[gpu]") {
         expect_close("pad reflect", pad(g, 4, 4, 3, 5, PadMode::Reflect), pad(c, 4, 4, 3, 5, PadMode::Reflect), type, 0);
         expect_close("pad zero and crop", pad(g, 1, -2, -3, 2), pad(c, 1, -2, -3, 2), type, 0);
         expect_close("nearest upsample", upsample_nearest2x(g), upsample_nearest2x(c), type, 0);
+        expect_close("upsample and reflect pad", upsample_pad(g, 1, PadMode::Reflect), upsample_pad(c, 1, PadMode::Reflect),
+                     type, 0);
+        expect_close("upsample and zero pad", upsample_pad(g, 4, PadMode::Zero), upsample_pad(c, 4, PadMode::Zero), type, 0);
         const std::vector<float> scale{1, -2, 0.5f, 3, 0.1f, 7, -1, 2}, shift{0, 1, -1, 2, 0.25f, -3, 5, 0};
         expect_close("affine_channels", affine_channels(g, scale, shift), affine_channels(c, scale, shift), type, 0);
         const auto [cb, gb] = both({8}, 4, type);

@@ -992,6 +992,23 @@ TEST_CASE("cpu pad matches naive zero/crop and numpy reflect", "[cpu][pad]") {
     }
 }
 
+TEST_CASE("cpu upsample_pad equals padding the upsampled input", "[cpu][pad]") {
+    std::mt19937 rng(17);
+    for (int trial = 0; trial < 20; ++trial) {
+        const PadMode mode = trial % 2 ? PadMode::Reflect : PadMode::Zero;
+        const int64_t NC = rand_int(rng, 1, 3);
+        const int H = rand_int(rng, 1, 7), W = rand_int(rng, 1, 7);
+        const int p = rand_int(rng, 0, std::min(2 * H, 2 * W) - 1);
+        INFO((mode == PadMode::Reflect ? "reflect" : "zero") << " NC " << NC << " H " << H << " W " << W << " p " << p);
+        const Vec x = random_vec(rng, size_t(NC) * H * W);
+        Vec up(size_t(NC) * 4 * H * W), want(size_t(NC) * (2 * H + 2 * p) * (2 * W + 2 * p)), got(want.size(), kNaN);
+        cpu().upsample_nearest2x_forward(NC, H, W, x.data(), up.data());
+        cpu().pad_forward(NC, 2 * H, 2 * W, p, p, p, p, mode, up.data(), want.data());
+        cpu().upsample_pad_forward(NC, H, W, p, mode, x.data(), got.data());
+        CHECK(got == want);  // the same copies of the same values
+    }
+}
+
 TEST_CASE("cpu reflect pad reproduces numpy", "[cpu][pad]") {
     // np.pad([1, 2, 3, 4], 2, mode='reflect') == [3, 2, 1, 2, 3, 4, 3, 2]
     const Vec x = {1, 2, 3, 4};

@@ -190,6 +190,8 @@ TEST_CASE("gradients of spatial ops") {
     gradcheck([](const auto& in) { return pad(in[0], 1, 2, 0, 3, PadMode::Zero); }, {param({1, 2, 4, 5}, 5)});
     gradcheck([](const auto& in) { return pad(in[0], -1, 0, 2, -2, PadMode::Zero); }, {param({1, 2, 4, 5}, 6)});
     gradcheck([](const auto& in) { return pad(in[0], 3, 1, 2, 4, PadMode::Reflect); }, {param({2, 1, 4, 5}, 7)});
+    gradcheck([](const auto& in) { return upsample_pad(in[0], 3, PadMode::Reflect); }, {param({1, 2, 3, 4}, 8)});
+    gradcheck([](const auto& in) { return upsample_pad(in[0], 2, PadMode::Zero); }, {param({2, 1, 2, 3}, 9)});
 }
 
 TEST_CASE("gradients of matmul, gram, instance_norm") {

@@ -153,6 +153,7 @@ TEST_CASE("precision: 16-bit ops agree with float32 within their rounding", "[pr
         check("pad reflect", pad(x16, 2, 1, 0, 3, PadMode::Reflect), pad(x, 2, 1, 0, 3, PadMode::Reflect), 1);
         check("pad crop", pad(x16, -2, 1, -3, 0), pad(x, -2, 1, -3, 0), 1);
         check("upsample", upsample_nearest2x(x16), upsample_nearest2x(x), 1);
+        check("upsample_pad", upsample_pad(x16, 3, PadMode::Reflect), upsample_pad(x, 3, PadMode::Reflect), 1);
         check("bias_add", bias_add(x16.reshape({2, 5, 143}), g16), bias_add(x.reshape({2, 5, 143}), g), 2);
         check("affine_channels", affine_channels(x16, {1, 2, 3, 4, 5}, {0, -1, 1, 0.5f, 2}),
               affine_channels(x, {1, 2, 3, 4, 5}, {0, -1, 1, 0.5f, 2}), 4);

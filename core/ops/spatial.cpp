@@ -121,4 +121,33 @@ Tensor pad(const Tensor& x_in, int top, int bottom, int left, int right, PadMode
     return y;
 }
 
+Tensor upsample_pad(const Tensor& x_in, int p, PadMode mode) {
+    const char* op = "upsample_pad";
+    ops::same_device(op, {&x_in});
+    const Plane s = plane(op, x_in);
+    const int64_t H2 = 2 * int64_t(s.H), W2 = 2 * int64_t(s.W);
+    NST_CHECK(p >= 0 && (mode == PadMode::Zero || (p < H2 && p < W2)), op, ": padding ", p,
+              " must be ", mode == PadMode::Reflect ? "smaller than the upsampled input of " : "non-negative for ",
+              shape_str(x_in.shape()));
+    ops::check_int(op, s.NC * (H2 + 2 * p) * (W2 + 2 * p));
+    Tensor x = x_in.contiguous();
+    Tensor y = ops::empty_like(x, {x.size(0), x.size(1), H2 + 2 * p, W2 + 2 * p});
+    if (ops::is16(x)) {
+        backend(x.device()).upsample_pad_forward16(x.dtype(), s.NC, s.H, s.W, p, mode, x.raw_data(), y.raw_data());
+        return y;
+    }
+    backend(x.device()).upsample_pad_forward(s.NC, s.H, s.W, p, mode, x.data(), y.data());
+    record(y, op, {x_in}, [=, shape = x.shape()](const Tensor& g_in, const ops::Needs&) {
+        // The two backwards composed: training keeps the upsampled size briefly.
+        Tensor g = g_in.contiguous();
+        Tensor up = Tensor::empty({shape[0], shape[1], H2, W2}, g.device());
+        Tensor dx = Tensor::empty(shape, g.device());
+        Backend& be = backend(g.device());
+        be.pad_backward(s.NC, int(H2), int(W2), p, p, p, p, mode, g.data(), up.data());
+        be.upsample_nearest2x_backward(s.NC, s.H, s.W, up.data(), dx.data());
+        return ops::Grads{dx};
+    });
+    return y;
+}
+
 }  // namespace nst

@@ -1,7 +1,9 @@
-// CPU padding, x [NC, H, W] -> y [NC, H+top+bottom, W+left+right].
+// CPU padding, x [NC, H, W] -> y [NC, H+top+bottom, W+left+right], and the
+// padding of the 2x nearest-upsampled x in one pass (upsample_pad).
 //
 // Both modes reduce to one index map per axis: output position -> source
-// position, or -1 for a zero. Zero mode shifts (negative amounts crop);
+// position, or -1 for a zero; for upsample_pad the map of the doubled axis,
+// halved. Zero mode shifts (negative amounts crop);
 // reflect mode mirrors about the edge without repeating it (numpy 'reflect').
 // Backward is the transpose of that map written as a gather: each input pixel
 // sums the (at most three per axis) output positions that read it, so every
@@ -61,13 +63,9 @@ struct Readers {
     }
 };
 
-}  // namespace
-
-void CpuBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
-                             PadMode mode, const float* x, float* y) {
-    check_pad("pad_forward", NC, H, W, top, bottom, left, right, mode);
-    const std::vector<int> rows = source_map(H, top, bottom, mode);
-    const std::vector<int> cols = source_map(W, left, right, mode);
+// y[i][oh][ow] = x[i][rows[oh]][cols[ow]], 0 where either map is -1.
+void gather(int64_t NC, int H, int W, const std::vector<int>& rows, const std::vector<int>& cols,
+            const float* x, float* y) {
     const int Ho = int(rows.size()), Wo = int(cols.size());
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
@@ -82,6 +80,28 @@ void CpuBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int 
             for (int ow = 0; ow < Wo; ++ow) out[ow] = cols[ow] >= 0 ? in[cols[ow]] : 0.0f;
         }
     }
+}
+
+// The map of the 2x nearest-upsampled axis, as indices of the original one.
+std::vector<int> halved(std::vector<int> map) {
+    for (int& s : map) s = s < 0 ? -1 : s / 2;
+    return map;
+}
+
+}  // namespace
+
+void CpuBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
+                             PadMode mode, const float* x, float* y) {
+    check_pad("pad_forward", NC, H, W, top, bottom, left, right, mode);
+    gather(NC, H, W, source_map(H, top, bottom, mode), source_map(W, left, right, mode), x, y);
+}
+
+void CpuBackend::upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
+                                      float* y) {
+    check_pad("upsample_pad_forward", NC, 2 * H, 2 * W, p, p, p, p, mode);
+    NST_CHECK(p >= 0, "upsample_pad_forward: negative padding ", p);
+    gather(NC, H, W, halved(source_map(2 * H, p, p, mode)), halved(source_map(2 * W, p, p, mode)), x,
+           y);
 }
 
 void CpuBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int left, int right,

@@ -113,6 +113,14 @@ void CpuBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, in
     narrow(type, out, y);
 }
 
+void CpuBackend::upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
+                                        const void* x, void* y) {
+    check_type("upsample_pad_forward16", type);
+    std::vector<float> out(size_t(NC * (2 * int64_t(H) + 2 * p) * (2 * int64_t(W) + 2 * p)));
+    upsample_pad_forward(NC, H, W, p, mode, widen(type, x, NC * H * W).data(), out.data());
+    narrow(type, out, y);
+}
+
 void CpuBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps,
                                          const void* x, const void* gamma, const void* beta,
                                          void* y) {

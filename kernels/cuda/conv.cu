@@ -138,7 +138,7 @@ void describe(const char* op, const ConvShape& s, DType type, bool free_math, Co
 // Scratch for the search: enough for the hungriest algorithm, capped so the
 // search never starves the tensors. Algorithms needing more are skipped.
 template <class WorkspaceSize>
-size_t search_workspace(const char* op, const ConvShape& s, int algo_count,
+size_t search_workspace(const char* op, int device, const ConvShape& s, int algo_count,
                         WorkspaceSize&& workspace_size) {
     size_t largest = 0;
     for (int algo = 0; algo < algo_count; ++algo) {
@@ -151,7 +151,7 @@ size_t search_workspace(const char* op, const ConvShape& s, int algo_count,
     cudnnGetLastErrorString(stale, sizeof(stale));
     size_t free_bytes = 0, total_bytes = 0;
     check_conv(cudaMemGetInfo(&free_bytes, &total_bytes), op, s, "cudaMemGetInfo");
-    return std::min({largest, kMaxSearchWorkspace, free_bytes / 2});
+    return std::min({largest, kMaxSearchWorkspace, free_bytes / 2, cuda::headroom(device)});
 }
 
 // The fastest result (cuDNN sorts by time) that ran, fits the workspace and is
@@ -223,7 +223,7 @@ const ConvPlan& forward_plan(int device, const ConvShape& s, DType type, const v
                 h, d.x, d.w, d.conv, d.y, cudnnConvolutionFwdAlgo_t(algo), bytes);
         };
         const size_t limit =
-            search_workspace(op, s, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, workspace_size);
+            search_workspace(op, device, s, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, workspace_size);
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int count = 0;
@@ -250,7 +250,7 @@ const ConvPlan& backward_data_plan(int device, const ConvShape& s, DType type, c
                 h, d.w, d.y, d.conv, d.x, cudnnConvolutionBwdDataAlgo_t(algo), bytes);
         };
         const size_t limit =
-            search_workspace(op, s, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, workspace_size);
+            search_workspace(op, device, s, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, workspace_size);
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         int count = 0;
@@ -277,7 +277,7 @@ const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float
                 h, d.x, d.y, d.conv, d.w, cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
         };
         const size_t limit =
-            search_workspace(op, s, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, workspace_size);
+            search_workspace(op, device, s, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, workspace_size);
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int count = 0;

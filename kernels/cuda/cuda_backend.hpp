@@ -66,6 +66,8 @@ public:
                              PadMode mode, const float* x, float* y) override;
     void pad_backward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
                               PadMode mode, const float* dy, float* dx) override;
+    void upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
+                              float* y) override;
 
     // ---- Gram matrix: F [N, C, HW] -> G [N, C, C] = scale * F F^T ----------
     void gram_forward(int N, int C, int64_t HW, float scale, const float* F, float* G) override;
@@ -110,6 +112,8 @@ public:
                                       void* y) override;
     void pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom, int left,
                        int right, PadMode mode, const void* x, void* y) override;
+    void upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
+                                const void* x, void* y) override;
     void instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps, const void* x,
                                  const void* gamma, const void* beta, void* y) override;
 

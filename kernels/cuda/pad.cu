@@ -1,6 +1,8 @@
 // CUDA padding, x [NC, H, W] -> y [NC, H+top+bottom, W+left+right], the same
 // index maps as kernels/cpu/pad.cpp: zero mode shifts (negative amounts
 // crop), reflect mode mirrors without repeating the edge (numpy 'reflect').
+// upsample_pad pads the 2x nearest-upsampled x in the same pass: the map of
+// the doubled axis, halved (`shift`).
 //
 // Forward is one thread per output pixel reading its source; it only moves
 // elements, so it is a template over the element type (float, fp16, bf16). Backward is the
@@ -64,16 +66,20 @@ __device__ __forceinline__ int readers(int i, int n, int before, int after, bool
     return count;
 }
 
+// x [NC, H, W]; the padding applies to x upsampled by 2^shift (0 or 1).
 template <class T>
-__global__ void pad_forward_kernel(int64_t NC, int H, int W, int top, int left, int Ho, int Wo,
-                                   bool reflect, const T* __restrict__ x, T* __restrict__ y) {
+__global__ void pad_forward_kernel(int64_t NC, int H, int W, int shift, int top, int left, int Ho,
+                                   int Wo, bool reflect, const T* __restrict__ x,
+                                   T* __restrict__ y) {
     const int64_t total = NC * Ho * Wo;
     GRID_STRIDE_LOOP(i, total) {
         const int ow = int(i % Wo);
         const int oh = int((i / Wo) % Ho);
         const int64_t plane = i / (int64_t(Wo) * Ho);
-        const int ih = source_index(oh, H, top, reflect);
-        const int iw = source_index(ow, W, left, reflect);
+        int ih = source_index(oh, H << shift, top, reflect);
+        int iw = source_index(ow, W << shift, left, reflect);
+        ih = ih < 0 ? -1 : ih >> shift;
+        iw = iw < 0 ? -1 : iw >> shift;
         y[i] = (ih >= 0 && iw >= 0) ? x[plane * H * W + int64_t(ih) * W + iw]
                                     : cuda::from_float<T>(0.0f);
     }
@@ -113,8 +119,40 @@ void CudaBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(index_);
     pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
-        NC, H, W, top, left, Ho, Wo, mode == PadMode::Reflect, x, y);
+        NC, H, W, 0, top, left, Ho, Wo, mode == PadMode::Reflect, x, y);
     cuda::check_launch("pad_forward_kernel");
+}
+
+namespace {
+
+template <class T>
+void launch_upsample_pad(int device, int64_t NC, int H, int W, int p, PadMode mode, const T* x, T* y) {
+    const char* op = "upsample_pad_forward";
+    NST_CHECK(p >= 0 && int64_t(H) * 2 + 2 * int64_t(p) <= INT32_MAX && int64_t(W) * 2 + 2 * int64_t(p) <= INT32_MAX,
+              op, ": bad padding ", p, " or size [", H, ", ", W, "]");
+    check_pad(op, NC, 2 * H, 2 * W, p, p, p, p, mode);
+    const int Ho = 2 * H + 2 * p, Wo = 2 * W + 2 * p;
+    const int64_t total = NC * Ho * Wo;
+    if (total == 0) return;
+    cuda::Context& ctx = cuda::context(device);
+    pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
+        NC, H, W, 1, p, p, Ho, Wo, mode == PadMode::Reflect, x, y);
+    cuda::check_launch("pad_forward_kernel (upsampled)");
+}
+
+}  // namespace
+
+void CudaBackend::upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
+                                       float* y) {
+    launch_upsample_pad(index_, NC, H, W, p, mode, x, y);
+}
+
+void CudaBackend::upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
+                                         const void* x, void* y) {
+    cuda::dispatch16("upsample_pad_forward16", type, [&](auto t) {
+        using T = decltype(t);
+        launch_upsample_pad(index_, NC, H, W, p, mode, static_cast<const T*>(x), static_cast<T*>(y));
+    });
 }
 
 void CudaBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom,
@@ -127,7 +165,7 @@ void CudaBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, i
     cuda::dispatch16("pad_forward16", type, [&](auto t) {
         using T = decltype(t);
         pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
-            NC, H, W, top, left, Ho, Wo, mode == PadMode::Reflect, static_cast<const T*>(x),
+            NC, H, W, 0, top, left, Ho, Wo, mode == PadMode::Reflect, static_cast<const T*>(x),
             static_cast<T*>(y));
     });
     cuda::check_launch("pad_forward_kernel (16-bit)");
