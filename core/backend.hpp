@@ -123,9 +123,10 @@ public:
     // ---- instance norm over HW per (n, c), biased variance -----------------
     // y = gamma[c] * (x - mean) * rstd + beta[c]; gamma/beta may be null (1, 0).
     // Writes mean[N*C] and rstd[N*C] = 1/sqrt(var + eps) for the backward.
+    // relu: y = max(y, 0) in the same pass (NaN passes, as relu_forward).
     virtual void instance_norm_forward(int N, int C, int64_t HW, float eps, const float* x,
                                        const float* gamma, const float* beta, float* y,
-                                       float* mean, float* rstd) = 0;
+                                       float* mean, float* rstd, bool relu) = 0;
     // dgamma/dbeta may be null (not wanted); they are [C], summed over N.
     virtual void instance_norm_backward(int N, int C, int64_t HW, const float* x,
                                         const float* gamma, const float* mean, const float* rstd,
@@ -185,7 +186,7 @@ public:
     // Statistics in fp32 from the 16-bit values; no mean/rstd out (no backward).
     virtual void instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps,
                                          const void* x, const void* gamma, const void* beta,
-                                         void* y) = 0;
+                                         void* y, bool relu) = 0;
 };
 
 // The backend for a device; throws nst::Error for a device that is not there

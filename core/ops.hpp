@@ -75,6 +75,8 @@ Tensor gram(const Tensor& features, float norm);
 // Per (n, c) over H, W: gamma[c] * (x - mean) / sqrt(var + eps) + beta[c],
 // biased variance. gamma and beta [C] may be undefined (1 and 0).
 Tensor instance_norm(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps = 1e-5f);
+// relu(instance_norm(x, gamma, beta, eps)) in one pass over the activation.
+Tensor instance_norm_relu(const Tensor& x, const Tensor& gamma, const Tensor& beta, float eps = 1e-5f);
 
 // ---- losses: scalar tensors (shape []) ------------------------------------------------------
 Tensor mse_loss(const Tensor& a, const Tensor& b);  // mean((a - b)^2)

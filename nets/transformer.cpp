@@ -236,7 +236,7 @@ std::vector<Tensor> Transformer::parameters() const {
     return params;
 }
 
-Tensor Transformer::apply(const Layer& l, Tensor x, TilePass* tile) const {
+Tensor Transformer::apply(const Layer& l, Tensor x, bool then_relu, TilePass* tile) const {
     const int k = int(l.weight.size(2));
     Tensor y;
     if (variant_ == TransformerVariant::TensorFlow) {
@@ -269,8 +269,13 @@ Tensor Transformer::apply(const Layer& l, Tensor x, TilePass* tile) const {
         y = conv2d(x, l.weight, l.bias, Conv2dOptions::padded(0, l.stride));
     }
     x = Tensor();  // without a graph, the input is free before the norm runs
-    if (l.gamma.defined()) y = tile ? tile_norm(*tile, l, y) : instance_norm(y, l.gamma, l.beta, norm_eps_);
-    return y;
+    if (!l.gamma.defined()) return then_relu ? relu(y) : y;
+    if (tile) {
+        y = tile_norm(*tile, l, y);
+        return then_relu && !tile_pass_done(*tile) ? relu(y) : y;
+    }
+    // The norm and the ReLU in one pass over the activation.
+    return then_relu ? instance_norm_relu(y, l.gamma, l.beta, norm_eps_) : instance_norm(y, l.gamma, l.beta, norm_eps_);
 }
 
 Tensor Transformer::forward(const Tensor& x) const { return run(x, nullptr); }
@@ -289,21 +294,19 @@ Tensor Transformer::run(const Tensor& x, TilePass* tile) const {
     // conv; the scalings and the output transform stay float32.
     Tensor h = (value_range_ == 255.f ? x : scale(x, value_range_ / 255.f)).to(dtype());
     for (const Layer& l : down_) {
-        h = apply(l, std::move(h), tile);
+        h = apply(l, std::move(h), true, tile);
         if (stopped()) return Tensor();
-        h = relu(h);
     }
     for (const auto& [conv1, conv2] : residual_) {
-        Tensor r = apply(conv1, h, tile);
+        Tensor r = apply(conv1, h, true, tile);
         if (stopped()) return Tensor();
-        r = apply(conv2, relu(r), tile);
+        r = apply(conv2, std::move(r), false, tile);
         if (stopped()) return Tensor();
         h = add(h, r);
     }
     for (size_t i = 0; i < up_.size(); ++i) {
-        h = apply(up_[i], std::move(h), tile);
+        h = apply(up_[i], std::move(h), i + 1 < up_.size(), tile);
         if (stopped()) return Tensor();
-        if (i + 1 < up_.size()) h = relu(h);
     }
     h = h.to(DType::F32);
     if (variant_ == TransformerVariant::TensorFlow) {

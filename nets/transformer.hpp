@@ -106,9 +106,10 @@ private:
         int level = 0;          // its output is 2^level times smaller than the image
     };
     struct TilePass;  // one tile's pass of stylize_tiled (nets/transformer_tiles.cpp)
-    // x by value: the caller moves its activation in, so that without a graph
-    // it is freed as soon as the layer has made what it needs from it.
-    Tensor apply(const Layer& layer, Tensor x, TilePass* tile = nullptr) const;
+    // The layer's conv and norm, then a ReLU when then_relu. x by value: the
+    // caller moves its activation in, so that without a graph it is freed as
+    // soon as the layer has made what it needs from it.
+    Tensor apply(const Layer& layer, Tensor x, bool then_relu, TilePass* tile = nullptr) const;
     // forward(); with a tile pass, instance norms use its statistics, and the
     // pass may stop early (then the result is undefined).
     Tensor run(const Tensor& x, TilePass* tile) const;

@@ -894,18 +894,18 @@ void check_instance_norm(int N, int C, int64_t HW, float offset, bool every_vari
     const Tolerance y_tol = offset != 0.0f ? kOffsetNorm : kReduction;
 
     struct Affine {
-        bool gamma, beta;
+        bool gamma, beta, relu;
     };
-    std::vector<Affine> forward_variants = {{true, true}, {false, false}};
-    if (every_variant) forward_variants.insert(forward_variants.end(), {{true, false}, {false, true}});
+    std::vector<Affine> forward_variants = {{true, true, false}, {false, false, false}, {true, true, true}};
+    if (every_variant) forward_variants.insert(forward_variants.end(), {{true, false, false}, {false, true, true}});
     for (const Affine& v : forward_variants) {
         INFO("forward with" << (v.gamma ? "" : "out") << " gamma, with" << (v.beta ? "" : "out")
-                            << " beta");
+                            << " beta" << (v.relu ? ", relu" : ""));
         run_and_compare(
             {&y, &mean, &rstd},
             [&](Backend& be, Side s) {
                 be.instance_norm_forward(N, C, HW, eps, x[s], v.gamma ? gamma[s] : nullptr,
-                                         v.beta ? beta[s] : nullptr, y[s], mean[s], rstd[s]);
+                                         v.beta ? beta[s] : nullptr, y[s], mean[s], rstd[s], v.relu);
             },
             [&](bool) {
                 expect_match("instance_norm_forward y", y, y_tol);

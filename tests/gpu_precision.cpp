@@ -96,6 +96,8 @@ TEST_CASE("gpu precision: instance norm, every launch shape", "[gpu]") {
             const auto [cb, gb] = both({shape[1]}, 7, type, 0, 0.3f);
             expect_close("instance_norm " + shape_str(shape), instance_norm(g, gg, gb, 1e-5f),
                          instance_norm(c, cg, cb, 1e-5f), type, 1);
+            expect_close("instance_norm_relu " + shape_str(shape), instance_norm_relu(g, gg, gb, 1e-5f),
+                         instance_norm_relu(c, cg, cb, 1e-5f), type, 1);
         }
     }
 }

@@ -1132,11 +1132,16 @@ TEST_CASE("cpu instance norm matches naive statistics and Jacobian", "[cpu][norm
         const Vec* b = affine ? &beta : nullptr;
         Vec y(x.size(), kNaN), mean(size_t(N) * C, kNaN), rstd(size_t(N) * C, kNaN);
         cpu().instance_norm_forward(N, C, HW, eps, x.data(), g ? g->data() : nullptr,
-                                    b ? b->data() : nullptr, y.data(), mean.data(), rstd.data());
+                                    b ? b->data() : nullptr, y.data(), mean.data(), rstd.data(), false);
         const NaiveNorm want = naive_instance_norm(N, C, HW, eps, x, g, b);
         require_close(y, want.y, 1e-5, 1e-5, "instance_norm_forward y");
         require_close(mean, want.mean, 1e-6, 1e-6, "instance_norm_forward mean");
         require_close(rstd, want.rstd, 1e-6, 0, "instance_norm_forward rstd");
+        // With relu: the same values, negatives zeroed, in the same pass.
+        Vec yr(x.size(), kNaN);
+        cpu().instance_norm_forward(N, C, HW, eps, x.data(), g ? g->data() : nullptr,
+                                    b ? b->data() : nullptr, yr.data(), mean.data(), rstd.data(), true);
+        for (size_t i = 0; i < y.size(); ++i) REQUIRE(yr[i] == std::max(y[i], 0.0f));
 
         Vec dx(x.size(), kNaN), dgamma(C, kNaN), dbeta(C, kNaN);
         cpu().instance_norm_backward(N, C, HW, x.data(), g ? g->data() : nullptr, mean.data(),
@@ -1165,7 +1170,7 @@ TEST_CASE("cpu instance norm stays accurate for a large mean", "[cpu][norm]") {
     for (float& v : x) v += 100.0f;
     Vec y(x.size()), mean(2), rstd(2);
     cpu().instance_norm_forward(N, C, HW, 1e-5f, x.data(), nullptr, nullptr, y.data(),
-                                mean.data(), rstd.data());
+                                mean.data(), rstd.data(), false);
     const NaiveNorm want = naive_instance_norm(N, C, HW, 1e-5, x, nullptr, nullptr);
     require_close(y, want.y, 0, 2e-3, "instance_norm_forward y");
     require_close(rstd, want.rstd, 1e-5, 0, "instance_norm_forward rstd");
@@ -1182,12 +1187,12 @@ TEST_CASE("cpu instance norm backward matches finite differences", "[cpu][norm][
     auto forward = [&](const Vec& xv, const Vec& gv, const Vec& bv) {
         Vec y(xv.size()), mean(size_t(N) * C), rstd(size_t(N) * C);
         cpu().instance_norm_forward(N, C, HW, eps, xv.data(), gv.data(), bv.data(), y.data(),
-                                    mean.data(), rstd.data());
+                                    mean.data(), rstd.data(), false);
         return y;
     };
     Vec y(x.size()), mean(size_t(N) * C), rstd(size_t(N) * C);
     cpu().instance_norm_forward(N, C, HW, eps, x.data(), gamma.data(), beta.data(), y.data(),
-                                mean.data(), rstd.data());
+                                mean.data(), rstd.data(), false);
     Vec dx(x.size()), dgamma(C), dbeta(C);
     cpu().instance_norm_backward(N, C, HW, x.data(), gamma.data(), mean.data(), rstd.data(),
                                  r.data(), dx.data(), dgamma.data(), dbeta.data());
@@ -1202,7 +1207,7 @@ TEST_CASE("cpu instance norm backward matches finite differences", "[cpu][norm][
 TEST_CASE("cpu instance norm rejects empty planes", "[cpu][norm]") {
     Vec buf(16);
     REQUIRE_THROWS_AS(cpu().instance_norm_forward(1, 2, 0, 1e-5f, buf.data(), nullptr, nullptr,
-                                                  buf.data(), buf.data(), buf.data()),
+                                                  buf.data(), buf.data(), buf.data(), false),
                       nst::Error);
 }
 

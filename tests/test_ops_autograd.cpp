@@ -197,6 +197,8 @@ TEST_CASE("gradients of spatial ops") {
 TEST_CASE("gradients of matmul, gram, instance_norm") {
     gradcheck([](const auto& in) { return matmul(in[0], in[1]); }, {param({3, 5}, 1), param({5, 4}, 2)});
     gradcheck([](const auto& in) { return gram(in[0], 20.f); }, {param({2, 3, 4, 5}, 3)});
+    gradcheck([](const auto& in) { return instance_norm_relu(in[0], in[1], in[2], 1e-5f); },
+              {param({2, 3, 4, 5}, 7), param({3}, 8), param({3}, 9)});
     gradcheck([](const auto& in) { return instance_norm(in[0], in[1], in[2], 1e-5f); },
               {param({2, 3, 4, 5}, 4), param({3}, 5), param({3}, 6)}, 1e-3);
     gradcheck([](const auto& in) { return instance_norm(in[0], Tensor(), Tensor(), 1e-3f); },

@@ -158,6 +158,7 @@ TEST_CASE("precision: 16-bit ops agree with float32 within their rounding", "[pr
         check("affine_channels", affine_channels(x16, {1, 2, 3, 4, 5}, {0, -1, 1, 0.5f, 2}),
               affine_channels(x, {1, 2, 3, 4, 5}, {0, -1, 1, 0.5f, 2}), 4);
         check("instance_norm", instance_norm(x16, g16, g16, 1e-5f), instance_norm(x, g, g, 1e-5f), 8);
+        check("instance_norm_relu", instance_norm_relu(x16, g16, g16, 1e-5f), instance_norm_relu(x, g, g, 1e-5f), 8);
         Conv2dOptions o;
         o.stride = 2, o.pad_top = 1, o.pad_bottom = 2, o.pad_left = 0, o.pad_right = 1;
         check("conv2d asymmetric", conv2d(x16, w16, b16, o), conv2d(x, w, b, o), 16);

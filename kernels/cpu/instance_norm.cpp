@@ -25,7 +25,7 @@ void check_norm(const char* op, int N, int C, int64_t HW) {
 
 void CpuBackend::instance_norm_forward(int N, int C, int64_t HW, float eps, const float* x,
                                        const float* gamma, const float* beta, float* y,
-                                       float* mean, float* rstd) {
+                                       float* mean, float* rstd, bool relu) {
     check_norm("instance_norm_forward", N, C, HW);
     NST_CHECK(eps >= 0.0f, "instance_norm_forward: eps must be >= 0, got ", eps);
     for (int n = 0; n < N; ++n) {
@@ -52,6 +52,8 @@ void CpuBackend::instance_norm_forward(int N, int C, int64_t HW, float eps, cons
             const float a = float((gamma ? gamma[c] : 1.0) * r);
             const float b = beta ? beta[c] : 0.0f;
             for (int64_t i = 0; i < HW; ++i) yp[i] = (xp[i] - m) * a + b;
+            if (relu)
+                for (int64_t i = 0; i < HW; ++i) yp[i] = yp[i] < 0.0f ? 0.0f : yp[i];
         }
     }
 }

@@ -123,12 +123,12 @@ void CpuBackend::upsample_pad_forward16(DType type, int64_t NC, int H, int W, in
 
 void CpuBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps,
                                          const void* x, const void* gamma, const void* beta,
-                                         void* y) {
+                                         void* y, bool relu) {
     check_type("instance_norm_forward16", type);
     std::vector<float> v = widen(type, x, int64_t(N) * C * HW);
     std::vector<float> mean(size_t(N) * size_t(C)), rstd(mean.size());
     instance_norm_forward(N, C, HW, eps, v.data(), ptr(widen(type, gamma, C)),
-                          ptr(widen(type, beta, C)), v.data(), mean.data(), rstd.data());
+                          ptr(widen(type, beta, C)), v.data(), mean.data(), rstd.data(), relu);
     narrow(type, v, y);
 }
 

@@ -77,7 +77,7 @@ public:
     // ---- instance norm over HW per (n, c), biased variance -----------------
     void instance_norm_forward(int N, int C, int64_t HW, float eps, const float* x,
                                        const float* gamma, const float* beta, float* y,
-                                       float* mean, float* rstd) override;
+                                       float* mean, float* rstd, bool relu) override;
     void instance_norm_backward(int N, int C, int64_t HW, const float* x,
                                         const float* gamma, const float* mean, const float* rstd,
                                         const float* dy, float* dx, float* dgamma,
@@ -115,7 +115,7 @@ public:
     void upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
                                 const void* x, void* y) override;
     void instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps, const void* x,
-                                 const void* gamma, const void* beta, void* y) override;
+                                 const void* gamma, const void* beta, void* y, bool relu) override;
 
 private:
     int index_;

@@ -223,16 +223,21 @@ __device__ Stats thread_stats(const T* row, float pivot, int64_t hw, int64_t beg
     return s;
 }
 
-// y = (x - mean) * scale + shift over chunks [begin, end) of a row. Centring
-// first keeps the precision that folding mean into shift would cancel away.
+// y = (x - mean) * scale + shift over chunks [begin, end) of a row, then
+// max(y, 0) with relu. Centring first keeps the precision that folding mean
+// into shift would cancel away.
 template <bool kVec, class T>
 __device__ void normalize_chunks(const T* x, T* y, int64_t hw, int64_t begin, int64_t end,
-                                 int tid, int threads, float mean, float scale, float shift) {
+                                 int tid, int threads, float mean, float scale, float shift,
+                                 bool relu) {
     for (int64_t chunk = begin + tid; chunk < end; chunk += threads) {
         float v[4];
         const int count = load_chunk<kVec>(x, chunk, hw, v);
 #pragma unroll
-        for (int k = 0; k < 4; ++k) v[k] = (v[k] - mean) * scale + shift;
+        for (int k = 0; k < 4; ++k) {
+            v[k] = (v[k] - mean) * scale + shift;
+            if (relu) v[k] = v[k] < 0.0f ? 0.0f : v[k];  // NaN passes, as relu_forward
+        }
         store_chunk<kVec>(y, chunk, count, v);
     }
 }
@@ -298,7 +303,7 @@ template <bool kVec, int group, class T>
 __global__ void __launch_bounds__(kBlock)
 instance_norm_forward_rows(int64_t rows, int C, int64_t hw, float inv_hw, float eps,
                            const T* x, const T* gamma, const T* beta, T* y,
-                           float* mean_out, float* rstd_out) {
+                           float* mean_out, float* rstd_out, bool relu) {
     const int64_t row = int64_t(blockIdx.x) * (kBlock / group) + threadIdx.x / group;
     if (row >= rows) return;  // whole warps only: group == 32 when a block has spare rows
     const int tid = threadIdx.x % group;
@@ -318,7 +323,7 @@ instance_norm_forward_rows(int64_t rows, int C, int64_t hw, float inv_hw, float 
     const int c = int(row % C);
     const float scale = gamma ? cuda::to_float(gamma[c]) * rstd : rstd;
     const float shift = beta ? cuda::to_float(beta[c]) : 0.0f;
-    normalize_chunks<kVec>(xr, y + row * hw, hw, 0, chunks, tid, group, mean, scale, shift);
+    normalize_chunks<kVec>(xr, y + row * hw, hw, 0, chunks, tid, group, mean, scale, shift, relu);
 }
 
 // Split rows, pass 1: grid (rows, splits); partial statistics of one split.
@@ -353,7 +358,7 @@ instance_norm_merge_stats(int64_t rows, int splits, int64_t hw, float inv_hw, fl
 template <bool kVec, class T>
 __global__ void __launch_bounds__(kBlock)
 instance_norm_apply(int C, int64_t hw, int64_t chunks_per_split, const T* x, const T* gamma,
-                    const T* beta, const float* mean, const float* rstd, T* y) {
+                    const T* beta, const float* mean, const float* rstd, T* y, bool relu) {
     const int64_t row = blockIdx.x;
     const int64_t chunks = (hw + 3) / 4;
     const int64_t begin = int64_t(blockIdx.y) * chunks_per_split;
@@ -362,7 +367,7 @@ instance_norm_apply(int C, int64_t hw, int64_t chunks_per_split, const T* x, con
     const float scale = gamma ? cuda::to_float(gamma[c]) * rstd[row] : rstd[row];
     const float shift = beta ? cuda::to_float(beta[c]) : 0.0f;
     normalize_chunks<kVec>(x + row * hw, y + row * hw, hw, begin, end, threadIdx.x, kBlock,
-                           mean[row], scale, shift);
+                           mean[row], scale, shift, relu);
 }
 
 // ---- backward ----------------------------------------------------------------
@@ -487,16 +492,17 @@ void check_shape(const char* op, int N, int C, int64_t HW) {
 
 template <bool kVec, class T>
 void launch_forward(cudaStream_t stream, int device, int64_t rows, int C, int64_t hw, float eps,
-                    const T* x, const T* gamma, const T* beta, T* y, float* mean, float* rstd) {
+                    const T* x, const T* gamma, const T* beta, T* y, float* mean, float* rstd,
+                    bool relu) {
     const float inv_hw = float(1.0 / double(hw));
     const RowPlan plan = plan_rows(rows, hw);
     if (plan.splits == 0) {
         instance_norm_forward_rows<kVec, 32, T><<<blocks_for(rows, kWarps), kBlock, 0, stream>>>(
-            rows, C, hw, inv_hw, eps, x, gamma, beta, y, mean, rstd);
+            rows, C, hw, inv_hw, eps, x, gamma, beta, y, mean, rstd, relu);
         cuda::check_launch("instance_norm_forward_rows (warp per row)");
     } else if (plan.splits == 1) {
         instance_norm_forward_rows<kVec, kBlock, T><<<unsigned(rows), kBlock, 0, stream>>>(
-            rows, C, hw, inv_hw, eps, x, gamma, beta, y, mean, rstd);
+            rows, C, hw, inv_hw, eps, x, gamma, beta, y, mean, rstd, relu);
         cuda::check_launch("instance_norm_forward_rows (block per row)");
     } else {
         cuda::Workspace partials(device, size_t(rows * plan.splits) * sizeof(Stats));
@@ -508,7 +514,7 @@ void launch_forward(cudaStream_t stream, int device, int64_t rows, int C, int64_
             rows, int(plan.splits), hw, inv_hw, eps, x, partials.as<Stats>(), mean, rstd);
         cuda::check_launch("instance_norm_merge_stats");
         instance_norm_apply<kVec><<<grid, kBlock, 0, stream>>>(C, hw, plan.chunks_per_split, x,
-                                                               gamma, beta, mean, rstd, y);
+                                                               gamma, beta, mean, rstd, y, relu);
         cuda::check_launch("instance_norm_apply");
     }
 }
@@ -556,7 +562,7 @@ void launch_backward(cudaStream_t stream, int device, int N, int C, int64_t hw, 
 
 void CudaBackend::instance_norm_forward(int N, int C, int64_t HW, float eps, const float* x,
                                         const float* gamma, const float* beta, float* y,
-                                        float* mean, float* rstd) {
+                                        float* mean, float* rstd, bool relu) {
     const char* op = "instance_norm_forward";
     check_shape(op, N, C, HW);
     NST_CHECK(eps >= 0.0f, op, ": eps must be >= 0, got ", eps);
@@ -566,14 +572,14 @@ void CudaBackend::instance_norm_forward(int N, int C, int64_t HW, float eps, con
               ", ", HW, "]");
     cudaStream_t stream = cuda::context(index_).stream;
     if (HW % 4 == 0 && aligned4(x) && aligned4(y))
-        launch_forward<true>(stream, index_, rows, C, HW, eps, x, gamma, beta, y, mean, rstd);
+        launch_forward<true>(stream, index_, rows, C, HW, eps, x, gamma, beta, y, mean, rstd, relu);
     else
-        launch_forward<false>(stream, index_, rows, C, HW, eps, x, gamma, beta, y, mean, rstd);
+        launch_forward<false>(stream, index_, rows, C, HW, eps, x, gamma, beta, y, mean, rstd, relu);
 }
 
 void CudaBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps,
                                           const void* x, const void* gamma, const void* beta,
-                                          void* y) {
+                                          void* y, bool relu) {
     const char* op = "instance_norm_forward16";
     check_shape(op, N, C, HW);
     NST_CHECK(eps >= 0.0f, op, ": eps must be >= 0, got ", eps);
@@ -592,9 +598,9 @@ void CudaBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, 
         const T* g = static_cast<const T*>(gamma);
         const T* b = static_cast<const T*>(beta);
         if (HW % 4 == 0 && aligned4(xt) && aligned4(yt))
-            launch_forward<true>(stream, index_, rows, C, HW, eps, xt, g, b, yt, mean, rstd);
+            launch_forward<true>(stream, index_, rows, C, HW, eps, xt, g, b, yt, mean, rstd, relu);
         else
-            launch_forward<false>(stream, index_, rows, C, HW, eps, xt, g, b, yt, mean, rstd);
+            launch_forward<false>(stream, index_, rows, C, HW, eps, xt, g, b, yt, mean, rstd, relu);
     });
 }
 
