@@ -69,6 +69,8 @@ for step in $steps; do
     bench)
       build-gpu/bench/gram_bench --json "$out/gram_bench.json" > "$logs/gram_bench.log" 2>&1 || status=1
       sed -n '/^summary/,$p' "$logs/gram_bench.log"
+      build-gpu/bench/norm_bench --json "$out/norm_bench.json" > "$logs/norm_bench.log" 2>&1 || status=1
+      cat "$logs/norm_bench.log"
       if [ -n "${GRAM_SWEEP:-}" ]; then  # every tuning variant, for kernels/cuda/gram.cu's rules
         build-gpu/bench/gram_bench --sweep --json "$logs/gram_sweep.json" > "$logs/gram_sweep.log" 2>&1 || status=1
         sed -n '/^summary/,$p' "$logs/gram_sweep.log"; tail -3 "$logs/gram_sweep.log"
