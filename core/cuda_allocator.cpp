@@ -15,6 +15,7 @@
 //    the allocation is retried once before reporting out of memory.
 // One mutex guards everything: allocation is per op, not per element, so it
 // is never contended enough to matter.
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -127,8 +128,9 @@ size_t headroom(int device) {
     const DeviceCache& cache = s.devices[device];
     if (cache.limit == 0) return SIZE_MAX;
     const size_t left = cache.limit > cache.current ? cache.limit - cache.current : 0;
-    // The largest request whose rounded size (round_size) still fits.
-    return left >= kSmallLimit ? left / kLargeStep * kLargeStep : left / kSmallStep * kSmallStep;
+    // The largest request whose rounded size (round_size) still fits: a
+    // multiple of the large step, or a small request under 1 MiB.
+    return std::max(left / kLargeStep * kLargeStep, std::min(left, kSmallLimit - 1) / kSmallStep * kSmallStep);
 }
 
 void deallocate(int device, void* ptr) {

@@ -125,13 +125,15 @@ Tensor upsample_pad(const Tensor& x_in, int p, PadMode mode) {
     const char* op = "upsample_pad";
     ops::same_device(op, {&x_in});
     const Plane s = plane(op, x_in);
-    const int64_t H2 = 2 * int64_t(s.H), W2 = 2 * int64_t(s.W);
-    NST_CHECK(p >= 0 && (mode == PadMode::Zero || (p < H2 && p < W2)), op, ": padding ", p,
+    const int64_t H2 = 2 * int64_t(s.H), W2 = 2 * int64_t(s.W), P = p;
+    NST_CHECK(p >= 0 && (mode == PadMode::Zero || (P < H2 && P < W2)), op, ": padding ", p,
               " must be ", mode == PadMode::Reflect ? "smaller than the upsampled input of " : "non-negative for ",
               shape_str(x_in.shape()));
-    ops::check_int(op, s.NC * (H2 + 2 * p) * (W2 + 2 * p));
+    ops::check_int(op, H2 + 2 * P);
+    ops::check_int(op, W2 + 2 * P);
+    ops::check_int(op, s.NC * (H2 + 2 * P) * (W2 + 2 * P));
     Tensor x = x_in.contiguous();
-    Tensor y = ops::empty_like(x, {x.size(0), x.size(1), H2 + 2 * p, W2 + 2 * p});
+    Tensor y = ops::empty_like(x, {x.size(0), x.size(1), H2 + 2 * P, W2 + 2 * P});
     if (ops::is16(x)) {
         backend(x.device()).upsample_pad_forward16(x.dtype(), s.NC, s.H, s.W, p, mode, x.raw_data(), y.raw_data());
         return y;

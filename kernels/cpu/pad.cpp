@@ -8,6 +8,7 @@
 // Backward is the transpose of that map written as a gather: each input pixel
 // sums the (at most three per axis) output positions that read it, so every
 // dx element is written exactly once and no atomics are needed on the GPU.
+#include <cstdint>
 #include <vector>
 
 #include "core/error.hpp"
@@ -98,8 +99,9 @@ void CpuBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int 
 
 void CpuBackend::upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
                                       float* y) {
+    NST_CHECK(p >= 0 && 2 * int64_t(H) + 2 * int64_t(p) <= INT32_MAX && 2 * int64_t(W) + 2 * int64_t(p) <= INT32_MAX,
+              "upsample_pad_forward: bad padding ", p, " or size [", NC, ", ", H, ", ", W, "]");
     check_pad("upsample_pad_forward", NC, 2 * H, 2 * W, p, p, p, p, mode);
-    NST_CHECK(p >= 0, "upsample_pad_forward: negative padding ", p);
     gather(NC, H, W, halved(source_map(2 * H, p, p, mode)), halved(source_map(2 * W, p, p, mode)), x,
            y);
 }

@@ -116,7 +116,7 @@ void CpuBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, in
 void CpuBackend::upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
                                         const void* x, void* y) {
     check_type("upsample_pad_forward16", type);
-    std::vector<float> out(size_t(NC * (2 * int64_t(H) + 2 * p) * (2 * int64_t(W) + 2 * p)));
+    std::vector<float> out(size_t(NC * (2 * int64_t(H) + 2 * int64_t(p)) * (2 * int64_t(W) + 2 * int64_t(p))));
     upsample_pad_forward(NC, H, W, p, mode, widen(type, x, NC * H * W).data(), out.data());
     narrow(type, out, y);
 }
