@@ -321,6 +321,16 @@ Tensor Transformer::stylize(const Tensor& image) const {
     Tensor y = forward(image);
     const int64_t extra_h = y.size(2) - image.size(2), extra_w = y.size(3) - image.size(3);
     if (extra_h || extra_w) y = pad(y, 0, -int(extra_h), 0, -int(extra_w));
+    return checked(y);
+}
+
+Tensor Transformer::checked(const Tensor& y) const {
+    if (dtype() == DType::F32) return y;  // finite weights on finite images stay finite
+    // NaN and infinity reach the sum; one reduction on the device.
+    NoGradGuard no_grad;
+    NST_CHECK(std::isfinite(sum_squares(y).item()), "transformer: the output is not finite in ", dtype_name(dtype()),
+              dtype() == DType::F16 ? ": an activation passed 65504, float16's largest value; use --precision bf16 or fp32"
+                                    : "; use --precision fp32");
     return y;
 }
 

@@ -115,6 +115,9 @@ private:
     Tensor run(const Tensor& x, TilePass* tile) const;
     static Tensor tile_norm(TilePass& tile, const Layer& layer, const Tensor& y);  // an instance norm in a tile pass
     static bool tile_pass_done(const TilePass& tile);
+    // y, after checking that a 16-bit network's output is finite (fp16
+    // overflows past 65504): an error says which precision to use instead.
+    Tensor checked(const Tensor& y) const;
     int receptive_radius() const;  // in image pixels, an upper bound
     std::vector<const Layer*> layers() const;
 

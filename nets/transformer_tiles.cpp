@@ -158,7 +158,7 @@ Tensor Transformer::stylize_tiled(const Tensor& image, int tile) const {
             for (int64_t r = 0; r < h; ++r)
                 std::copy_n(v.data() + (c * h + r) * w, w, out.data() + (c * H + t.y0 + r) * W + t.x0);
     }
-    return Tensor::from_vector(out, {1, 3, H, W}, device_);
+    return checked(Tensor::from_vector(out, {1, 3, H, W}, device_));
 }
 
 Tensor Transformer::stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles) const {

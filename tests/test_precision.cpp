@@ -225,3 +225,19 @@ TEST_CASE("precision: fp16 and bf16 networks stay within 40 dB of float32", "[pr
         }
     }
 }
+
+// fp16 overflows past 65504: a network whose activations go there gives an
+// error naming the precision to use, not a NaN image; bf16 and fp32 run it.
+TEST_CASE("precision: an fp16 overflow is an error, not a NaN image", "[precision]") {
+    TransformerSpec spec;
+    spec.width = 4, spec.residual_blocks = 1;
+    WeightFile w = Transformer::create(spec, 3, Device::cpu()).to_weights();
+    w.tensors["conv_in.weight"] = scale(w.tensors["conv_in.weight"], 1e4f);   // activations ~1e6 before the norm
+    w.tensors["conv_in.norm.weight"] = Tensor::full({4}, 1e5f);               // and after it
+    const Transformer net = Transformer::from_weights(w, Device::cpu());
+    const Tensor image = Tensor::rand({1, 3, 40, 48}, 4, Device::cpu(), 0.f, 255.f);
+    CHECK_THROWS_WITH(net.to(DType::F16).stylize(image), Catch::Contains("passed 65504") && Catch::Contains("bf16"));
+    CHECK_THROWS_WITH(net.to(DType::F16).stylize_tiled(image, 32), Catch::Contains("not finite in float16"));
+    for (const DType type : {DType::BF16, DType::F32})
+        for (float v : net.to(type).stylize(image).to_vector()) REQUIRE(std::isfinite(v));
+}
