@@ -238,6 +238,10 @@ std::vector<Tensor> Transformer::parameters() const {
 
 Tensor Transformer::apply(const Layer& l, Tensor x, bool then_relu, TilePass* tile) const {
     const int k = int(l.weight.size(2));
+    // A per-channel bias right before an instance norm cancels in the norm's
+    // mean, so inference skips that pass over the activation (training keeps
+    // it: the bias is a parameter, and its gradient, zero, is checked).
+    const Tensor bias = l.gamma.defined() && !grad_enabled() ? Tensor() : l.bias;
     Tensor y;
     if (variant_ == TransformerVariant::TensorFlow) {
         if (l.upsample) {
@@ -249,13 +253,13 @@ Tensor Transformer::apply(const Layer& l, Tensor x, bool then_relu, TilePass* ti
             o.pad_top = o.pad_left = total / 2;
             o.pad_bottom = o.pad_right = total - total / 2;
             o.output_padding_h = o.output_padding_w = std::max(2 - k, 0);
-            y = conv_transpose2d(x, l.weight, l.bias, o);
+            y = conv_transpose2d(x, l.weight, bias, o);
         } else {
             Conv2dOptions o;
             o.stride = l.stride;
             same_padding(x.size(2), k, l.stride, o.pad_top, o.pad_bottom);
             same_padding(x.size(3), k, l.stride, o.pad_left, o.pad_right);
-            y = conv2d(x, l.weight, l.bias, o);
+            y = conv2d(x, l.weight, bias, o);
         }
     } else {
         // The padded input replaces x, so without a graph the unpadded one is
@@ -266,7 +270,7 @@ Tensor Transformer::apply(const Layer& l, Tensor x, bool then_relu, TilePass* ti
         NST_CHECK(h > p && w > p, "transformer: the image is too small: layer ", l.name, " gets ", w, "x",
                   h, " pixels and its reflect padding needs more than ", p);
         x = l.upsample ? upsample_pad(x, p, PadMode::Reflect) : pad(x, p, p, p, p, PadMode::Reflect);
-        y = conv2d(x, l.weight, l.bias, Conv2dOptions::padded(0, l.stride));
+        y = conv2d(x, l.weight, bias, Conv2dOptions::padded(0, l.stride));
     }
     x = Tensor();  // without a graph, the input is free before the norm runs
     if (!l.gamma.defined()) return then_relu ? relu(y) : y;

@@ -305,3 +305,25 @@ TEST_CASE("transformer: out of memory falls back to tiles with the same result",
     }
     CHECK(net.stylize(image).to_vector() == want.to_vector());  // the limit is gone
 }
+
+// Inference leaves out the conv biases that an instance norm follows (they
+// cancel in its mean); the result is the graph-recording forward's, biases
+// added, up to float rounding.
+TEST_CASE("transformer: biases before a norm cancel, so inference skips them", "[transformer]") {
+    TransformerSpec spec = small_spec(TransformerVariant::Native);
+    WeightFile w = Transformer::create(spec, 8, Device::cpu()).to_weights();
+    uint64_t seed = 90;
+    for (auto& [name, t] : w.tensors)
+        if (name.find(".bias") != std::string::npos || name.find(".norm.") != std::string::npos)
+            t = Tensor::randn(t.shape(), seed++, Device::cpu(), name.find("norm.weight") != std::string::npos ? 1.f : 0.f, 2.f);
+    const Transformer net = Transformer::from_weights(w, Device::cpu());
+    const Tensor image = photo(37, 45);
+    const Tensor with_biases = net.forward(image);  // grad mode: every bias added
+    const Tensor inference = net.stylize(image);
+    REQUIRE(with_biases.shape() == Shape{1, 3, 40, 48});
+    const std::vector<float> a = pad(with_biases.detach(), 0, -3, 0, -3).to_vector(), b = inference.to_vector();
+    double diff = 0, scale = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, std::fabs(double(a[i]) - b[i])), scale = std::max(scale, std::fabs(double(a[i])));
+    INFO("max difference " << diff << " of " << scale);
+    CHECK(diff <= 1e-4 * scale);
+}
