@@ -111,64 +111,55 @@ __global__ void pad_backward_kernel(int64_t NC, int H, int W, int top, int botto
 
 }  // namespace
 
-void CudaBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
-                              PadMode mode, const float* x, float* y) {
-    check_pad("pad_forward", NC, H, W, top, bottom, left, right, mode);
-    const int Ho = H + top + bottom, Wo = W + left + right;
-    const int64_t total = NC * Ho * Wo;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
-        NC, H, W, 0, top, left, Ho, Wo, mode == PadMode::Reflect, x, y);
-    cuda::check_launch("pad_forward_kernel");
-}
-
 namespace {
 
+// Every forward (float32 or 16-bit, of x or of x upsampled 2^shift times):
+// the amounts apply to the (upsampled) size.
 template <class T>
-void launch_upsample_pad(int device, int64_t NC, int H, int W, int p, PadMode mode, const T* x, T* y) {
-    const char* op = "upsample_pad_forward";
-    NST_CHECK(p >= 0 && int64_t(H) * 2 + 2 * int64_t(p) <= INT32_MAX && int64_t(W) * 2 + 2 * int64_t(p) <= INT32_MAX,
-              op, ": bad padding ", p, " or size [", H, ", ", W, "]");
-    check_pad(op, NC, 2 * H, 2 * W, p, p, p, p, mode);
-    const int Ho = 2 * H + 2 * p, Wo = 2 * W + 2 * p;
+void launch_pad_forward(const char* op, int device, int64_t NC, int H, int W, int shift, int top, int bottom,
+                        int left, int right, PadMode mode, const T* x, T* y) {
+    NST_CHECK((int64_t(H) << shift) <= INT32_MAX && (int64_t(W) << shift) <= INT32_MAX, op,
+              ": upsampled size too large for [", NC, ", ", H, ", ", W, "]");
+    check_pad(op, NC, H << shift, W << shift, top, bottom, left, right, mode);
+    const int Ho = (H << shift) + top + bottom, Wo = (W << shift) + left + right;
     const int64_t total = NC * Ho * Wo;
     if (total == 0) return;
     cuda::Context& ctx = cuda::context(device);
     pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
-        NC, H, W, 1, p, p, Ho, Wo, mode == PadMode::Reflect, x, y);
-    cuda::check_launch("pad_forward_kernel (upsampled)");
+        NC, H, W, shift, top, left, Ho, Wo, mode == PadMode::Reflect, x, y);
+    cuda::check_launch("pad_forward_kernel");
 }
 
 }  // namespace
 
-void CudaBackend::upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
-                                       float* y) {
-    launch_upsample_pad(index_, NC, H, W, p, mode, x, y);
-}
-
-void CudaBackend::upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
-                                         const void* x, void* y) {
-    cuda::dispatch16("upsample_pad_forward16", type, [&](auto t) {
-        using T = decltype(t);
-        launch_upsample_pad(index_, NC, H, W, p, mode, static_cast<const T*>(x), static_cast<T*>(y));
-    });
+void CudaBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
+                              PadMode mode, const float* x, float* y) {
+    launch_pad_forward("pad_forward", index_, NC, H, W, 0, top, bottom, left, right, mode, x, y);
 }
 
 void CudaBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom,
                                 int left, int right, PadMode mode, const void* x, void* y) {
-    check_pad("pad_forward16", NC, H, W, top, bottom, left, right, mode);
-    const int Ho = H + top + bottom, Wo = W + left + right;
-    const int64_t total = NC * Ho * Wo;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
     cuda::dispatch16("pad_forward16", type, [&](auto t) {
         using T = decltype(t);
-        pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
-            NC, H, W, 0, top, left, Ho, Wo, mode == PadMode::Reflect, static_cast<const T*>(x),
-            static_cast<T*>(y));
+        launch_pad_forward("pad_forward16", index_, NC, H, W, 0, top, bottom, left, right, mode,
+                           static_cast<const T*>(x), static_cast<T*>(y));
     });
-    cuda::check_launch("pad_forward_kernel (16-bit)");
+}
+
+void CudaBackend::upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
+                                       float* y) {
+    NST_CHECK(p >= 0, "upsample_pad_forward: negative padding ", p);
+    launch_pad_forward("upsample_pad_forward", index_, NC, H, W, 1, p, p, p, p, mode, x, y);
+}
+
+void CudaBackend::upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
+                                         const void* x, void* y) {
+    NST_CHECK(p >= 0, "upsample_pad_forward16: negative padding ", p);
+    cuda::dispatch16("upsample_pad_forward16", type, [&](auto t) {
+        using T = decltype(t);
+        launch_pad_forward("upsample_pad_forward16", index_, NC, H, W, 1, p, p, p, p, mode,
+                           static_cast<const T*>(x), static_cast<T*>(y));
+    });
 }
 
 void CudaBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
