@@ -106,8 +106,6 @@ public:
     void add16(DType type, int64_t n, const void* a, const void* b, void* y) override;
     void channel_affine16(DType type, int N, int C, int64_t HW, const void* x, const float* scale,
                           const float* shift, void* y) override;
-    void upsample_nearest2x_forward16(DType type, int64_t NC, int H, int W, const void* x,
-                                      void* y) override;
     void pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom, int left,
                        int right, PadMode mode, const void* x, void* y) override;
     void upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,

@@ -96,14 +96,6 @@ void CpuBackend::channel_affine16(DType type, int N, int C, int64_t HW, const vo
     narrow(type, v, y);
 }
 
-void CpuBackend::upsample_nearest2x_forward16(DType type, int64_t NC, int H, int W, const void* x,
-                                              void* y) {
-    check_type("upsample_nearest2x_forward16", type);
-    std::vector<float> out(size_t(NC * 4 * H * W));
-    upsample_nearest2x_forward(NC, H, W, widen(type, x, NC * H * W).data(), out.data());
-    narrow(type, out, y);
-}
-
 void CpuBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom, int left,
                                int right, PadMode mode, const void* x, void* y) {
     check_type("pad_forward16", type);

@@ -18,7 +18,6 @@
 #include "core/error.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/launch.cuh"
-#include "kernels/cuda/storage16.cuh"
 
 namespace nst {
 
@@ -46,10 +45,8 @@ __device__ __forceinline__ Taps bilinear_taps(int d, int n) {
     return t;
 }
 
-// Only moves elements: a template over float, fp16 and bf16.
-template <class T>
-__global__ void nearest_forward_kernel(int64_t NC, int H, int W, const T* __restrict__ x,
-                                       T* __restrict__ y) {
+__global__ void nearest_forward_kernel(int64_t NC, int H, int W, const float* __restrict__ x,
+                                       float* __restrict__ y) {
     const int Ho = 2 * H, Wo = 2 * W;
     const int64_t total = NC * Ho * Wo;
     GRID_STRIDE_LOOP(i, total) {
@@ -133,20 +130,6 @@ void CudaBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const flo
     cuda::Context& ctx = cuda::context(index_);
     nearest_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
     cuda::check_launch("nearest_forward_kernel");
-}
-
-void CudaBackend::upsample_nearest2x_forward16(DType type, int64_t NC, int H, int W, const void* x,
-                                               void* y) {
-    check_upsample("upsample_nearest2x_forward16", NC, H, W);
-    const int64_t total = NC * 4 * H * W;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    cuda::dispatch16("upsample_nearest2x_forward16", type, [&](auto t) {
-        using T = decltype(t);
-        nearest_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
-            NC, H, W, static_cast<const T*>(x), static_cast<T*>(y));
-    });
-    cuda::check_launch("nearest_forward_kernel (16-bit)");
 }
 
 void CudaBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const float* dy,
