@@ -14,8 +14,8 @@
 #include <cstring>
 #include <fstream>
 
-#include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/ops.hpp"
 
 #pragma GCC diagnostic push
@@ -71,12 +71,11 @@ void check_size(const std::string& path, int64_t w, int64_t h) {
               ", ", kMaxImagePixels, " pixels)");
 }
 
-// The file is there and a regular file: a clearer message than a decoder's.
+// The file is there, a regular file and not empty: clearer than a decoder's message.
 void check_readable(const std::string& path) {
+    require_regular_file(path);
     struct stat st;
-    NST_CHECK(::stat(path.c_str(), &st) == 0, path, ": cannot open: ", std::strerror(errno));
-    NST_CHECK(S_ISREG(st.st_mode), path, ": not a regular file");
-    NST_CHECK(st.st_size > 0, path, ": empty file (0 bytes)");
+    NST_CHECK(::stat(path.c_str(), &st) == 0 && st.st_size > 0, path, ": empty file (0 bytes)");
 }
 
 // ---- .npy (numpy's format, version 1-3, little-endian float32 only) -------------
@@ -131,6 +130,10 @@ Tensor load_npy(const std::string& path) {
     in.read(reinterpret_cast<char*>(values.data()), std::streamsize(values.size() * 4));
     NST_CHECK(in.good(), path, ": truncated .npy data (expected ", values.size() * 4,
               " bytes for shape ", shape_str(shape), ")");
+    // A NaN would run through every op and come out as black pixels.
+    const auto bad = std::find_if(values.begin(), values.end(), [](float v) { return !std::isfinite(v); });
+    NST_CHECK(bad == values.end(), path, ": holds NaN or infinite values (", *bad, " at index ",
+              bad - values.begin(), "); images must hold finite numbers");
     return Tensor::from_vector(values, shape);
 }
 
@@ -194,6 +197,113 @@ bool declared_size(const std::string& path, int64_t& w, int64_t& h) {
     return false;
 }
 
+// ---- EXIF orientation --------------------------------------------------------------
+// Cameras store pixels as the sensor saw them and record how to turn them in
+// the EXIF tag Orientation (0x0112): 1 as stored, 2 mirrored, 3 rotated 180,
+// 4 flipped, 5 transposed, 6 rotated 90 clockwise, 7 transversed, 8 rotated
+// 90 counter-clockwise. Viewers and PIL's exif_transpose apply it, so a
+// photo looks upright everywhere; so must ours. stb ignores it: we read the
+// one tag ourselves, from a JPEG's APP1 "Exif" segment or a PNG's eXIf
+// chunk, bounds-checked at every step (the fuzz_image target covers it).
+
+// The orientation in a TIFF structure (EXIF's container); 1 if absent or odd.
+int tiff_orientation(const unsigned char* p, size_t n) {
+    if (n < 8) return 1;
+    const bool little = p[0] == 'I' && p[1] == 'I', big = p[0] == 'M' && p[1] == 'M';
+    if (!little && !big) return 1;
+    auto u16 = [&](size_t at) { return little ? uint32_t(p[at] | p[at + 1] << 8) : uint32_t(p[at] << 8 | p[at + 1]); };
+    auto u32 = [&](size_t at) {
+        return little ? u16(at) | u16(at + 2) << 16 : u16(at) << 16 | u16(at + 2);
+    };
+    if (u16(2) != 42) return 1;
+    const size_t ifd = u32(4);
+    if (ifd + 2 > n) return 1;
+    const size_t entries = u16(ifd);
+    for (size_t i = 0; i < entries; ++i) {
+        const size_t e = ifd + 2 + 12 * i;
+        if (e + 12 > n) return 1;
+        // SHORT (3), one value, stored in the entry itself.
+        if (u16(e) == 0x0112 && u16(e + 2) == 3 && u32(e + 4) == 1) {
+            const uint32_t v = u16(e + 8);
+            return v >= 1 && v <= 8 ? int(v) : 1;
+        }
+    }
+    return 1;
+}
+
+int exif_orientation(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    unsigned char head[8] = {};
+    if (!in.read(reinterpret_cast<char*>(head), 8)) return 1;
+    std::vector<unsigned char> data;
+    auto read_data = [&](size_t bytes) {
+        data.resize(bytes);
+        return bool(in.read(reinterpret_cast<char*>(data.data()), std::streamsize(bytes)));
+    };
+    auto from_exif = [&](size_t skip) {  // "Exif\0\0" comes before the TIFF data in JPEGs
+        return tiff_orientation(data.data() + skip, data.size() - skip);
+    };
+    if (head[0] == 0xff && head[1] == 0xd8) {  // JPEG: marker segments up to the image data
+        in.seekg(2);
+        for (int segments = 0; segments < 64; ++segments) {
+            unsigned char m[4];
+            if (!in.read(reinterpret_cast<char*>(m), 4) || m[0] != 0xff || m[1] == 0xda) return 1;
+            const size_t length = size_t(m[2] << 8 | m[3]);
+            if (length < 2) return 1;
+            if (m[1] == 0xe1 && length >= 8 + 6) {
+                if (!read_data(length - 2)) return 1;
+                if (std::memcmp(data.data(), "Exif\0\0", 6) == 0) return from_exif(6);
+            } else {
+                in.seekg(std::streamoff(length - 2), std::ios::cur);
+            }
+        }
+    } else if (std::memcmp(head, "\x89PNG\r\n\x1a\n", 8) == 0) {  // PNG: chunks up to the image data
+        for (int chunks = 0; chunks < 64; ++chunks) {
+            unsigned char c[8];
+            if (!in.read(reinterpret_cast<char*>(c), 8)) return 1;
+            const uint32_t length = uint32_t(c[0]) << 24 | uint32_t(c[1]) << 16 | uint32_t(c[2]) << 8 | c[3];
+            if (std::memcmp(c + 4, "IDAT", 4) == 0 || length > (1u << 20)) return 1;
+            if (std::memcmp(c + 4, "eXIf", 4) == 0) {
+                if (!read_data(length)) return 1;
+                const bool prefixed = length >= 6 && std::memcmp(data.data(), "Exif\0\0", 6) == 0;
+                return from_exif(prefixed ? 6 : 0);
+            }
+            in.seekg(std::streamoff(length) + 4, std::ios::cur);  // data and CRC
+        }
+    }
+    return 1;
+}
+
+// Interleaved pixels (h x w, `channels` per pixel) -> planar RGB [3, H', W']
+// as displayed under EXIF orientation o; alpha composited over white.
+std::vector<float> displayed_planar(const stbi_uc* pixels, int h, int w, int channels, bool alpha, int o,
+                                    int& out_h, int& out_w) {
+    const bool swapped = o >= 5;
+    out_h = swapped ? w : h, out_w = swapped ? h : w;
+    const size_t plane = size_t(h) * w;
+    std::vector<float> planar(3 * plane);
+    for (int y = 0; y < out_h; ++y)
+        for (int x = 0; x < out_w; ++x) {
+            // The stored pixel shown at (y, x).
+            int sy = y, sx = x;
+            switch (o) {
+                case 2: sx = w - 1 - x; break;
+                case 3: sy = h - 1 - y, sx = w - 1 - x; break;
+                case 4: sy = h - 1 - y; break;
+                case 5: sy = x, sx = y; break;
+                case 6: sy = h - 1 - x, sx = y; break;
+                case 7: sy = h - 1 - x, sx = w - 1 - y; break;
+                case 8: sy = x, sx = w - 1 - y; break;
+                default: break;
+            }
+            const stbi_uc* p = pixels + (size_t(sy) * w + sx) * channels;
+            const float a = alpha ? p[3] / 255.f : 1.f;
+            const size_t i = size_t(y) * out_w + x;
+            for (int c = 0; c < 3; ++c) planar[c * plane + i] = p[c] * a + 255.f * (1.f - a);
+        }
+    return planar;
+}
+
 Tensor load_stb(const std::string& path) {
     int w = 0, h = 0, comp = 0;
     // The header alone first: a hostile size is refused before any allocation.
@@ -203,22 +313,24 @@ Tensor load_stb(const std::string& path) {
         if (declared_size(path, dw, dh)) check_size(path, dw, dh);
         fail(path + ": not a readable PNG, JPEG or BMP image (" + reason + ")");
     }
-    check_size(path, w, h);
+    // A BMP stored top-down declares a negative height; stbi_info passes it on.
+    check_size(path, w, std::abs(int64_t(h)));
+    h = std::abs(h);
     const bool alpha = comp == 2 || comp == 4;
     const int channels = alpha ? 4 : 3;
     int w2 = 0, h2 = 0, comp2 = 0;
     stbi_uc* pixels = stbi_load(path.c_str(), &w2, &h2, &comp2, channels);
     NST_CHECK(pixels, path, ": cannot decode the image (", stbi_failure_reason(),
               "; truncated or corrupt?)");
-    std::vector<float> planar(size_t(3) * w * h);
-    const size_t plane = size_t(w) * h;
-    for (size_t i = 0; i < plane; ++i) {
-        const stbi_uc* p = pixels + i * channels;
-        const float a = alpha ? p[3] / 255.f : 1.f;
-        for (int c = 0; c < 3; ++c) planar[c * plane + i] = p[c] * a + 255.f * (1.f - a);
+    if (w2 != w || h2 != h) {
+        stbi_image_free(pixels);
+        fail(detail::concat(path, ": the header says ", w, "x", h, " pixels, the data ", w2, "x", h2));
     }
+    int out_h = 0, out_w = 0;
+    const std::vector<float> planar =
+        displayed_planar(pixels, h, w, channels, alpha, exif_orientation(path), out_h, out_w);
     stbi_image_free(pixels);
-    return Tensor::from_vector(planar, {1, 3, h, w});
+    return Tensor::from_vector(planar, {1, 3, out_h, out_w});
 }
 
 void write_to_file(void* context, void* data, int size) {

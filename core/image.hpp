@@ -5,7 +5,7 @@
 //
 // Files come from users, so loading checks the header first (stbi_info) and
 // refuses absurd sizes before allocating, and every failure is an nst::Error
-// naming the file. Saving is atomic (core/atomic_file): a failed save leaves
+// naming the file. Saving is atomic (core/files.hpp): a failed save leaves
 // no file behind and never a half-written one.
 #pragma once
 #include <cstdint>
@@ -25,9 +25,11 @@ bool is_image_path(const std::string& path);
 // Whether save_image can write this extension.
 bool is_writable_image_path(const std::string& path);
 
-// PNG/JPEG/BMP/NPY -> [1, 3, H, W] on the CPU, 0..255. Grey is replicated to
+// PNG/JPEG/BMP/NPY -> [1, 3, H, W] on the CPU, 0..255, upright: a JPEG's or
+// PNG's EXIF orientation is applied, as viewers do. Grey is replicated to
 // RGB; alpha is composited over white (transparent areas are usually
-// undefined colour, which a style network would otherwise paint).
+// undefined colour, which a style network would otherwise paint). Only
+// regular files are opened; .npy values must be finite.
 Tensor load_image(const std::string& path);
 // Format by extension: .png, .jpg/.jpeg (quality 95), .bmp: clamped to 0..255
 // and rounded to 8 bits; .npy: float32, clamped, not rounded. Any device.

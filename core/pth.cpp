@@ -24,6 +24,7 @@
 #endif
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/pickle.hpp"
 
 namespace nst {
@@ -839,7 +840,8 @@ private:
 class MappedFile {
 public:
     explicit MappedFile(const std::string& path) {
-        const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+        require_regular_file(path);
+        const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
         NST_CHECK(fd >= 0, "pth: cannot open ", path, ": ", std::strerror(errno));
         struct stat st {};
         if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

@@ -10,8 +10,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader assumes a little-endian host"
@@ -186,6 +186,7 @@ Parsed parse_header(const std::string& path, std::ifstream& in) {
 }
 
 std::ifstream open_for_reading(const std::string& path) {
+    require_regular_file(path);
     std::ifstream in(path, std::ios::binary);
     NST_CHECK(in.is_open(), path, ": cannot open: ", std::strerror(errno));
     return in;

@@ -8,7 +8,7 @@
 // complete, a supported dtype, a byte range that matches the shape and lies
 // inside the file, no two ranges overlapping. Each failure is an nst::Error
 // naming the file. F32 is the native dtype; F16, BF16 and F64 are read and
-// converted to float32. Writing is always F32 and atomic (core/atomic_file).
+// converted to float32. Writing is always F32 and atomic (core/files.hpp).
 #pragma once
 #include <cstdint>
 #include <map>

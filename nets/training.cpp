@@ -199,6 +199,10 @@ void StyleTrainer::restore_optimizer(const WeightFile& ckpt, const std::string& 
             const Tensor& dst = (*moments[k])[i];
             NST_CHECK(t->second.shape() == dst.shape(), source, ": ", key, " has shape ",
                       shape_str(t->second.shape()), ", the network needs ", shape_str(dst.shape()));
+            // A damaged moment would only show steps later, as "the network diverged".
+            for (float v : t->second.to_vector())
+                NST_CHECK(std::isfinite(v) && (k == 0 || v >= 0), source, ": ", key,
+                          k == 0 ? " contains NaN or infinite values" : " contains NaN, infinite or negative values");
             restored[k].push_back(t->second);
         }
     for (const auto& [key, t] : ckpt.tensors) {

@@ -31,7 +31,9 @@ std::vector<size_t> permutation(size_t n, uint64_t seed, uint64_t epoch) {
     return p;
 }
 
-std::vector<std::string> image_files(const std::string& dir) {
+}  // namespace
+
+std::vector<std::string> TrainingImages::image_files(const std::string& dir) {
     std::error_code ec;
     NST_CHECK(fs::is_directory(dir, ec), "--data ", dir, ": not a directory");
     std::vector<std::string> files;
@@ -43,8 +45,6 @@ std::vector<std::string> image_files(const std::string& dir) {
     std::sort(files.begin(), files.end());
     return files;
 }
-
-}  // namespace
 
 Tensor TrainingImages::load_square(const std::string& path, int size) {
     NoGradGuard no_grad;

@@ -52,6 +52,9 @@ public:
 
     // One photo as training sees it: centre square, resized to size x size.
     static Tensor load_square(const std::string& path, int size);
+    // The photos under dir (recursively) that a stream over it reads, sorted;
+    // throws nst::Error when there are none.
+    static std::vector<std::string> image_files(const std::string& dir);
 
 private:
     struct Result {

@@ -88,6 +88,9 @@ public:
     // `on_tiles` is told once, before the tiles. Throws OutOfMemoryError when
     // nothing fits.
     Tensor stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles = nullptr) const;
+    // The pixels stylize_tiled() reads around each tile (on every side): a
+    // tile smaller than this does more work on its halo than on itself.
+    int tile_halo() const;
 
     std::vector<Tensor> parameters() const;
     TransformerVariant variant() const { return variant_; }

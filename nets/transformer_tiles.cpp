@@ -85,6 +85,8 @@ int Transformer::receptive_radius() const {
     return radius;
 }
 
+int Transformer::tile_halo() const { return (receptive_radius() + 8 + 3) / 4 * 4; }
+
 Tensor Transformer::stylize_tiled(const Tensor& image, int tile) const {
     NoGradGuard no_grad;
     NST_CHECK(image.defined() && image.dim() == 4 && image.size(0) == 1 && image.size(1) == 3,
@@ -93,7 +95,7 @@ Tensor Transformer::stylize_tiled(const Tensor& image, int tile) const {
     NST_CHECK(tile >= 16, "stylize_tiled: tiles of ", tile, " pixels are too small (at least 16)");
     tile = tile / 4 * 4;
     const int64_t H = image.size(2), W = image.size(3);
-    const int64_t halo = (receptive_radius() + 8 + 3) / 4 * 4;
+    const int64_t halo = tile_halo();
     const Tensor x = image.to(device_);
 
     struct Tile {

@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/ops.hpp"
 #include "core/pth.hpp"
 #include "core/safetensors.hpp"
@@ -70,6 +71,7 @@ int64_t in_channels(int conv) { return conv == 0 ? 3 : Vgg19::conv_channels(conv
 
 // safetensors: an 8-byte little-endian header length, then the JSON header.
 bool looks_like_safetensors(const std::string& path) {
+    require_regular_file(path);
     std::FILE* f = std::fopen(path.c_str(), "rb");
     NST_CHECK(f, "vgg19: cannot open weight file ", path);
     unsigned char head[9] = {};

@@ -4,6 +4,10 @@
 # exit 1, exactly one line "nst-run: error: ..." on stderr, no output file.
 # usage: cli_nst_run.sh NST_RUN FIXTURES WORKDIR [DATA_DIR]
 set -u
+# Job control: the runs this script starts in the background to interrupt
+# them do not start with SIGINT ignored, as a script's background jobs
+# otherwise do (nst-run leaves an ignored signal ignored, which nohup needs).
+set -m
 nst_run=$1 fixtures=$2 work=$3 data=${4:-}
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 failures=0 checks=0
@@ -70,8 +74,18 @@ run 0 stylize --model tf.safetensors --in fx/photos/b.jpg --out b_out.jpg --pres
 expect "jpeg written" test -s b_out.jpg
 run 0 stylize --model tf.safetensors --in fx/photos/c.bmp --out c_out.bmp
 expect "bmp written" test -s c_out.bmp
-run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_small.png --max-size 16
-expect "max-size shrinks" test "$(png_size a_small.png)" = 16x13
+run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_small.png --max-size 20
+expect "max-size shrinks" test "$(png_size a_small.png)" = 20x16
+run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_small.png --max-size 020
+expect "a leading zero is not octal" test "$(png_size a_small.png)" = 20x16
+# A phone photo stored 40x24 with EXIF "rotate 90 clockwise" is upright: 24x40.
+run 0 stylize --model tf.safetensors --in fx/rotated.jpg --out rotated.png
+expect "EXIF orientation applied: $(png_size rotated.png)" test "$(png_size rotated.png)" = 24x40
+# A name near the file system's limit: our temporary name must still fit.
+long=$(printf 'n%.0s' $(seq 240)).png
+run 0 stylize --model tf.safetensors --in fx/photos/a.png --out "$long" --quiet
+expect "a 244-byte output name works" test -s "$long"
+rm -f "$long"
 run 0 stylize --model tf.safetensors --in fx/photos/a.png --out a_out.npy
 expect "npy written" test -s a_out.npy
 # 16-bit storage: the same image size; on the CPU a note says it is emulated
@@ -157,6 +171,29 @@ if command -v ffmpeg > /dev/null && command -v ffprobe > /dev/null; then
   PATH=/nonexistent run 1 stylize --model tf.safetensors --in clip.mp4 --out noff.mp4
   failed_cleanly noff.mp4
   expect "missing ffmpeg named" grep -q 'ffmpeg' err.txt
+
+  # Signals: INT (Ctrl-C), TERM and HUP (the terminal closed) stop the run
+  # with one error line and no output, and leave no temporary behind; a
+  # second signal ends it at once, removing the temporaries first.
+  ffmpeg -v error -f lavfi -i testsrc=size=160x120:rate=24 -t 60 -pix_fmt yuv420p long.mp4 || fail "making the long clip"
+  for signals in HUP TERM INT "TERM TERM"; do
+    name=long_${signals// /_}
+    "$nst_run" stylize --model tf.safetensors --in long.mp4 --out $name.mp4 --quiet > out.txt 2> err.txt &
+    pid=$!
+    for _ in $(seq 600); do [ -n "$(find . -maxdepth 1 -name ".$name.tmp-*")" ] && break; sleep 0.05; done
+    sleep 0.3
+    for s in $signals; do kill -$s $pid; done
+    wait $pid; status=$?
+    if [ "$signals" = "TERM TERM" ]; then
+      # the first signal may already have ended the run cleanly when the second arrives
+      expect "two SIGTERMs end the run (status $status)" test "$status" = 143 -o "$status" = 1
+    else
+      expect "SIG$signals: exit 1 (got $status)" test "$status" = 1
+      expect "SIG$signals: one error line" test "$(grep -c '^nst-run: error: interrupted' err.txt)" = 1
+    fi
+    expect "SIG$signals: no temporary left" test -z "$(find . -name ".$name.tmp-*")"
+    expect "SIG$signals: no output" test ! -e $name.mp4
+  done
 else
   echo "ffmpeg not installed: video checks skipped"
 fi
@@ -167,8 +204,8 @@ run 0 stylize --model fx/native.safetensors --in same --out same_b1 --device cpu
 run 0 stylize --model fx/native.safetensors --in same --out same_b3 --device cpu --batch 3 --quiet
 expect "a batch gives what single images give" cmp -s same_b1/a2.png same_b3/a2.png
 expect "a batch gives what single images give (other size)" cmp -s same_b1/c.bmp same_b3/c.bmp
-run 0 stylize --model fx/native.safetensors --in fx/photos/a.png --out tiled.png --device cpu --tile 16
-expect "tiled output size" test "$(png_size tiled.png)" = "$(png_size fx/photos/a.png)"
+run 0 stylize --model fx/native.safetensors --in fx/large.png --out tiled.png --device cpu --tile 44
+expect "tiled output size" test "$(png_size tiled.png)" = "$(png_size fx/large.png)"
 expect "tiles chosen by the user need no note" test "$(grep -c 'note' err.txt)" = 0
 run 2 stylize --model fx/native.safetensors --in fx/photos/a.png --out x.png --tile 8
 failed_cleanly x.png

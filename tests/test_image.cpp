@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -18,6 +19,7 @@
 // the tests use it to write grey and RGBA PNGs, which save_image never does.
 extern "C" int stbi_write_png(char const* filename, int w, int h, int comp, const void* data,
                               int stride_in_bytes);
+#include "exif_writer.hpp"
 #include "temp_dir.hpp"
 
 using namespace nst;
@@ -88,7 +90,87 @@ std::string png_header(uint32_t width, uint32_t height) {
     return s;
 }
 
+// The stored image as displayed under an orientation, from the EXIF table:
+// which side of the display the stored row 0 and column 0 are on.
+Tensor displayed(const Tensor& stored, int orientation) {
+    const int64_t H = stored.size(2), W = stored.size(3);
+    const bool turned = orientation >= 5;  // row 0 runs down the left or right side
+    const int64_t h = turned ? W : H, w = turned ? H : W;
+    // orientation -> (row 0 at the bottom or right, column 0 at the right or bottom)
+    const bool row_far[9] = {false, false, false, true, true, false, true, true, false};
+    const bool col_far[9] = {false, false, true, true, false, false, false, true, true};
+    const std::vector<float> in = stored.to_vector();
+    std::vector<float> out(in.size());
+    for (int c = 0; c < 3; ++c)
+        for (int64_t r = 0; r < H; ++r)
+            for (int64_t k = 0; k < W; ++k) {
+                const int64_t along_rows = row_far[orientation] ? (turned ? w : h) - 1 - r : r;
+                const int64_t along_cols = col_far[orientation] ? (turned ? h : w) - 1 - k : k;
+                const int64_t y = turned ? along_cols : along_rows, x = turned ? along_rows : along_cols;
+                out[size_t((c * h + y) * w + x)] = in[size_t((c * H + r) * W + k)];
+            }
+    return Tensor::from_vector(out, {1, 3, h, w});
+}
+
 }  // namespace
+
+TEST_CASE("image: EXIF orientation is applied, all eight values, JPEG and PNG", "[image]") {
+    const std::string dir = temp_dir();
+    for (const char* ext : {".jpg", ".png"}) {
+        const std::string plain = dir + "/stored" + ext;
+        save_image(pattern(7, 12), plain);
+        const Tensor stored = load_image(plain);  // as decoded, without orientation
+        const std::string bytes = read_bytes(plain);
+        for (int orientation = 1; orientation <= 8; ++orientation)
+            for (const bool big_endian : {false, true}) {
+                INFO(ext << " orientation " << orientation << (big_endian ? " big-endian" : " little-endian"));
+                const std::string path = dir + "/oriented" + ext;
+                write_bytes(path, nst::test::with_orientation(bytes, orientation, big_endian));
+                const Tensor got = load_image(path), want = displayed(stored, orientation);
+                REQUIRE(got.shape() == want.shape());
+                CHECK(got.to_vector() == want.to_vector());
+            }
+        // Rotation 90 clockwise (6), the common phone case: the stored top-left
+        // pixel ends at the top right.
+        write_bytes(dir + "/six" + ext, nst::test::with_orientation(bytes, 6, false));
+        const Tensor six = load_image(dir + "/six" + ext);
+        CHECK(six.shape() == Shape{1, 3, 12, 7});
+        CHECK(six.to_vector()[6] == stored.to_vector()[0]);
+    }
+    SECTION("a damaged EXIF block is ignored, not trusted") {
+        const std::string bytes = read_bytes(dir + "/stored.jpg");
+        std::string broken = nst::test::with_orientation(bytes, 6, false);
+        broken[2 + 4 + 6 + 4] = char(0x7f);  // the directory offset points far outside
+        write_bytes(dir + "/broken.jpg", broken);
+        CHECK(load_image(dir + "/broken.jpg").to_vector() == load_image(dir + "/stored.jpg").to_vector());
+    }
+}
+
+TEST_CASE("image: a BMP stored top-down (negative height) reads upright", "[image]") {
+    const std::string dir = temp_dir();
+    const Tensor img = pattern(5, 6);
+    save_image(img, dir + "/bottom_up.bmp");
+    // The same pixels with the rows in the other order and the height negated.
+    std::string bytes = read_bytes(dir + "/bottom_up.bmp");
+    const uint32_t offset = uint8_t(bytes[10]) | uint8_t(bytes[11]) << 8;
+    const int32_t height = int32_t(uint8_t(bytes[22]) | uint8_t(bytes[23]) << 8 | uint8_t(bytes[24]) << 16 |
+                                   uint32_t(uint8_t(bytes[25])) << 24);
+    REQUIRE(height == 5);
+    const size_t row = (6 * 3 + 3) / 4 * 4;
+    std::string flipped = bytes.substr(0, offset);
+    for (int r = height - 1; r >= 0; --r) flipped += bytes.substr(offset + r * row, row);
+    const int32_t negative = -height;
+    std::memcpy(&flipped[22], &negative, 4);
+    write_bytes(dir + "/top_down.bmp", flipped);
+    CHECK(load_image(dir + "/top_down.bmp").to_vector() == img.to_vector());
+}
+
+TEST_CASE("image: a name near the file system's limit still saves atomically", "[image]") {
+    const std::string name = std::string(240, 'n') + ".png";
+    save_image(pattern(4, 4), temp_dir() + "/" + name);
+    CHECK(load_image(temp_dir() + "/" + name).to_vector() == pattern(4, 4).to_vector());
+    std::remove((temp_dir() + "/" + name).c_str());
+}
 
 TEST_CASE("image: PNG, BMP and NPY round-trip exactly, JPEG closely", "[image]") {
     const Tensor img = pattern(13, 21);  // odd sizes
@@ -146,7 +228,7 @@ TEST_CASE("image: grey is replicated, alpha composited over white", "[image]") {
 
 TEST_CASE("image: broken files are readable errors naming the file", "[image]") {
     const std::string dir = temp_dir();
-    SECTION("missing file") { require_load_error(dir + "/missing.png", "cannot open"); }
+    SECTION("missing file") { require_load_error(dir + "/missing.png", "no such file"); }
     SECTION("zero-byte file") {
         write_bytes(dir + "/empty.png", "");
         require_load_error(dir + "/empty.png", "empty file");
@@ -155,7 +237,22 @@ TEST_CASE("image: broken files are readable errors naming the file", "[image]") 
         write_bytes(dir + "/text.png", "hello, I am not an image\n");
         require_load_error(dir + "/text.png", "not a readable PNG, JPEG or BMP image");
     }
-    SECTION("a directory") { require_load_error(dir, "not a regular file"); }
+    SECTION("a directory") { require_load_error(dir, "is a directory"); }
+    SECTION("a FIFO: refused, not waited on") {
+        const std::string fifo = dir + "/fifo.png";
+        REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+        require_load_error(fifo, "not a regular file");
+        std::remove(fifo.c_str());
+    }
+    SECTION("NaN and infinite values in .npy") {
+        save_image(smooth(8, 8), dir + "/finite.npy");
+        std::string bytes = read_bytes(dir + "/finite.npy");
+        for (const float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+            std::memcpy(&bytes[bytes.size() - 4 * 17], &bad, 4);
+            write_bytes(dir + "/bad.npy", bytes);
+            require_load_error(dir + "/bad.npy", "NaN or infinite values");
+        }
+    }
     SECTION("truncated PNG") {
         save_image(smooth(32, 32), dir + "/full.png");
         const std::string bytes = read_bytes(dir + "/full.png");

@@ -5,6 +5,7 @@
 // test "[.reference]" writes the inputs for tools/reference/train_reference.py.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <functional>
@@ -212,6 +213,29 @@ TEST_CASE("training: a checkpoint resumes with bit-identical losses", "[training
         bad = ckpt;
         bad.metadata["train.step"] = "-2";
         CHECK_THROWS_WITH(t.restore_optimizer(bad, "x"), Contains("bad train.step"));
+        // Damaged moments would only show steps later, as a diverged loss.
+        for (const char* key : {"adam.m.down1.weight", "adam.v.down1.weight"})
+            for (const float v : {std::nanf(""), INFINITY}) {
+                bad = ckpt;
+                std::vector<float> values = bad.tensors.at(key).to_vector();
+                values[3] = v;
+                bad.tensors[key] = Tensor::from_vector(values, bad.tensors.at(key).shape());
+                CHECK_THROWS_WITH(t.restore_optimizer(bad, "x"), Contains(key) && Contains("NaN"));
+            }
+        bad = ckpt;
+        std::vector<float> values = bad.tensors.at("adam.v.up1.weight").to_vector();
+        values[0] = -1.f;
+        bad.tensors["adam.v.up1.weight"] = Tensor::from_vector(values, bad.tensors.at("adam.v.up1.weight").shape());
+        CHECK_THROWS_WITH(t.restore_optimizer(bad, "x"), Contains("negative"));
+        const WeightFile nan_network = [&] {
+            WeightFile w = ckpt;
+            std::vector<float> v = w.tensors.at("down1.weight").to_vector();
+            v[1] = std::nanf("");
+            w.tensors["down1.weight"] = Tensor::from_vector(v, w.tensors.at("down1.weight").shape());
+            return w;
+        }();
+        CHECK_THROWS_WITH(Transformer::from_weights(StyleTrainer::network_weights(nan_network), Device::cpu(), "x"),
+                          Contains("NaN"));
     }
 }
 

@@ -1,11 +1,13 @@
 // Writes the inputs of tests/cli_nst_run.sh and tests/cli_bad_input.sh into a
-// directory: small photos of odd sizes (PNG, JPEG, BMP), a random native
-// network (.safetensors), a random TensorFlow-variant network as a
-// per-variable export directory, and bad/: broken images and weight files.
+// directory: small photos of odd sizes (PNG, JPEG, BMP), a JPEG with an EXIF
+// rotation, a larger photo for tiles, a random native network
+// (.safetensors), a random TensorFlow-variant network as a per-variable
+// export directory, and bad/: broken images and weight files.
 #include <sys/stat.h>
 
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <limits>
@@ -16,6 +18,7 @@
 #include "core/image.hpp"
 #include "core/safetensors.hpp"
 #include "nets/transformer.hpp"
+#include "tests/exif_writer.hpp"
 #include "tests/tf_export_writer.hpp"
 
 namespace {
@@ -63,6 +66,7 @@ void write_bad_inputs(const std::string& dir) {
                                   0, 1, 0x86, 0xa0, 0, 1, 0x86, 0xa0, 8, 2, 0, 0, 0, 0x12, 0x34, 0x56, 0x78};
     write_file(bad + "/huge.png", std::string(reinterpret_cast<const char*>(huge), sizeof huge));
     nst::save_image(nst::Tensor::full({1, 3, 1, 1}, 90.f), bad + "/one_pixel.png");
+    nst::save_image(pattern(20, 200), bad + "/panorama.png");  // fine, until shrunk
 
     nst::TransformerSpec spec;
     spec.width = 4, spec.residual_blocks = 1;
@@ -83,6 +87,17 @@ void write_bad_inputs(const std::string& dir) {
     v[7] = std::numeric_limits<float>::quiet_NaN();
     nan.tensors["conv_in.weight"] = nst::Tensor::from_vector(v, nan.tensors["conv_in.weight"].shape());
     nst::save_safetensors(bad + "/nan.safetensors", nan.tensors, nan.metadata);
+
+    // Float images with a NaN and an infinity among the pixels.
+    nst::save_image(pattern(20, 20), bad + "/finite.npy");
+    const std::string npy = read_file(bad + "/finite.npy");
+    for (const auto& [name, value] : {std::pair<const char*, float>{"nan.npy", std::nanf("")},
+                                      {"inf.npy", std::numeric_limits<float>::infinity()}}) {
+        std::string bytes = npy;
+        std::memcpy(&bytes[bytes.size() - 4 * 30], &value, 4);
+        write_file(bad + "/" + name, bytes);
+    }
+    std::remove((bad + "/finite.npy").c_str());
 }
 
 }  // namespace
@@ -107,6 +122,14 @@ int main(int argc, char** argv) {
         ::mkdir((dir + "/tf_export").c_str(), 0777);
         nst::testing::write_tf_export(nst::Transformer::create(tf, 2, nst::Device::cpu()).to_weights(),
                                       dir + "/tf_export", tf.residual_blocks);
+        // A phone photo stored sideways with EXIF "rotate 90 clockwise", and
+        // one large enough for tiles of at least the fixture network's halo.
+        nst::save_image(pattern(24, 40), dir + "/sideways.jpg");
+        write_file(dir + "/rotated.jpg", nst::test::with_orientation(read_file(dir + "/sideways.jpg"), 6, false));
+        std::remove((dir + "/sideways.jpg").c_str());
+        nst::save_image(pattern(24, 40), dir + "/upside_down.png");  // and a PNG with "rotate 180" (big-endian EXIF)
+        write_file(dir + "/upside_down.png", nst::test::with_orientation(read_file(dir + "/upside_down.png"), 3, true));
+        nst::save_image(pattern(90, 120), dir + "/large.png");
         write_bad_inputs(dir);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "nst_cli_fixtures: %s\n", e.what());

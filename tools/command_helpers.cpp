@@ -5,16 +5,19 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cerrno>
+#include <cfloat>
 #include <cmath>
 #include <cstdarg>
-#include <cstring>
-#include <fstream>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
 
-#include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "core/files.hpp"
 #include "core/image.hpp"
 #include "tools/interrupt.hpp"
 
@@ -29,6 +32,59 @@ nst::Tensor load_input_image(const std::string& path) {
               image.size(3), "x", image.size(2), " pixels; nst-run needs at least ", kMinInputSide, "x",
               kMinInputSide);
     return image;
+}
+
+namespace {
+
+// The whole text is one number: no spaces, no trailing characters.
+bool parsed_whole(const std::string& text, const char* end) {
+    return !text.empty() && !std::isspace(static_cast<unsigned char>(text[0])) && *end == '\0' && errno == 0;
+}
+
+}  // namespace
+
+CLI::Validator whole_number(int64_t min, uint64_t max) {
+    const std::string range = "a whole number from " + std::to_string(min) + " to " + std::to_string(max);
+    return CLI::Validator(
+        [min, max, range](std::string& text) {
+            errno = 0;
+            char* end = nullptr;
+            bool inside;
+            std::string canonical;
+            if (!text.empty() && text[0] == '-') {  // strtoull would wrap "-1" around to 2^64 - 1
+                const long long v = std::strtoll(text.c_str(), &end, 10);
+                inside = parsed_whole(text, end) && v >= min;
+                canonical = std::to_string(v);
+            } else {
+                const unsigned long long v = std::strtoull(text.c_str(), &end, 10);
+                inside = parsed_whole(text, end) && v <= max && (min <= 0 || v >= uint64_t(min));
+                canonical = std::to_string(v);
+            }
+            if (!inside) return "expected " + range + ", got '" + text + "'";
+            // What was checked is what CLI11 converts: it would read "0100" as octal.
+            text = canonical;
+            return std::string();
+        },
+        range);
+}
+
+CLI::Validator real_number(double min, bool min_exclusive, double max) {
+    std::ostringstream range;
+    range << std::setprecision(15) << "a number "
+          << (min_exclusive ? "greater than " : std::isfinite(max) ? "from " : "of at least ") << min;
+    if (std::isfinite(max)) range << (min_exclusive ? " and at most " : " to ") << max;
+    max = std::min(max, double(FLT_MAX));  // the options are floats: 1e39 would become infinity
+    return CLI::Validator(
+        [min, min_exclusive, max, range = range.str()](std::string& text) {
+            errno = 0;
+            char* end = nullptr;
+            // Checked as the float the option becomes: 1e-50 is 0 there.
+            const float v = float(std::strtod(text.c_str(), &end));
+            const bool inside = !text.empty() && !std::isspace(static_cast<unsigned char>(text[0])) &&
+                                *end == '\0' && std::isfinite(v) && (min_exclusive ? v > min : v >= min) && v <= max;
+            return inside ? std::string() : "expected " + range + ", got '" + text + "'";
+        },
+        range.str());
 }
 
 void print_error(const std::string& message) {
@@ -66,17 +122,18 @@ void check_output(const std::string& path, const char* flag) {
     std::remove(probe.c_str());
 }
 
-nst::Vgg19 load_vgg(const std::string& vgg, nst::Device device, nst::VggPooling pooling, bool quiet) {
-    std::string path = vgg;
+std::string vgg_file(const std::string& flag) {
+    if (flag == "random") return "";
+    if (!flag.empty()) return flag;
+    for (const char* candidate : {"weights/vgg19-dcbb9e9d.pth", "weights/vgg19-d01eb7cb.pth"})
+        if (fs::is_regular_file(candidate)) return candidate;
+    return "";
+}
+
+nst::Vgg19 load_vgg(const std::string& flag, nst::Device device, nst::VggPooling pooling, bool quiet) {
+    const std::string path = vgg_file(flag);
+    if (flag.empty() && !path.empty() && !quiet) std::fprintf(stderr, "nst-run: using VGG-19 weights %s\n", path.c_str());
     if (path.empty()) {
-        for (const char* candidate : {"weights/vgg19-dcbb9e9d.pth", "weights/vgg19-d01eb7cb.pth"})
-            if (fs::is_regular_file(candidate)) {
-                path = candidate;
-                break;
-            }
-        if (!path.empty() && !quiet) std::fprintf(stderr, "nst-run: using VGG-19 weights %s\n", path.c_str());
-    }
-    if (path.empty() || path == "random") {
         std::fprintf(stderr,
                      "nst-run: note: no VGG-19 weight file given (--vgg): using the embedded VGG-19 "
                      "with random weights, which transfers colour and fine texture but is far weaker "
@@ -94,7 +151,9 @@ nst::Vgg19 load_vgg(const std::string& vgg, nst::Device device, nst::VggPooling 
 CsvLog::CsvLog(const std::string& path, const std::string& header, int64_t keep_until) {
     if (path.empty()) return;
     std::vector<std::string> kept;
-    if (keep_until > 0) {
+    std::error_code ec;
+    if (keep_until > 0 && fs::exists(path, ec)) {
+        nst::require_regular_file(path);
         std::ifstream in(path);
         for (std::string line; std::getline(in, line);)
             if (kept.empty() || std::strtoll(line.c_str(), nullptr, 10) <= keep_until) kept.push_back(line);
@@ -127,13 +186,14 @@ void CsvLog::row(const char* format, ...) {
 }
 
 void add_loss_options(CLI::App* cmd, LossFlags& f) {
+    // Weights up to 1e30: float products of the losses with them stay finite.
     cmd->add_option("--content-weight", f.content_weight, "Content loss weight")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
-    cmd->add_option("--style-weight", f.style_weight, "Style loss weight")->capture_default_str()->check(CLI::NonNegativeNumber);
+        ->check(real_number(0, false, 1e30));
+    cmd->add_option("--style-weight", f.style_weight, "Style loss weight")->capture_default_str()->check(real_number(0, false, 1e30));
     cmd->add_option("--tv-weight", f.tv_weight, "Total variation weight (on the mean squared neighbour difference)")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(real_number(0, false, 1e30));
     cmd->add_option("--content-layers", f.content_layers, "Content layers, NAME or NAME:WEIGHT, comma-separated")
         ->capture_default_str();
     cmd->add_option("--style-layers", f.style_layers, "Style layers, NAME or NAME:WEIGHT, comma-separated")

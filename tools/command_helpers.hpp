@@ -2,6 +2,7 @@
 // VGG-19 loading with the embedded default, and layer lists on the command
 // line.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
@@ -15,6 +16,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace nst_run {
@@ -28,6 +30,18 @@ struct Command {
     std::function<int()> run;        // runs it; returns the exit status, throws nst::Error
 };
 
+// Checks for numeric options. A refused value gets one message naming the
+// option, the value and the range in plain numbers ("--max-size: expected a
+// whole number from 16 to 65535, got 0"); NaN and infinity are refused like
+// any other value outside the range.
+// whole_number() rewrites the value in plain decimal (CLI11 would read
+// "0100" as octal), so options take it with ->transform(), not ->check().
+CLI::Validator whole_number(int64_t min, uint64_t max);
+constexpr int64_t kMaxIterations = 1000000000;  // --iters and the like
+// At least `min` (greater than it when min_exclusive), at most `max` when
+// finite; checked as the float the option becomes.
+CLI::Validator real_number(double min, bool min_exclusive, double max = HUGE_VAL);
+
 // "nst-run: error: MESSAGE" on stderr, on one line whatever the message holds.
 void print_error(const std::string& message);
 // Throws nst::Error("interrupted") once Ctrl-C was pressed.
@@ -35,13 +49,16 @@ void check_interrupted();
 
 bool same_file(const std::string& a, const std::string& b);
 bool is_directory(const std::string& path);
-// The output's directory exists and the path is not a directory.
+// The output's directory exists and takes new files, and the path is not a
+// directory.
 void check_output(const std::string& path, const char* flag);
 
 // --vgg: a file, or "random" for the embedded network; empty means a file
 // weights/fetch_vgg19.sh put in ./weights when there is one, else the
 // embedded network (with a note on stderr saying how to get real weights).
-nst::Vgg19 load_vgg(const std::string& path, nst::Device device, nst::VggPooling pooling, bool quiet);
+nst::Vgg19 load_vgg(const std::string& flag, nst::Device device, nst::VggPooling pooling, bool quiet);
+// The weight file load_vgg reads for this --vgg; "" for the embedded network.
+std::string vgg_file(const std::string& flag);
 
 // Images users hand to nst-run are at least this many pixels per side: the
 // networks' padding and VGG-19's poolings need that much, and a smaller

@@ -24,6 +24,7 @@
 #include "core/image.hpp"
 #include "core/safetensors.hpp"
 #include "nets/transformer.hpp"
+#include "tools/command_files.hpp"
 #include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/optimize_command.hpp"
@@ -39,6 +40,11 @@ namespace {
 
 // ---- import ------------------------------------------------------------------------
 int run_import(const std::string& from, const std::string& out) {
+    nst_run::check_output(out, "--out");
+    nst_run::CommandFiles files;
+    files.reads_directory("--from", from);
+    files.writes("--out", out);
+    files.check();
     // Through the network's validation: a file we write is a file we can run.
     const nst::Transformer net =
         nst::Transformer::from_weights(nst::import_tf_fast_style(from), nst::Device::cpu(), from);

@@ -22,6 +22,7 @@
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
 #include "nets/vgg19.hpp"
+#include "tools/command_files.hpp"
 #include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/progress.hpp"
@@ -49,23 +50,13 @@ struct Settings {
 Tensor load01(const std::string& path) { return nst::scale(load_input_image(path), 1.f / 255.f); }
 void save01(const Tensor& image, const std::string& path) { nst::save_image(nst::scale(image, 255.f), path); }
 
-// out.png -> out_0100.png, zero-padded to the width of the last iteration.
-std::string snapshot_path(const std::string& out, int iteration, int last) {
-    const fs::path p(out);
-    const std::string digits = std::to_string(last), number = std::to_string(iteration);
-    const std::string padded = std::string(digits.size() - std::min(digits.size(), number.size()), '0') + number;
-    return (p.parent_path() / (p.stem().string() + "_" + padded + p.extension().string())).string();
-}
-
 int run_optimize(const Settings& s) {
     // ---- everything that can fail early --------------------------------------------------
     const nst::Device device = nst::usable_device(s.device);
     NST_CHECK(nst::is_writable_image_path(s.out), "--out ", s.out, ": cannot write images of type '",
               fs::path(s.out).extension().string(), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
     check_output(s.out, "--out");
-    NST_CHECK(!same_file(s.out, s.content), "--out ", s.out, ": is the content image; choose another output");
-    for (const auto& style : s.styles)
-        NST_CHECK(!same_file(s.out, style), "--out ", s.out, ": is a style image; choose another output");
+    if (!s.log.empty()) check_output(s.log, "--log");
     NST_CHECK(s.blend.empty() || s.blend.size() == s.styles.size(), "--style-blend: ", s.blend.size(),
               " weights for ", s.styles.size(), " style image(s)");
     int final_size = s.size;
@@ -74,6 +65,22 @@ int run_optimize(const Settings& s) {
                   s.scales.back(), ") disagree: the last scale is the final size");
         final_size = s.scales.back();
     }
+    const int stages = int(std::max<size_t>(1, s.scales.size()));
+    const int64_t total_iterations = int64_t(s.iters) * stages;
+    // out.png -> out_0100.png, zero-padded to the width of the last iteration.
+    const NumberedOutputs snapshots = numbered_outputs("--save-every", s.out, "_", "",
+                                                       int(std::to_string(total_iterations).size()),
+                                                       std::max(1, s.save_every), total_iterations);
+    CommandFiles files;
+    files.reads("--content", s.content);
+    for (const auto& style : s.styles) files.reads("--style", style);
+    // Refining a result in place (--init X --out X) is fine: read first, replaced at the end.
+    if (s.init != "random" && s.init != "content" && !same_file(s.init, s.out)) files.reads("--init", s.init);
+    files.reads("--vgg", vgg_file(s.vgg));
+    files.writes("--out", s.out);
+    if (!s.log.empty()) files.writes("--log", s.log);
+    if (s.save_every > 0) files.writes_numbered(snapshots);
+    files.check();
 
     nst::GatysOptions o;
     o.content_layers = parse_layers("--content-layers", s.loss.content_layers);
@@ -118,7 +125,6 @@ int run_optimize(const Settings& s) {
         bar_stage = stage;
     };
     // The first bar now, so a terminal shows it during the first (slowest) iteration.
-    const int stages = int(std::max<size_t>(1, s.scales.size()));
     const auto [h0, w0] = nst::fit_longest_side(height, width, s.scales.empty() ? final_size : s.scales[0]);
     start_stage(0, stages, h0, w0);
     int done = 0, history = s.history;
@@ -137,7 +143,7 @@ int run_optimize(const Settings& s) {
         std::snprintf(label, sizeof label, "loss %.3g (c %.3g s %.3g tv %.3g)", p.total_loss, p.content_loss,
                       p.style_loss, p.tv_loss);
         if (p.snapshot) {
-            const std::string path = snapshot_path(s.out, p.total_iteration, p.total_iterations);
+            const std::string path = snapshots.path(p.total_iteration);
             save01(image, path);
             bar->message("saved " + path);
         }
@@ -196,25 +202,25 @@ Command add_optimize_command(CLI::App& app) {
     cmd->add_option("--out", s->out, "Output image; the format follows the extension")->required();
     cmd->add_option("--style-blend", s->blend, "Blend weights of the style images, e.g. 0.7,0.3 (normalized to sum 1; default equal)")
         ->delimiter(',')
-        ->check(CLI::NonNegativeNumber);
+        ->check(real_number(0, false));
     cmd->add_option("--style-scale", s->style_scale, "Style images' longer side relative to the content's")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(real_number(0, true, 16));
     CLI::Option* size = cmd->add_option("--size", s->size, "Longer side of the result in pixels")
                             ->capture_default_str()
-                            ->check(CLI::PositiveNumber);
+                            ->transform(whole_number(kMinInputSide, nst::kMaxImageSide));
     cmd->add_option("--scales", s->scales,
                     "Multi-scale: longer side of each stage, coarse to fine, e.g. 256,512,1024; each stage "
                     "starts from the previous result upsampled; the last is the final size")
         ->delimiter(',')
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--iters", s->iters, "Iterations (per stage)")->capture_default_str()->check(CLI::PositiveNumber);
+        ->transform(whole_number(kMinInputSide, nst::kMaxImageSide));
+    cmd->add_option("--iters", s->iters, "Iterations (per stage)")->capture_default_str()->transform(whole_number(1, kMaxIterations));
     cmd->add_option("--optimizer", s->optimizer, "lbfgs or adam")
         ->capture_default_str()
         ->check(CLI::IsMember({"lbfgs", "adam"}));
     cmd->add_option("--lr", s->lr, "Learning rate (default: 1 for lbfgs, 0.02 for adam; images are 0..1)")
-        ->check(CLI::PositiveNumber);
-    cmd->add_option("--history", s->history, "L-BFGS history size")->capture_default_str()->check(CLI::PositiveNumber);
+        ->check(real_number(0, true));
+    cmd->add_option("--history", s->history, "L-BFGS history size")->capture_default_str()->transform(whole_number(1, 10000));
     add_loss_options(cmd, s->loss);
     cmd->add_option("--pooling", s->pooling, "VGG pooling: max or avg")
         ->capture_default_str()
@@ -225,9 +231,9 @@ Command add_optimize_command(CLI::App& app) {
     cmd->add_option("--vgg", s->vgg,
                     "VGG-19 weights: torchvision or Caffe .pth, or .safetensors (flavour from the name: "
                     "'caffe' or 'd01eb7cb' is Caffe), or 'random' for the embedded network");
-    cmd->add_option("--seed", s->seed, "Seed of --init random")->capture_default_str();
+    cmd->add_option("--seed", s->seed, "Seed of --init random")->capture_default_str()->transform(whole_number(0, UINT64_MAX));
     cmd->add_option("--save-every", s->save_every, "Save the image every N iterations as OUT_<iteration>.<ext>")
-        ->check(CLI::NonNegativeNumber);
+        ->transform(whole_number(0, kMaxIterations));
     cmd->add_option("--log", s->log, "CSV log: iteration, stage, size, each loss, elapsed seconds");
     cmd->add_option("--device", s->device, "cpu, cuda or cuda:N (default: first GPU, else CPU)");
     cmd->add_flag("--quiet,-q", s->quiet, "No progress output");

@@ -26,6 +26,7 @@
 #include "nets/gatys.hpp"
 #include "nets/training.hpp"
 #include "nets/training_data.hpp"
+#include "tools/command_files.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/progress.hpp"
 
@@ -57,11 +58,17 @@ std::string checkpoint_path(const std::string& out) {
 
 // model.safetensors -> model_sample_000500.png: six digits at least, so the
 // names sort by step and stay the same when a resumed run trains longer.
-std::string sample_path(const std::string& out, int64_t step) {
-    const fs::path p(out);
-    const std::string number = std::to_string(step);
-    const std::string padded = std::string(6 - std::min<size_t>(6, number.size()), '0') + number;
-    return (p.parent_path() / (p.stem().string() + "_sample_" + padded + ".png")).string();
+NumberedOutputs sample_series(const std::string& out, int every, int64_t last) {
+    return numbered_outputs("--sample-every", out, "_sample_", ".png", 6, every, last);
+}
+
+// Whether the absolute directory `dir` is `root` or below it.
+bool is_within(const std::string& dir, const std::string& root) {
+    std::error_code ec;
+    const fs::path r = fs::weakly_canonical(fs::absolute(root, ec), ec);
+    const std::string rs = r.string();
+    return dir == rs || (dir.size() > rs.size() && dir.compare(0, rs.size(), rs) == 0 &&
+                         (rs.back() == '/' || dir[rs.size()] == '/'));
 }
 
 uint64_t metadata_uint(const nst::WeightFile& w, const std::string& key, const std::string& source) {
@@ -82,13 +89,34 @@ int run_train(const Settings& s) {
     NST_CHECK(ends_with(s.out, ".safetensors"), "--out ", s.out, ": the model is a .safetensors file");
     check_output(s.out, "--out");
     const std::string ckpt_path = checkpoint_path(s.out);
-    NST_CHECK(!same_file(s.out, s.style), "--out ", s.out, ": is the style image");
     NST_CHECK(s.iters == 0 || s.epochs == 0, "--iters and --epochs: give one, not both");
-    NST_CHECK(std::isfinite(s.epochs) && s.epochs >= 0 && s.epochs <= 1e6, "--epochs ", s.epochs,
-              ": expected a number of passes between 0 and 1e6");
     NST_CHECK((s.sample_every > 0) == !s.sample_image.empty(),
               "--sample-every and --sample-image go together");
     if (!s.log.empty()) check_output(s.log, "--log");
+    const std::vector<std::string> photos = nst::TrainingImages::image_files(s.data);
+    // Epochs count samples (batches run on across epoch boundaries).
+    const int64_t samples = int64_t(std::llround((s.epochs > 0 ? s.epochs : 2.0) * double(photos.size())));
+    const int64_t total_steps = s.iters > 0 ? s.iters : std::max<int64_t>(1, (samples + s.batch - 1) / s.batch);
+    {
+        CommandFiles files;
+        files.reads("--style", s.style);
+        for (const std::string& photo : photos) files.reads_in("--data", s.data, photo);
+        files.reads("--vgg", vgg_file(s.vgg));
+        // The checkpoint a run resumes from is the one it goes on writing: read first, then replaced.
+        if (!same_file(s.resume, ckpt_path)) files.reads("--resume", s.resume);
+        files.reads("--sample-image", s.sample_image);
+        files.writes("--out", s.out);
+        files.writes("--out's checkpoint", ckpt_path);
+        if (!s.log.empty()) files.writes("--log", s.log);
+        if (s.sample_every > 0) {
+            const NumberedOutputs samples = sample_series(s.out, s.sample_every, total_steps);
+            NST_CHECK(!is_within(samples.absolute_dir, s.data), "--sample-every: the samples (",
+                      samples.path(s.sample_every), ", ...) would go under --data ", s.data,
+                      " and be taken for training photos next time; put --out elsewhere");
+            files.writes_numbered(samples);
+        }
+        files.check();
+    }
 
     nst::TrainingOptions o;
     o.content_layers = parse_layers("--content-layers", s.loss.content_layers);
@@ -129,9 +157,6 @@ int run_train(const Settings& s) {
               ": only native networks are trained");
 
     nst::TrainingImages data(s.data, s.size, s.batch, s.seed, position);
-    // Epochs count samples (batches run on across epoch boundaries).
-    const int64_t samples = int64_t(std::llround((s.epochs > 0 ? s.epochs : 2.0) * double(data.files())));
-    const int64_t total_steps = s.iters > 0 ? s.iters : std::max<int64_t>(1, (samples + s.batch - 1) / s.batch);
     NST_CHECK(start_step < total_steps, "--resume ", s.resume, ": already at step ", start_step, " of ",
               total_steps, "; raise --iters or --epochs to train further");
     if (!s.resume.empty()) {
@@ -186,7 +211,7 @@ int run_train(const Settings& s) {
         log.row("%lld,%.4f,%.9g,%.9g,%.9g,%.9g,%.2f,%.3f", (long long)step,
                 double(data.position()) / double(data.files()), l.content, l.style, l.tv, l.total, rate, elapsed());
         if (s.sample_every > 0 && step % s.sample_every == 0) {
-            const std::string path = sample_path(s.out, step);
+            const std::string path = sample_series(s.out, s.sample_every, total_steps).path(step);
             nst::save_image(trainer.network().stylize(sample), path);
             bar.message("saved " + path);
         }
@@ -234,22 +259,24 @@ Command add_train_command(CLI::App& app) {
     cmd->add_option("--data", s->data, "Directory of training photos (searched recursively)")->required();
     cmd->add_option("--out", s->out, "The trained network (.safetensors)")->required();
     cmd->add_option("--vgg", s->vgg, "VGG-19 weights (.pth or .safetensors), or 'random'");
-    cmd->add_option("--size", s->size, "Training image size (square)")->capture_default_str()->check(CLI::Range(16, 4096));
-    cmd->add_option("--batch", s->batch, "Images per step")->capture_default_str()->check(CLI::Range(1, 1024));
-    cmd->add_option("--iters", s->iters, "Steps to train (total, counting resumed ones)")->check(CLI::PositiveNumber);
-    cmd->add_option("--epochs", s->epochs, "Passes over the photos (default 2; or --iters)")->check(CLI::PositiveNumber);
-    cmd->add_option("--lr", s->lr, "Adam learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("--size", s->size, "Training image size (square)")->capture_default_str()->transform(whole_number(kMinInputSide, 4096));
+    cmd->add_option("--batch", s->batch, "Images per step")->capture_default_str()->transform(whole_number(1, 1024));
+    cmd->add_option("--iters", s->iters, "Steps to train (total, counting resumed ones)")->transform(whole_number(1, kMaxIterations));
+    cmd->add_option("--epochs", s->epochs, "Passes over the photos (default 2; or --iters)")->check(real_number(0, true, 1e6));
+    cmd->add_option("--lr", s->lr, "Adam learning rate")->capture_default_str()->check(real_number(0, true));
     add_loss_options(cmd, s->loss);
     cmd->add_option("--style-size", s->style_size, "Longer side of the style image (default: --size)")
-        ->check(CLI::Range(16, 8192));
+        ->transform(whole_number(kMinInputSide, 8192));
     cmd->add_option("--checkpoint-every", s->checkpoint_every, "Write the checkpoint every N steps (0: only on Ctrl-C)")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->transform(whole_number(0, kMaxIterations));
     cmd->add_option("--resume", s->resume, "Continue from a checkpoint");
     cmd->add_option("--sample-every", s->sample_every, "Stylize --sample-image every N steps (OUT_sample_<step>.png)")
-        ->check(CLI::PositiveNumber);
+        ->transform(whole_number(1, kMaxIterations));
     cmd->add_option("--sample-image", s->sample_image, "The image the samples show");
-    cmd->add_option("--seed", s->seed, "Seed of the network's initialization and the data order")->capture_default_str();
+    cmd->add_option("--seed", s->seed, "Seed of the network's initialization and the data order")
+        ->capture_default_str()
+        ->transform(whole_number(0, UINT64_MAX));
     cmd->add_option("--log", s->log, "CSV log: step, epoch, each loss, images/s, elapsed seconds");
     cmd->add_option("--device", s->device, "cpu, cuda or cuda:N (default: first GPU, else CPU)");
     cmd->add_flag("--quiet,-q", s->quiet, "No progress output");

@@ -1,5 +1,7 @@
 #include "tools/video.hpp"
 
+#include <fcntl.h>
+#include <spawn.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -13,6 +15,8 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
+#include "tools/interrupt.hpp"
 
 namespace nst_run {
 namespace {
@@ -25,13 +29,6 @@ std::string lower_extension(const std::string& path) {
     std::string ext = path.substr(dot);
     for (char& c : ext) c = char(std::tolower(static_cast<unsigned char>(c)));
     return ext;
-}
-
-// popen runs /bin/sh: every path goes in single quotes.
-std::string quote(const std::string& s) {
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
 }
 
 // The full path of a program on PATH; a clear error when it is not there.
@@ -62,26 +59,79 @@ bool is_video_path(const std::string& path) {
     return std::any_of(std::begin(exts), std::end(exts), [&](const char* e) { return ext == e; });
 }
 
-Subprocess::Subprocess(const std::string& command, const char* mode, const std::string& what)
+Subprocess::Subprocess(const std::vector<std::string>& argv, const char* mode, const std::string& what)
     : what_(what) {
     const char* tmp = std::getenv("TMPDIR");
     std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/nst-ffmpeg-XXXXXX.log";
     std::vector<char> buffer(templ.begin(), templ.end());
     buffer.push_back('\0');
-    const int fd = mkstemps(buffer.data(), 4);
-    NST_CHECK(fd >= 0, what, ": cannot create a log file in /tmp: ", std::strerror(errno));
-    ::close(fd);
+    const int log_fd = mkostemps(buffer.data(), 4, O_CLOEXEC);
+    NST_CHECK(log_fd >= 0, what, ": cannot create a log file in /tmp: ", std::strerror(errno));
     log_path_ = buffer.data();
-    pipe_ = popen((command + " 2>" + quote(log_path_)).c_str(), mode);
-    if (!pipe_) {
-        std::remove(log_path_.c_str());
-        fail(what + ": cannot start: " + std::strerror(errno));
+    log_listed_ = nst::remember_temporary(log_path_);
+    const bool reading = mode[0] == 'r';
+    int ends[2] = {-1, -1};
+    posix_spawn_file_actions_t actions;
+    posix_spawnattr_t attributes;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawnattr_init(&attributes);
+    int error = ::pipe2(ends, O_CLOEXEC) == 0 ? 0 : errno;
+    if (!error) {
+        // The child's end of the pipe as its stdout (reading) or stdin
+        // (writing), its stderr into the log, and no terminal at all.
+        posix_spawn_file_actions_adddup2(&actions, reading ? ends[1] : ends[0], reading ? 1 : 0);
+        if (reading) posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+        posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
+        // Its own process group: a Ctrl-C at the terminal reaches nst-run
+        // alone, which then stops at a frame boundary and ends ffmpeg itself.
+        posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&attributes, 0);
+        std::vector<char*> args;
+        for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        error = posix_spawn(&pid_, argv[0].c_str(), &actions, &attributes, args.data(), environ);
     }
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attributes);
+    ::close(log_fd);
+    if (ends[reading ? 1 : 0] >= 0) ::close(ends[reading ? 1 : 0]);
+    if (!error) {
+        child_listed_ = remember_child(pid_);
+        pipe_ = fdopen(ends[reading ? 0 : 1], reading ? "r" : "w");
+        if (pipe_) return;
+        error = errno;
+        ::close(ends[reading ? 0 : 1]);  // the child sees EOF or EPIPE and ends
+        wait();
+    } else if (ends[reading ? 0 : 1] >= 0) {
+        ::close(ends[reading ? 0 : 1]);
+    }
+    std::remove(log_path_.c_str());
+    nst::forget_temporary(log_listed_);
+    fail(what + ": cannot start: " + std::strerror(error));
+}
+
+int Subprocess::wait() {
+    if (pid_ <= 0) return -1;
+    // Until it has ended it stays listed, so that a second Ctrl-C during a
+    // long wait (an encoder finishing) kills it; it is unlisted before it is
+    // reaped, after which its pid may belong to another process.
+    siginfo_t info;
+    while (::waitid(P_PID, id_t(pid_), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+    }
+    forget_child(child_listed_);
+    child_listed_ = -1;
+    int status = -1;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+    pid_ = -1;
+    return status;
 }
 
 Subprocess::~Subprocess() {
-    if (pipe_) pclose(pipe_);
+    if (pipe_) std::fclose(pipe_);  // a reader gets EOF, a writer EPIPE: either ends
+    wait();
     std::remove(log_path_.c_str());
+    nst::forget_temporary(log_listed_);
 }
 
 std::string Subprocess::log_tail() const {
@@ -96,8 +146,9 @@ std::string Subprocess::log_tail() const {
 
 void Subprocess::finish() {
     if (!pipe_) return;
-    const int status = pclose(pipe_);
+    std::fclose(pipe_);
     pipe_ = nullptr;
+    const int status = wait();
     if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
     std::string why = log_tail();
     if (why.empty())
@@ -112,11 +163,10 @@ VideoInfo probe_video(const std::string& path) {
     struct stat st;
     NST_CHECK(::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode), path,
               ": cannot open: no such file");
-    Subprocess probe(quote(ffprobe) +
-                         " -v error -of json -show_entries "
-                         "stream=codec_type,width,height,r_frame_rate,avg_frame_rate,nb_frames:"
-                         "stream_tags=rotate:stream_side_data=rotation:format=duration " +
-                         quote(path),
+    Subprocess probe({ffprobe, "-v", "error", "-of", "json", "-show_entries",
+                      "stream=codec_type,width,height,r_frame_rate,avg_frame_rate,nb_frames:"
+                      "stream_tags=rotate:stream_side_data=rotation:format=duration",
+                      path},
                      "r", path + ": ffprobe");
     std::string text;
     char buf[4096];
@@ -171,10 +221,11 @@ VideoInfo probe_video(const std::string& path) {
 VideoReader::VideoReader(const std::string& path, const VideoInfo& info, int width, int height)
     : width_(width), height_(height) {
     const std::string ffmpeg = require_program("ffmpeg");
-    std::string command = quote(ffmpeg) + " -v error -nostdin -i " + quote(path) + " -map 0:v:0";
+    std::vector<std::string> command = {ffmpeg, "-v", "error", "-nostdin", "-i", path, "-map", "0:v:0"};
     if (width != info.width || height != info.height)
-        command += " -vf scale=" + std::to_string(width) + ":" + std::to_string(height) + ":flags=area";
-    command += " -f rawvideo -pix_fmt rgb24 -";
+        command.insert(command.end(),
+                       {"-vf", "scale=" + std::to_string(width) + ":" + std::to_string(height) + ":flags=area"});
+    command.insert(command.end(), {"-f", "rawvideo", "-pix_fmt", "rgb24", "-"});
     ffmpeg_ = std::make_unique<Subprocess>(command, "r", path + ": ffmpeg (decoding)");
 }
 
@@ -194,24 +245,24 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height,
     // ffmpeg (-y) writes the temporary file by name.
     file_.close_handle();
     const std::string ext = lower_extension(path);
-    std::string command = quote(ffmpeg) + " -v error -nostdin -y -f rawvideo -pix_fmt rgb24 -s " +
-                          std::to_string(width) + "x" + std::to_string(height) + " -r " +
-                          quote(frame_rate) + " -i -";
+    std::vector<std::string> command = {ffmpeg, "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt",
+                                        "rgb24", "-s", std::to_string(width) + "x" + std::to_string(height),
+                                        "-r", frame_rate, "-i", "-"};
     if (!audio_source.empty() && ext != ".gif") {
-        command += " -i " + quote(audio_source) + " -map 0:v:0 -map '1:a?'";
+        command.insert(command.end(), {"-i", audio_source, "-map", "0:v:0", "-map", "1:a?"});
         // Same container: the audio is copied bit for bit; another one may not
         // hold the source's codec, so ffmpeg picks its default encoder.
-        if (ext == lower_extension(audio_source)) command += " -c:a copy";
-        command += " -shortest";
+        if (ext == lower_extension(audio_source)) command.insert(command.end(), {"-c:a", "copy"});
+        command.push_back("-shortest");
     }
     if (ext != ".gif") {
         // yuv420p (what players expect) needs even sizes: drop an odd last row/column.
-        command += " -vf 'crop=trunc(iw/2)*2:trunc(ih/2)*2' -pix_fmt yuv420p";
+        command.insert(command.end(), {"-vf", "crop=trunc(iw/2)*2:trunc(ih/2)*2", "-pix_fmt", "yuv420p"});
     }
     // ffmpeg picks the container's default encoder (libx264 for these where
     // it is built in); crf 18 is visually lossless for x264.
-    if (is_h264_container(ext)) command += " -crf 18";
-    command += " " + quote(file_.temp_path());
+    if (is_h264_container(ext)) command.insert(command.end(), {"-crf", "18"});
+    command.push_back(file_.temp_path());
     ffmpeg_ = std::make_unique<Subprocess>(command, "w", path + ": ffmpeg (encoding)");
 }
 

@@ -3,15 +3,17 @@
 // at the source's frame rate and copies (or re-encodes) the source's audio.
 // Pipes keep nst free of codec libraries and let ffmpeg read whatever it
 // reads. The output is written to a temporary name and moved into place only
-// when ffmpeg finished cleanly (core/atomic_file), as for images.
+// when ffmpeg finished cleanly (core/files.hpp), as for images.
 #pragma once
+#include <sys/types.h>
+
 #include <cstdint>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "core/atomic_file.hpp"
+#include "core/files.hpp"
 
 namespace nst_run {
 
@@ -27,11 +29,13 @@ struct VideoInfo {
 // Throws nst::Error when ffprobe is missing or cannot read the file.
 VideoInfo probe_video(const std::string& path);
 
-// A subprocess reading or writing a pipe, whose stderr goes to a log file
-// that the error message quotes.
+// A program (argv[0]: its full path; no shell) whose standard output (mode
+// "r") or input ("w") is a pipe to us and whose stderr goes to a log file that
+// error messages quote. It runs in its own process group, listed for the
+// signal handler (tools/interrupt.hpp).
 class Subprocess {
 public:
-    Subprocess(const std::string& command, const char* mode, const std::string& what);
+    Subprocess(const std::vector<std::string>& argv, const char* mode, const std::string& what);
     ~Subprocess();  // closes the pipe and waits
     Subprocess(const Subprocess&) = delete;
     Subprocess& operator=(const Subprocess&) = delete;
@@ -41,8 +45,13 @@ public:
     std::string log_tail() const;
 
 private:
+    int wait();  // reaps the child; its wait status, -1 if there is none
+
     std::FILE* pipe_ = nullptr;
+    pid_t pid_ = -1;
     std::string log_path_, what_;
+    int log_listed_ = -1;    // nst::remember_temporary()'s handle
+    int child_listed_ = -1;  // remember_child()'s handle
 };
 
 class VideoReader {

@@ -8,6 +8,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 namespace nst {
 namespace {
@@ -43,25 +45,31 @@ int variable_index(const std::string& name) {
 
 std::vector<Variable> read_manifest(const std::string& dir) {
     const std::string path = dir + "/manifest.json";
+    require_regular_file(path);
     std::ifstream in(path);
     NST_CHECK(in.is_open(), path, ": cannot open: ", std::strerror(errno));
     const json manifest = json::parse(in, nullptr, /*allow_exceptions=*/false);
     NST_CHECK(!manifest.is_discarded() && manifest.is_object(), path,
               ": not a JSON object of variables");
-    std::vector<Variable> vars(manifest.size());
-    std::vector<bool> seen(manifest.size(), false);
+    // Names first, so that a gap is reported as the variable that is missing.
+    size_t count = 0;
+    for (const auto& item : manifest.items()) {
+        const int index = variable_index(item.key());
+        NST_CHECK(index >= 0 && size_t(index) < 1000, path, ": unexpected variable '", item.key(),
+                  "' (expected Variable, Variable_1, Variable_2, ...)");
+        count = std::max(count, size_t(index) + 1);
+    }
+    std::vector<Variable> vars(count);
+    std::vector<bool> seen(count, false);
     for (const auto& item : manifest.items()) {
         const std::string& name = item.key();
         const json& v = item.value();
-        const int index = variable_index(name);
-        NST_CHECK(index >= 0 && size_t(index) < vars.size() && !seen[size_t(index)], path,
-                  ": unexpected variable '", name, "' (expected Variable, Variable_1, ... Variable_",
-                  vars.size() - 1, ")");
-        seen[size_t(index)] = true;
+        const size_t index = size_t(variable_index(name));
+        seen[index] = true;
         NST_CHECK(v.is_object() && v.contains("filename") && v["filename"].is_string() &&
                       v.contains("shape") && v["shape"].is_array(),
                   path, ": ", name, " needs a string \"filename\" and an array \"shape\"");
-        Variable& var = vars[size_t(index)];
+        Variable& var = vars[index];
         var.filename = v["filename"].get<std::string>();
         NST_CHECK(!var.filename.empty() && var.filename.find('/') == std::string::npos &&
                       var.filename != "." && var.filename != "..",
@@ -72,6 +80,9 @@ std::vector<Variable> read_manifest(const std::string& dir) {
             var.shape.push_back(d.get<int64_t>());
         }
     }
+    const size_t missing = size_t(std::find(seen.begin(), seen.end(), false) - seen.begin());
+    NST_CHECK(missing == count, path, ": ", missing == 0 ? "Variable" : "Variable_" + std::to_string(missing),
+              " is missing (the manifest goes up to Variable_", count - 1, ")");
     return vars;
 }
 

@@ -12,8 +12,8 @@ cp "$src"/tests/data/pth/*.pth "$out/pth/"
 cp "$out/fx/tf_export/manifest.json" "$out/manifest/"
 # image inputs: one byte choosing the extension (0 png, 1 jpg, 2 bmp, 3 npy), then the file
 i=0
-for f in "$out"/fx/photos/* "$out"/fx/bad/*.png "$out"/fx/bad/*.jpg; do
-  case "$f" in *.png) k='\x00' ;; *.jpg) k='\x01' ;; *.bmp) k='\x02' ;; *) continue ;; esac
+for f in "$out"/fx/photos/* "$out"/fx/rotated.jpg "$out"/fx/upside_down.png "$out"/fx/bad/*.png "$out"/fx/bad/*.jpg "$out"/fx/bad/*.npy; do
+  case "$f" in *.png) k='\x00' ;; *.jpg) k='\x01' ;; *.bmp) k='\x02' ;; *.npy) k='\x03' ;; *) continue ;; esac
   { printf "$k"; cat "$f"; } > "$out/image/seed_$i"
   i=$((i + 1))
 done

@@ -1,10 +1,12 @@
-#include "core/atomic_file.hpp"
+#include "core/files.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <cstdlib>
 #include <cstring>
 
@@ -15,7 +17,53 @@ namespace {
 
 std::string errno_text() { return std::strerror(errno); }
 
+// The temporaries a signal handler may have to delete: fixed storage and
+// lock-free atomics, because a handler may neither allocate nor lock. A
+// slot is free (0), being filled (1) or holds a path (2). Past 64 open
+// temporaries the rest are only removed by their destructors.
+struct TemporarySlot {
+    std::atomic<int> state{0};
+    char path[PATH_MAX];
+};
+static_assert(std::atomic<int>::is_always_lock_free, "remove_temporaries() needs lock-free atomics");
+TemporarySlot g_temporaries[64];
+
+// The longest file name the directory takes (255 on the usual file systems).
+size_t name_limit(const std::string& dir) {
+    const long limit = ::pathconf(dir.empty() ? "." : dir.c_str(), _PC_NAME_MAX);
+    return limit > 0 ? size_t(limit) : 255;
+}
+
 }  // namespace
+
+int remember_temporary(const std::string& path) {
+    if (path.size() >= PATH_MAX) return -1;
+    for (int i = 0; i < 64; ++i) {
+        int expected = 0;
+        if (!g_temporaries[i].state.compare_exchange_strong(expected, 1)) continue;
+        std::memcpy(g_temporaries[i].path, path.c_str(), path.size() + 1);
+        g_temporaries[i].state.store(2, std::memory_order_release);
+        return i;
+    }
+    return -1;
+}
+
+void forget_temporary(int handle) {
+    if (handle >= 0) g_temporaries[handle].state.store(0, std::memory_order_release);
+}
+
+void remove_temporaries() {
+    for (TemporarySlot& slot : g_temporaries)
+        if (slot.state.load(std::memory_order_acquire) == 2) ::unlink(slot.path);
+}
+
+void require_regular_file(const std::string& path) {
+    struct stat st;
+    if (::stat(path.c_str(), &st) != 0)
+        fail(path + (errno == ENOENT ? ": no such file" : ": cannot open: " + errno_text()));
+    NST_CHECK(!S_ISDIR(st.st_mode), path, ": is a directory, not a file");
+    NST_CHECK(S_ISREG(st.st_mode), path, ": not a regular file (a FIFO, device or socket)");
+}
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path) {
     NST_CHECK(!path.empty(), "cannot write a file with an empty name");
@@ -25,23 +73,29 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
     NST_CHECK(!name.empty(), path, ": not a file name");
     const size_t dot = name.find_last_of('.');
     const std::string ext = dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
+    const std::string stem = name.substr(0, name.size() - ext.size());
     // Hidden, so a directory listing running meanwhile skips it. Opened with
     // O_EXCL and mode 0666 (not mkstemp's 0600), so the umask applies as for
     // any plain new file.
     static std::atomic<unsigned> counter{0};
+    const size_t limit = name_limit(dir);
     int fd = -1;
     for (int attempt = 0; fd < 0; ++attempt) {
-        temp_path_ = dir + "." + name + ".tmp-" + std::to_string(::getpid()) + "-" +
-                     std::to_string(counter++) + ext;
+        const std::string suffix = ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ext;
+        // A destination name near the limit leaves no room for ours: shorten the stem.
+        const size_t room = limit > 1 + suffix.size() ? limit - 1 - suffix.size() : 0;
+        temp_path_ = dir + "." + stem.substr(0, room) + suffix;
         fd = ::open(temp_path_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
         NST_CHECK(fd >= 0 || (errno == EEXIST && attempt < 100), path,
                   ": cannot create a file in ", dir.empty() ? "." : dir, ": ", errno_text());
     }
+    listed_ = remember_temporary(temp_path_);
     file_ = fdopen(fd, "wb");
     if (!file_) {
         const std::string reason = errno_text();
         ::close(fd);
         std::remove(temp_path_.c_str());
+        forget_temporary(listed_);
         fail(path + ": cannot open for writing: " + reason);
     }
 }
@@ -49,6 +103,7 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
 AtomicFile::~AtomicFile() {
     if (file_) std::fclose(file_);
     if (!committed_) std::remove(temp_path_.c_str());
+    forget_temporary(listed_);
 }
 
 void AtomicFile::write(const void* data, size_t bytes) {

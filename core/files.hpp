@@ -1,0 +1,66 @@
+// Files from and for users.
+//
+// Output is atomic: everything nst writes (weights, images, videos, logs)
+// goes to a temporary file in the destination's directory and is renamed
+// over the destination only once complete. A crash, a full disk or an error
+// midway therefore never leaves a half-written file under the requested
+// name, and a reader never sees one. The temporary lives in the same
+// directory because rename() is atomic only within one file system. Every
+// temporary is also listed where a signal handler can find it:
+// remove_temporaries() deletes them when a second Ctrl-C (or SIGTERM, SIGHUP)
+// ends the process at once, without unwinding.
+//
+// Input is opened only when it is a regular file: a FIFO would block in
+// open() or read() forever, a device would never end.
+#pragma once
+#include <cstdio>
+#include <string>
+
+namespace nst {
+
+class AtomicFile {
+public:
+    // Creates the temporary file (same directory, same extension, so tools
+    // that pick a format by extension, like ffmpeg, still work on it). Its
+    // name is the destination's, hidden and with a suffix, shortened where
+    // that would pass the file system's name limit.
+    explicit AtomicFile(const std::string& path);
+    ~AtomicFile();  // removes the temporary unless commit() succeeded
+    AtomicFile(const AtomicFile&) = delete;
+    AtomicFile& operator=(const AtomicFile&) = delete;
+
+    std::FILE* file() const { return file_; }      // open for writing, binary
+    const std::string& temp_path() const { return temp_path_; }
+    const std::string& path() const { return path_; }
+
+    // fwrite that throws nst::Error (naming the destination) on a short write.
+    void write(const void* data, size_t bytes);
+    // Closes the handle without committing, for writers that reopen the
+    // temporary by name (an ffmpeg subprocess).
+    void close_handle();
+    // Flushes, syncs and renames the temporary to the destination.
+    void commit();
+
+private:
+    std::string path_, temp_path_;
+    std::FILE* file_ = nullptr;
+    bool committed_ = false;
+    int listed_ = -1;  // remember_temporary()'s handle
+};
+
+// Deletes every AtomicFile temporary of this process, and every file listed
+// with remember_temporary(). Async-signal-safe: for a signal handler that is
+// about to end the process.
+void remove_temporaries();
+// Lists another temporary file (a subprocess's log) for remove_temporaries();
+// the handle goes to forget_temporary() once the file is gone. At most 64
+// are listed at a time; past that the handle is -1 and the file is not.
+int remember_temporary(const std::string& path);
+void forget_temporary(int handle);
+
+// Throws nst::Error unless `path` names a regular file (after symbolic
+// links): "PATH: no such file", "PATH: is a directory", "PATH: not a regular
+// file (a FIFO, device or socket)". Opens nothing, so it never blocks.
+void require_regular_file(const std::string& path);
+
+}  // namespace nst
