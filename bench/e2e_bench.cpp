@@ -34,7 +34,7 @@
 #include "core/optim.hpp"
 #include "nets/gatys.hpp"
 #include "nets/training.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 #include "nets/vgg19.hpp"
 
 using namespace nst;
@@ -114,12 +114,12 @@ int main(int argc, char** argv) {
         int64_t images = a.batch;
         int history = 0;  // L-BFGS's at the end: shorter than 100 once memory ran short
         if (a.workload == "stylize") {
-            const Transformer net = Transformer::create(TransformerSpec{}, 1, d).to(parse_precision(a.precision));
+            const TransformNet net = TransformNet::create(TransformNetSpec{}, 1, d).to(parse_precision(a.precision));
             const Tensor x = Tensor::rand({a.batch, 3, a.height, a.width}, 2, d, 0.f, 255.f);
             ms = median_ms(a, d, [&] { net.stylize(x); }, all);
         } else if (a.workload == "train") {
             const Vgg19 vgg = Vgg19::random(19, d, VggPooling::Max);
-            StyleTrainer trainer(Transformer::create(TransformerSpec{}, 1, d), vgg,
+            StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, 1, d), vgg,
                                  Tensor::rand({1, 3, a.height, a.width}, 3, d), TrainingOptions{});
             const Tensor photos = Tensor::rand({a.batch, 3, a.height, a.width}, 4, d, 0.f, 255.f);
             ms = median_ms(a, d, [&] { trainer.step(photos); }, all);

@@ -55,7 +55,7 @@ class ConvLayer(nn.Module):
         return self.norm(x) if self.norm is not None else x
 
 
-class Transformer(nn.Module):
+class TransformNet(nn.Module):
     def __init__(self, width=32, blocks=5):
         super().__init__()
         c1, c2, c3 = width, 2 * width, 4 * width
@@ -139,7 +139,7 @@ def timed(step, device, iters, warmup):
 
 
 def torch_stylize(cfg, device, precision):
-    net = Transformer().to(device).eval()
+    net = TransformNet().to(device).eval()
     x = torch.rand(cfg["batch"], 3, cfg["height"], cfg["width"], device=device) * 255
     if precision != "fp32":
         dtype = torch.float16 if precision == "fp16" else torch.bfloat16
@@ -149,7 +149,7 @@ def torch_stylize(cfg, device, precision):
 
 
 def torch_train(cfg, device):
-    net = Transformer().to(device)
+    net = TransformNet().to(device)
     vgg = Vgg19("max").to(device)
     content_layers, style_layers = ["relu2_2"], ["relu1_2", "relu2_2", "relu3_3", "relu4_3"]
     with torch.no_grad():

@@ -46,9 +46,9 @@
 #include <vector>
 
 #include "core/backend.hpp"
-#include "core/cuda_context.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/gram_variants.hpp"
 
 namespace {

@@ -164,7 +164,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
                 } else {
                     Tensor a = slot.contiguous(), b = input_grads[i].contiguous();
                     Tensor sum = Tensor::empty(a.shape(), a.device());
-                    backend(sum.device()).add(sum.numel(), a.data(), b.data(), sum.data());
+                    backend(sum.device()).add_forward(sum.numel(), a.data(), b.data(), sum.data());
                     slot = sum;
                 }
             }

@@ -1,5 +1,5 @@
 // Software fp16/bf16 conversions: a few integer operations each, exact for
-// every input (checked against the compiler's _Float16 in test_half.cpp), and
+// every input (checked against the compiler's _Float16 in tests/test_precision.cpp), and
 // independent of the host's F16C support.
 #include "core/dtype.hpp"
 

@@ -48,14 +48,14 @@ Tensor scale(const Tensor& x, float alpha);
 // x [N, C, H, W] + b[c]
 Tensor bias_add(const Tensor& x, const Tensor& b);
 // x[:, c] * scale[c] + shift[c]
-Tensor affine_channels(const Tensor& x, const std::vector<float>& scale, const std::vector<float>& shift);
+Tensor channel_affine(const Tensor& x, const std::vector<float>& scale, const std::vector<float>& shift);
 // (x[:, c] - mean[c]) / std[c]: ImageNet-style input normalization
 Tensor normalize_channels(const Tensor& x, const std::vector<float>& mean,
                           const std::vector<float>& std);
 
 // ---- spatial -----------------------------------------------------------------------
-Tensor max_pool2d(const Tensor& x);  // 2x2, stride 2; odd last row/column dropped
-Tensor avg_pool2d(const Tensor& x);  // 2x2, stride 2; odd last row/column dropped
+Tensor max_pool2x2(const Tensor& x);  // 2x2, stride 2; odd last row/column dropped
+Tensor avg_pool2x2(const Tensor& x);  // 2x2, stride 2; odd last row/column dropped
 Tensor upsample_nearest2x(const Tensor& x);
 Tensor upsample_bilinear2x(const Tensor& x);  // align_corners=False
 // Zero mode accepts negative amounts (crop); reflect needs 0 <= amount < size.

@@ -16,17 +16,19 @@ float dot(const Tensor& a, const Tensor& b, const Tensor& out) {
     return out.item();
 }
 
-// y = alpha * x + beta * y, in place
-void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
-    backend(y.device()).axpby(y.numel(), alpha, x.data(), beta, y.data());
-}
-
 Tensor copy_of(const Tensor& t) {
     NoGradGuard no_grad;
     return t.detach().clone();
 }
 
 }  // namespace
+
+void axpby(float alpha, const Tensor& x, float beta, Tensor& y) {
+    NST_CHECK(x.device() == y.device() && x.numel() == y.numel() && x.is_contiguous() && y.is_contiguous(),
+              "axpby: contiguous tensors of one size on one device expected, got ", shape_str(x.shape()), " on ",
+              x.device().str(), " and ", shape_str(y.shape()), " on ", y.device().str());
+    backend(y.device()).axpby(y.numel(), alpha, x.data(), beta, y.data());
+}
 
 // ---- Adam ------------------------------------------------------------------
 
@@ -125,7 +127,7 @@ float LBFGS::step(const std::function<Tensor()>& evaluate, bool* converged) {
         // when an inner product runs out of memory.
         fitting([&] {
             Tensor& q = direction_;
-            backend(q.device()).axpby(q.numel(), -1.f, g.data(), 0.f, q.data());
+            axpby(-1.f, g, 0.f, q);
             std::vector<float> alpha(s_.size());
             for (size_t i = s_.size(); i-- > 0;) {
                 alpha[i] = dot(s_[i], q, dot_) * rho_[i];

@@ -11,6 +11,11 @@
 
 namespace nst {
 
+// The optimizers' vector update on tensors, in place and outside the graph:
+// y = alpha * x + beta * y (beta == 0: y's old values are not read, so it
+// copies or scales). Contiguous tensors of one size on one device.
+void axpby(float alpha, const Tensor& x, float beta, Tensor& y);
+
 class Adam {
 public:
     struct Options {

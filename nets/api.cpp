@@ -12,7 +12,7 @@
 #include "nets/gatys.hpp"
 #include "nets/training.hpp"
 #include "nets/training_data.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 #include "nst/nst.hpp"
 
 namespace nst {
@@ -70,7 +70,7 @@ void save_image_file(const Image& image, const std::string& path) {
 // ---- StyleModel -------------------------------------------------------------------------
 
 struct StyleModel::Impl {
-    Transformer net;
+    TransformNet net;
 };
 
 StyleModel::StyleModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -81,7 +81,7 @@ StyleModel::~StyleModel() = default;
 // Builds StyleModels inside the library (train() needs it).
 class ModelAccess {
 public:
-    static StyleModel make(Transformer net) {
+    static StyleModel make(TransformNet net) {
         return StyleModel(std::unique_ptr<StyleModel::Impl>(new StyleModel::Impl{std::move(net)}));
     }
 };
@@ -89,7 +89,7 @@ public:
 StyleModel StyleModel::load(const std::string& path, const std::string& device, const std::string& precision) {
     return guarded("StyleModel::load", [&] {
         const DType dtype = parse_precision(precision);
-        return ModelAccess::make(Transformer::load(path, usable_device(device)).to(dtype));
+        return ModelAccess::make(TransformNet::load(path, usable_device(device)).to(dtype));
     });
 }
 
@@ -163,7 +163,7 @@ StyleModel train_model(const Image& style_image, const TrainSettings& s, const P
     o.learning_rate = s.learning_rate;
     TrainingImages photos(s.photos, s.size, s.batch, s.seed);
     const Vgg19 vgg = loss_network(s.vgg, device, VggPooling::Max);
-    StyleTrainer trainer(Transformer::create(TransformerSpec{}, s.seed, device), vgg, style, o);
+    StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, s.seed, device), vgg, style, o);
     while (trainer.steps() < s.steps) {
         const TrainingLosses l = trainer.step(photos.next());
         if (!callback) continue;

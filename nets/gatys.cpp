@@ -12,7 +12,6 @@
 #include <memory>
 
 #include "core/autograd.hpp"
-#include "core/backend.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
 #include "core/optim.hpp"
@@ -44,10 +43,6 @@ void check_finite(const std::string& what, const Tensor& image) {
 }
 
 void check_weight(const char* what, float w) { check_loss_weight("optimize", what, w); }
-
-void copy_into(Tensor& dst, const Tensor& src) {
-    backend(dst.device()).copy(dst.data(), src.data(), size_t(src.numel()) * sizeof(float));
-}
 
 }  // namespace
 
@@ -172,12 +167,6 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
         }
     }
     tv_factor_ = o.tv_weight / float(content_.numel());
-}
-
-const Tensor& GatysObjective::content_target(const std::string& layer) const {
-    for (const auto& t : content_terms_)
-        if (t.layer == layer) return t.target;
-    fail("optimize: no content target at layer " + layer);
 }
 
 const Tensor& GatysObjective::style_target(const std::string& layer) const {
@@ -314,7 +303,7 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
                                                                              last_good_iteration)),
                     finished(last_good, content, o.original_colors), last_good_iteration);
             }
-            copy_into(last_good, image);
+            axpby(1.f, image, 0.f, last_good);  // last_good = image, in its own memory
             last_good_iteration = p.total_iteration;
             l.total.backward();
             if (!lbfgs) return l.total;
@@ -329,8 +318,7 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
                 lbfgs_scale = norm > 0 && std::isfinite(norm) ? 1.f / norm : 1.f;
             }
             Tensor g = image.grad();
-            NST_CHECK(g.is_contiguous(), "optimize: non-contiguous image gradient");
-            backend(device).axpby(g.numel(), lbfgs_scale, g.data(), 0.f, g.data());
+            axpby(lbfgs_scale, g, 0.f, g);
             NoGradGuard no_grad;
             return scale(l.total.detach(), lbfgs_scale);
         };

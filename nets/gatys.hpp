@@ -84,8 +84,7 @@ public:
     StyleLosses evaluate(const Tensor& image) const;
 
     const Tensor& content() const { return content_; }
-    // The targets at each layer (content features, blended style Gram).
-    const Tensor& content_target(const std::string& layer) const;
+    // The blended style Gram matrix that is the target at a layer.
     const Tensor& style_target(const std::string& layer) const;
     // The style images as resized for this stage.
     const std::vector<Tensor>& resized_styles() const { return styles_; }

@@ -115,7 +115,7 @@ StyleLosses PerceptualLoss::evaluate(const Tensor& stylized, const Tensor& photo
 namespace {
 
 // The network's tensors by name (sorted), made trainable: Adam's order.
-std::vector<std::pair<std::string, Tensor>> trainable(const Transformer& net) {
+std::vector<std::pair<std::string, Tensor>> trainable(const TransformNet& net) {
     std::vector<std::pair<std::string, Tensor>> params;
     for (auto& [name, t] : net.to_weights().tensors) {
         Tensor p = t;  // shares the network's tensor
@@ -133,7 +133,7 @@ std::vector<Tensor> tensors_of(const std::vector<std::pair<std::string, Tensor>>
 
 }  // namespace
 
-StyleTrainer::StyleTrainer(Transformer network, const Vgg19& vgg, const Tensor& style,
+StyleTrainer::StyleTrainer(TransformNet network, const Vgg19& vgg, const Tensor& style,
                            const TrainingOptions& options)
     : network_(std::move(network)),
       loss_(vgg, style, options),

@@ -1,4 +1,4 @@
-// Training a transformation network (nets/transformer.hpp) for one style:
+// Training a transformation network (nets/transform_net.hpp) for one style:
 // Johnson, Alahi and Fei-Fei, "Perceptual Losses for Real-Time Style Transfer
 // and Super-Resolution" (ECCV 2016). Each step stylizes a batch of photos,
 // measures the result with VGG-19 (content against the photos themselves,
@@ -19,10 +19,10 @@
 #include <vector>
 
 #include "core/optim.hpp"
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 #include "core/tensor.hpp"
 #include "nets/loss_terms.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 #include "nets/vgg19.hpp"
 
 namespace nst {
@@ -73,7 +73,7 @@ class StyleTrainer {
 public:
     // The network's parameters become trainable (requires_grad); they are
     // updated in place.
-    StyleTrainer(Transformer network, const Vgg19& vgg, const Tensor& style,
+    StyleTrainer(TransformNet network, const Vgg19& vgg, const Tensor& style,
                  const TrainingOptions& options);
 
     // One Adam step on photos [N, 3, H, W] 0..255 (any device). Returns the
@@ -81,7 +81,7 @@ public:
     // leaves the network and the optimizer as they were.
     TrainingLosses step(const Tensor& photos);
 
-    const Transformer& network() const { return network_; }
+    const TransformNet& network() const { return network_; }
     int64_t steps() const { return adam_.steps(); }
 
     // Everything a resumed run needs from the trainer: the network's tensors
@@ -93,11 +93,11 @@ public:
     void restore_optimizer(const WeightFile& checkpoint, const std::string& source);
 
     // The network part of a checkpoint (no "adam." tensors, no "train."
-    // metadata): what Transformer::from_weights accepts.
+    // metadata): what TransformNet::from_weights accepts.
     static WeightFile network_weights(const WeightFile& checkpoint);
 
 private:
-    Transformer network_;
+    TransformNet network_;
     std::vector<std::string> names_;  // parameter names, in Adam's order
     PerceptualLoss loss_;
     Adam adam_;

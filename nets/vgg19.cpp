@@ -12,8 +12,8 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/ops.hpp"
-#include "core/pth.hpp"
-#include "core/safetensors.hpp"
+#include "weights/pth.hpp"
+#include "weights/safetensors.hpp"
 
 namespace nst {
 
@@ -250,7 +250,7 @@ std::map<std::string, Tensor> Vgg19::forward(const Tensor& image,
                 x = conv2d(x, weights_[size_t(layer.conv)], biases_[size_t(layer.conv)], Conv2dOptions::padded(1));
                 break;
             case Op::Relu: x = relu(x); break;
-            case Op::Pool: x = pooling_ == VggPooling::Max ? max_pool2d(x) : avg_pool2d(x); break;
+            case Op::Pool: x = pooling_ == VggPooling::Max ? max_pool2x2(x) : avg_pool2x2(x); break;
         }
         ++layers_evaluated_;
         if (wanted[size_t(i)]) out[layer.name] = x;

@@ -48,7 +48,7 @@ public:
     // The embedded default: He-initialized (std sqrt(2 / fan_in)), zero biases.
     static Vgg19 random(uint64_t seed = 19, Device device = Device::cpu(),
                         VggPooling pooling = VggPooling::Max);
-    // From a PyTorch checkpoint (zip, legacy or tar; core/pth.hpp) or a
+    // From a PyTorch checkpoint (zip, legacy or tar; weights/pth.hpp) or a
     // safetensors file, recognized by content. Keys other than the 32
     // features.N tensors (the classifier) are ignored; a common prefix such
     // as "module." or "state_dict." is accepted.
@@ -79,7 +79,6 @@ public:
 
     VggFlavor flavor() const { return flavor_; }
     VggPooling pooling() const { return pooling_; }
-    void set_pooling(VggPooling pooling) { pooling_ = pooling; }
     Device device() const;
     // Weights of convolution i as the network uses them ([K, C, 3, 3], [K]).
     const Tensor& weight(int conv) const { return weights_.at(size_t(conv)); }

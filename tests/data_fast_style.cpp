@@ -12,7 +12,7 @@
 
 #include "core/error.hpp"
 #include "core/image.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 #include "weights/tf_fast_style.hpp"
 
 using namespace nst;
@@ -76,7 +76,7 @@ TEST_CASE("data: every pretrained network imports with the expected layout", "[d
         // beta (shift) comes before gamma (scale) in each triple.
         CHECK(w.tensors.at("conv_in.norm.bias").to_vector() == raw_file(net_dir(style) + "/Variable_1"));
         CHECK(w.tensors.at("conv_in.norm.weight").to_vector() == raw_file(net_dir(style) + "/Variable_2"));
-        CHECK_NOTHROW(Transformer::from_weights(w, Device::cpu(), net_dir(style)));
+        CHECK_NOTHROW(TransformNet::from_weights(w, Device::cpu(), net_dir(style)));
     }
 }
 
@@ -102,7 +102,7 @@ TEST_CASE("data: a truncated copy of a real export is a clear error", "[data]") 
 }
 
 TEST_CASE("data: stylizing a photo gives a sensible, deterministic image", "[data]") {
-    const Transformer net = Transformer::load(net_dir("udnie"), Device::cpu());
+    const TransformNet net = TransformNet::load(net_dir("udnie"), Device::cpu());
     const Tensor photo = limit_image_size(load_image(data_dir() + "/content/tubingen.jpg"), 96);
     REQUIRE(photo.shape() == Shape{1, 3, 72, 96});
     const Tensor y = net.stylize(photo);
@@ -124,7 +124,7 @@ TEST_CASE("data: stylizing a photo gives a sensible, deterministic image", "[dat
     REQUIRE(mkdtemp(templ));
     const std::string path = std::string(templ) + "/udnie.safetensors";
     net.save(path);
-    CHECK(Transformer::load(path, Device::cpu()).stylize(photo).to_vector() == v);
+    CHECK(TransformNet::load(path, Device::cpu()).stylize(photo).to_vector() == v);
     fs::remove_all(templ);
 }
 
@@ -135,7 +135,7 @@ TEST_CASE("data: stylizing a photo gives a sensible, deterministic image", "[dat
 TEST_CASE("data: fp16 and bf16 stylization stays within 40 dB of float32", "[data][precision]") {
     const Tensor photo = limit_image_size(load_image(data_dir() + "/content/stata.jpg"), 160);
     for (const char* style : kStyles) {
-        const Transformer net = Transformer::load(net_dir(style), Device::cpu());
+        const TransformNet net = TransformNet::load(net_dir(style), Device::cpu());
         const std::vector<float> want = net.stylize(photo).to_vector();
         for (const DType type : {DType::F16, DType::BF16}) {
             const std::vector<float> got = net.to(type).stylize(photo).to_vector();

@@ -13,7 +13,7 @@
 
 #include "core/device.hpp"
 #include "core/image.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 
 using namespace nst;
 
@@ -50,7 +50,7 @@ TEST_CASE("reference: pretrained networks agree with PyTorch at >= 50 dB", "[dat
         for (const auto& c : index["cases"]) {
             const Tensor input = load_image(ref_dir + "/" + c["input"].get<std::string>()).to(device);
             for (const auto& [style, file] : c["outputs"].items()) {
-                const Transformer net = Transformer::load(
+                const TransformNet net = TransformNet::load(
                     std::string(data) + "/pretrained/fast-style-transfer/" + style, device);
                 const Tensor ours = net.stylize(input);
                 const Tensor ref = load_image(ref_dir + "/" + file.get<std::string>());

@@ -25,7 +25,7 @@
 //                              avg pool forward, upsample backward, bilinear,
 //                              reflect pad backward, the loss backwards.
 //   reduction    1e-5 / 1e-4  sums over many elements in a different order:
-//                              instance norm, gram, losses, channel_sum, conv bias.
+//                              instance norm, gram, losses, bias_add_backward, conv bias.
 //   fp32 gemm    5e-5 / 2e-4  conv and matmul with TF32 off: both sides sum in
 //                              fp32 in different orders, and conv backward_filter
 //                              sums N*P*Q = 50176 products per weight at 224x224
@@ -587,8 +587,8 @@ TEST_CASE("relu tanh add and mul", "[gpu][elementwise]") {
                 be.relu_backward(n, relu_out[s], dy[s], relu_dx[s]);
                 be.tanh_forward(n, x[s], tanh_y[s]);
                 be.tanh_backward(n, tanh_out[s], dy[s], tanh_dx[s]);
-                be.add(n, a[s], b[s], sum[s]);
-                be.mul(n, a[s], b[s], product[s]);
+                be.add_forward(n, a[s], b[s], sum[s]);
+                be.mul_forward(n, a[s], b[s], product[s]);
             },
             [&](bool) {
                 expect_match("relu_forward", relu_y, kExact);
@@ -649,8 +649,8 @@ TEST_CASE("elementwise ops on pointers that are not 16-byte aligned", "[gpu][ele
           [&](Backend& be, float* x, float*, float* y) { be.relu_forward(n, x, y); });
     check("tanh_forward", kElementwise,
           [&](Backend& be, float* x, float*, float* y) { be.tanh_forward(n, x, y); });
-    check("add", kExact, [&](Backend& be, float* x, float* z, float* y) { be.add(n, x, z, y); });
-    check("mul", kExact, [&](Backend& be, float* x, float* z, float* y) { be.mul(n, x, z, y); });
+    check("add", kExact, [&](Backend& be, float* x, float* z, float* y) { be.add_forward(n, x, z, y); });
+    check("mul", kExact, [&](Backend& be, float* x, float* z, float* y) { be.mul_forward(n, x, z, y); });
     check("axpby", kElementwise,
           [&](Backend& be, float* x, float*, float* y) { be.axpby(n, 0.5f, x, 0.0f, y); });
 }
@@ -678,7 +678,7 @@ TEST_CASE("channel_affine with and without scale and shift", "[gpu][channel]") {
                 run_and_compare(
                     {&y},
                     [&](Backend& be, Side s) {
-                        be.channel_affine(sh.N, sh.C, sh.HW, x[s],
+                        be.channel_affine_forward(sh.N, sh.C, sh.HW, x[s],
                                           with_scale ? scale[s] : nullptr,
                                           with_shift ? shift[s] : nullptr, y[s]);
                     },
@@ -688,18 +688,18 @@ TEST_CASE("channel_affine with and without scale and shift", "[gpu][channel]") {
     }
 }
 
-TEST_CASE("channel_sum", "[gpu][channel]") {
+TEST_CASE("bias_add_backward", "[gpu][channel]") {
     const ChannelShape shapes[] = {{4, 128, 64 * 64}, {1, 64, 224 * 224}, {3, 5, 1001}, {2, 1, 1}};
     uint32_t seed = 1000;
     for (const ChannelShape& sh : shapes) {
-        INFO("channel_sum N=" << sh.N << " C=" << sh.C << " HW=" << sh.HW);
+        INFO("bias_add_backward N=" << sh.N << " C=" << sh.C << " HW=" << sh.HW);
         const int64_t n = int64_t(sh.N) * sh.C * sh.HW;
         Twin x(random_normal(n, seed++, 1.0f, 0.3f));
         Twin out(sh.C);
-        const auto op = [&](Backend& be, Side s) { be.channel_sum(sh.N, sh.C, sh.HW, x[s], out[s]); };
+        const auto op = [&](Backend& be, Side s) { be.bias_add_backward(sh.N, sh.C, sh.HW, x[s], out[s]); };
         run_and_compare({&out}, op, [&](bool) {
-            expect_match("channel_sum", out, kReduction);
-            expect_gpu_rerun_identical("channel_sum", {&out}, op);
+            expect_match("bias_add_backward", out, kReduction);
+            expect_gpu_rerun_identical("bias_add_backward", {&out}, op);
         });
     }
 }
@@ -970,22 +970,22 @@ TEST_CASE("mse and sum_squares forward and backward", "[gpu][loss]") {
         Twin dout(std::vector<float>{kUpstream});
         Twin mse(1), mse_da(n), ss(1), ss_dx(n);
         const auto forward = [&](Backend& be, Side s) {
-            be.mse_forward(n, a[s], b[s], mse[s]);
+            be.mse_loss_forward(n, a[s], b[s], mse[s]);
             be.sum_squares_forward(n, a[s], ss[s]);
         };
         run_and_compare(
             {&mse, &mse_da, &ss, &ss_dx},
             [&](Backend& be, Side s) {
                 forward(be, s);
-                be.mse_backward(n, a[s], b[s], dout[s], mse_da[s]);
+                be.mse_loss_backward(n, a[s], b[s], dout[s], mse_da[s]);
                 be.sum_squares_backward(n, a[s], dout[s], ss_dx[s]);
             },
             [&](bool) {
-                expect_match("mse_forward", mse, kReduction);
-                expect_match("mse_backward", mse_da, kElementwise);
+                expect_match("mse_loss_forward", mse, kReduction);
+                expect_match("mse_loss_backward", mse_da, kElementwise);
                 expect_match("sum_squares_forward", ss, kReduction);
                 expect_match("sum_squares_backward", ss_dx, kElementwise);
-                expect_gpu_rerun_identical("mse_forward and sum_squares_forward", {&mse, &ss},
+                expect_gpu_rerun_identical("mse_loss_forward and sum_squares_forward", {&mse, &ss},
                                            forward);
             });
     }
@@ -999,17 +999,17 @@ TEST_CASE("total variation forward and backward", "[gpu][loss]") {
         const int64_t n = sh.NC * sh.H * sh.W;
         Twin x(random_normal(n, seed++)), dout(std::vector<float>{kUpstream});
         Twin tv(1), dx(n);
-        const auto forward = [&](Backend& be, Side s) { be.tv_forward(sh.NC, sh.H, sh.W, x[s], tv[s]); };
+        const auto forward = [&](Backend& be, Side s) { be.tv_loss_forward(sh.NC, sh.H, sh.W, x[s], tv[s]); };
         run_and_compare(
             {&tv, &dx},
             [&](Backend& be, Side s) {
                 forward(be, s);
-                be.tv_backward(sh.NC, sh.H, sh.W, x[s], dout[s], dx[s]);
+                be.tv_loss_backward(sh.NC, sh.H, sh.W, x[s], dout[s], dx[s]);
             },
             [&](bool) {
-                expect_match("tv_forward", tv, kReduction);
-                expect_match("tv_backward", dx, kElementwise);
-                expect_gpu_rerun_identical("tv_forward", {&tv}, forward);
+                expect_match("tv_loss_forward", tv, kReduction);
+                expect_match("tv_loss_backward", dx, kElementwise);
+                expect_gpu_rerun_identical("tv_loss_forward", {&tv}, forward);
             });
     }
 }

@@ -1,6 +1,6 @@
 // The pipelines on the GPU against the CPU: a training step (losses, every
 // parameter's gradient through the network and VGG-19, and the Adam update),
-// tiled stylization against untiled, and affine_channels. Tolerances as in
+// tiled stylization against untiled, and channel_affine. Tolerances as in
 // gpu_autograd: 1e-4 relative, fp32 end to end with TF32 off (max pooling is
 // avoided where a near-tie could route a gradient differently; see
 // tools/reference/train_reference.py).
@@ -13,7 +13,7 @@
 #include "gpu_device.hpp"
 #include "gradcheck.hpp"
 #include "nets/training.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 
 using namespace nst;
 using nst::test::gpu;
@@ -21,8 +21,8 @@ using nst::test::rel_error;
 
 namespace {
 
-TransformerSpec small() {
-    TransformerSpec spec;
+TransformNetSpec small() {
+    TransformNetSpec spec;
     spec.width = 8;
     spec.residual_blocks = 2;
     return spec;
@@ -42,7 +42,7 @@ TEST_CASE("gpu pipelines: a training step agrees with the CPU", "[gpu]") {
     };
     auto run = [&](Device d) {
         const Vgg19 vgg = Vgg19::random(19, d, VggPooling::Avg);
-        const Transformer net = Transformer::create(small(), 4, d);
+        const TransformNet net = TransformNet::create(small(), 4, d);
         const auto params = net.to_weights().tensors;
         StyleTrainer trainer(net, vgg, style, o);
         Result r;
@@ -68,11 +68,11 @@ TEST_CASE("gpu pipelines: a training step agrees with the CPU", "[gpu]") {
 
 TEST_CASE("gpu pipelines: tiled stylization equals untiled", "[gpu]") {
     set_allow_tf32(false);
-    for (const TransformerVariant variant : {TransformerVariant::Native, TransformerVariant::TensorFlow}) {
-        TransformerSpec spec = small();
+    for (const TransformNetVariant variant : {TransformNetVariant::Native, TransformNetVariant::TensorFlow}) {
+        TransformNetSpec spec = small();
         spec.variant = variant;
         spec.residual_blocks = 5;
-        const Transformer net = Transformer::create(spec, 9, gpu());
+        const TransformNet net = TransformNet::create(spec, 9, gpu());
         const Tensor image = Tensor::rand({1, 3, 301, 257}, 3, gpu(), 0.f, 255.f);
         const std::vector<float> want = net.stylize(image).to_vector(), got = net.stylize_tiled(image, 96).to_vector();
         INFO(variant_name(variant));
@@ -92,9 +92,9 @@ TEST_CASE("gpu pipelines: upsample_pad forward and backward", "[gpu]") {
     }
 }
 
-TEST_CASE("gpu pipelines: affine_channels", "[gpu]") {
+TEST_CASE("gpu pipelines: channel_affine", "[gpu]") {
     const Tensor x = Tensor::randn({2, 5, 7, 9}, 4);
     const std::vector<float> scale{1.f, -2.f, 0.f, 0.5f, 3.f}, shift{0.f, 1.f, -1.f, 2.f, 0.25f};
-    CHECK(rel_error(affine_channels(x.to(gpu()), scale, shift).to_vector(), affine_channels(x, scale, shift).to_vector()) <
+    CHECK(rel_error(channel_affine(x.to(gpu()), scale, shift).to_vector(), channel_affine(x, scale, shift).to_vector()) <
           1e-6);
 }

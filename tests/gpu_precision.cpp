@@ -25,7 +25,7 @@
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "gpu_device.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 
 using namespace nst;
 using nst::test::gpu;
@@ -81,7 +81,7 @@ TEST_CASE("gpu precision: conversions and data movement are exact", "[gpu]") {
                      type, 0);
         expect_close("upsample and zero pad", upsample_pad(g, 4, PadMode::Zero), upsample_pad(c, 4, PadMode::Zero), type, 0);
         const std::vector<float> scale{1, -2, 0.5f, 3, 0.1f, 7, -1, 2}, shift{0, 1, -1, 2, 0.25f, -3, 5, 0};
-        expect_close("affine_channels", affine_channels(g, scale, shift), affine_channels(c, scale, shift), type, 0);
+        expect_close("channel_affine", channel_affine(g, scale, shift), channel_affine(c, scale, shift), type, 0);
         const auto [cb, gb] = both({8}, 4, type);
         expect_close("bias_add", bias_add(g, gb), bias_add(c, cb), type, 0);
     }
@@ -132,11 +132,11 @@ TEST_CASE("gpu precision: convolutions at the transformation network's shapes", 
 // 40 dB the stylize --precision promise rests on).
 TEST_CASE("gpu precision: a network in 16 bits", "[gpu]") {
     set_allow_tf32(false);
-    for (const TransformerVariant variant : {TransformerVariant::Native, TransformerVariant::TensorFlow}) {
-        TransformerSpec spec;
+    for (const TransformNetVariant variant : {TransformNetVariant::Native, TransformNetVariant::TensorFlow}) {
+        TransformNetSpec spec;
         spec.variant = variant;
-        const Transformer cpu_net = Transformer::create(spec, 21, Device::cpu());
-        const Transformer gpu_net = Transformer::create(spec, 21, gpu());
+        const TransformNet cpu_net = TransformNet::create(spec, 21, Device::cpu());
+        const TransformNet gpu_net = TransformNet::create(spec, 21, gpu());
         const Tensor image = Tensor::rand({1, 3, 130, 97}, 22, Device::cpu(), 0.f, 255.f);
         const std::vector<float> fp32 = gpu_net.stylize(image.to(gpu())).to_vector();
         for (const DType type : {DType::F16, DType::BF16}) {

@@ -1,4 +1,4 @@
-// Writes PyTorch checkpoints byte by byte, for tests of core/pth.cpp that must
+// Writes PyTorch checkpoints byte by byte, for tests of weights/pth.cpp that must
 // run without PyTorch: a pickle assembler, and the legacy stream, zip and tar
 // containers laid out as torch/serialization.py writes (or wrote) them.
 // Tensors are described, not computed: a storage is raw bytes plus a type

@@ -758,10 +758,10 @@ TEST_CASE("cpu elementwise kernels match their definitions", "[cpu]") {
     for (int64_t i = 0; i < n; ++i) want[i] = dy[i] * (1.0 - std::pow(std::tanh(double(a[i])), 2));
     require_close(dx, want, 0, 1e-6, "tanh_backward");
 
-    cpu().add(n, a.data(), b.data(), y.data());
+    cpu().add_forward(n, a.data(), b.data(), y.data());
     for (int64_t i = 0; i < n; ++i) want[i] = double(a[i]) + b[i];
     require_close(y, want, 0, 1e-6, "add");
-    cpu().mul(n, a.data(), b.data(), y.data());
+    cpu().mul_forward(n, a.data(), b.data(), y.data());
     for (int64_t i = 0; i < n; ++i) want[i] = double(a[i]) * b[i];
     require_close(y, want, 0, 1e-6, "mul");
 
@@ -773,10 +773,14 @@ TEST_CASE("cpu elementwise kernels match their definitions", "[cpu]") {
     cpu().axpby(n, 3.0f, a.data(), 0.0f, fresh.data());
     for (int64_t i = 0; i < n; ++i) want[i] = 3.0 * a[i];
     require_close(fresh, want, 0, 1e-6, "axpby beta 0");
+    Vec scaled(n, kNaN);
+    cpu().scale_forward(n, -1.5f, a.data(), scaled.data());
+    for (int64_t i = 0; i < n; ++i) want[i] = -1.5 * a[i];
+    require_close(scaled, want, 0, 1e-6, "scale_forward");
 
     SECTION("in place") {
         Vec s = a;
-        cpu().add(n, s.data(), b.data(), s.data());
+        cpu().add_forward(n, s.data(), b.data(), s.data());
         for (int64_t i = 0; i < n; ++i) REQUIRE(s[i] == a[i] + b[i]);
         cpu().relu_forward(n, s.data(), s.data());
         for (int64_t i = 0; i < n; ++i) REQUIRE(s[i] == std::max(0.0f, a[i] + b[i]));
@@ -784,6 +788,7 @@ TEST_CASE("cpu elementwise kernels match their definitions", "[cpu]") {
     SECTION("negative counts throw") {
         REQUIRE_THROWS_AS(cpu().relu_forward(-1, a.data(), y.data()), nst::Error);
         REQUIRE_THROWS_AS(cpu().axpby(-5, 1.0f, a.data(), 0.0f, y.data()), nst::Error);
+        REQUIRE_THROWS_AS(cpu().scale_forward(-5, 1.0f, a.data(), y.data()), nst::Error);
     }
 }
 
@@ -810,7 +815,7 @@ TEST_CASE("cpu relu and tanh backward match finite differences", "[cpu][fd]") {
     check_fd("tanh_backward", tanh, x, r, dx, 1e-3, 3e-3);
 }
 
-TEST_CASE("cpu channel_affine and channel_sum", "[cpu]") {
+TEST_CASE("cpu channel_affine and bias_add_backward", "[cpu]") {
     std::mt19937 rng(8);
     for (int trial = 0; trial < 8; ++trial) {
         const int N = rand_int(rng, 1, 3), C = rand_int(rng, 1, 7);
@@ -819,7 +824,7 @@ TEST_CASE("cpu channel_affine and channel_sum", "[cpu]") {
                   shift = random_vec(rng, C);
         const bool use_scale = trial & 1, use_shift = trial & 2;
         Vec y(x.size(), kNaN);
-        cpu().channel_affine(N, C, HW, x.data(), use_scale ? scale.data() : nullptr,
+        cpu().channel_affine_forward(N, C, HW, x.data(), use_scale ? scale.data() : nullptr,
                              use_shift ? shift.data() : nullptr, y.data());
         DVec want(x.size()), sum(C, 0.0);
         for (int n = 0; n < N; ++n)
@@ -832,11 +837,11 @@ TEST_CASE("cpu channel_affine and channel_sum", "[cpu]") {
                 }
         require_close(y, want, 0, 1e-6, "channel_affine");
         Vec out(C, kNaN);
-        cpu().channel_sum(N, C, HW, x.data(), out.data());
-        require_close(out, sum, 0, 1e-6, "channel_sum");
+        cpu().bias_add_backward(N, C, HW, x.data(), out.data());
+        require_close(out, sum, 0, 1e-6, "bias_add_backward");
     }
     Vec dummy(4);
-    REQUIRE_THROWS_AS(cpu().channel_sum(1, -1, 4, dummy.data(), dummy.data()), nst::Error);
+    REQUIRE_THROWS_AS(cpu().bias_add_backward(1, -1, 4, dummy.data(), dummy.data()), nst::Error);
 }
 
 // ============================================================================
@@ -1229,36 +1234,36 @@ TEST_CASE("cpu losses match double-precision sums", "[cpu][loss]") {
         mse += std::pow(double(a[i]) - b[i], 2);
         ss += double(a[i]) * a[i];
     }
-    cpu().mse_forward(n, a.data(), b.data(), out.data());
-    require_close(out, {mse / n}, 1e-6, 0, "mse_forward");
+    cpu().mse_loss_forward(n, a.data(), b.data(), out.data());
+    require_close(out, {mse / n}, 1e-6, 0, "mse_loss_forward");
     cpu().sum_squares_forward(n, a.data(), out.data());
     require_close(out, {ss}, 1e-6, 0, "sum_squares_forward");
-    cpu().tv_forward(NC, H, W, a.data(), out.data());
-    require_close(out, {naive_tv(NC, H, W, a)}, 1e-6, 0, "tv_forward");
+    cpu().tv_loss_forward(NC, H, W, a.data(), out.data());
+    require_close(out, {naive_tv(NC, H, W, a)}, 1e-6, 0, "tv_loss_forward");
 
     DVec want(n);
-    cpu().mse_backward(n, a.data(), b.data(), dout.data(), da.data());
+    cpu().mse_loss_backward(n, a.data(), b.data(), dout.data(), da.data());
     for (int64_t i = 0; i < n; ++i) want[i] = 0.7 * 2.0 * (double(a[i]) - b[i]) / n;
-    require_close(da, want, 1e-6, 0, "mse_backward");
+    require_close(da, want, 1e-6, 0, "mse_loss_backward");
     cpu().sum_squares_backward(n, a.data(), dout.data(), da.data());
     for (int64_t i = 0; i < n; ++i) want[i] = 0.7 * 2.0 * a[i];
     require_close(da, want, 1e-6, 0, "sum_squares_backward");
-    cpu().tv_backward(NC, H, W, a.data(), dout.data(), da.data());
-    require_close(da, naive_tv_backward(NC, H, W, a, 0.7), 1e-5, 0, "tv_backward");
+    cpu().tv_loss_backward(NC, H, W, a.data(), dout.data(), da.data());
+    require_close(da, naive_tv_backward(NC, H, W, a, 0.7), 1e-5, 0, "tv_loss_backward");
 
     SECTION("degenerate images: tv over a single row or column") {
         for (auto [h, w] : {std::pair{1, 6}, std::pair{5, 1}, std::pair{1, 1}}) {
             const Vec x = random_vec(rng, size_t(2) * h * w);
             Vec tv = {kNaN}, dx(x.size(), kNaN);
-            cpu().tv_forward(2, h, w, x.data(), tv.data());
-            require_close(tv, {naive_tv(2, h, w, x)}, 1e-6, 0, "tv_forward");
-            cpu().tv_backward(2, h, w, x.data(), dout.data(), dx.data());
-            require_close(dx, naive_tv_backward(2, h, w, x, 0.7), 1e-5, 1e-7, "tv_backward");
+            cpu().tv_loss_forward(2, h, w, x.data(), tv.data());
+            require_close(tv, {naive_tv(2, h, w, x)}, 1e-6, 0, "tv_loss_forward");
+            cpu().tv_loss_backward(2, h, w, x.data(), dout.data(), dx.data());
+            require_close(dx, naive_tv_backward(2, h, w, x, 0.7), 1e-5, 1e-7, "tv_loss_backward");
         }
     }
     SECTION("bad arguments throw") {
-        REQUIRE_THROWS_AS(cpu().mse_forward(0, a.data(), b.data(), out.data()), nst::Error);
-        REQUIRE_THROWS_AS(cpu().tv_forward(1, -1, 3, a.data(), out.data()), nst::Error);
+        REQUIRE_THROWS_AS(cpu().mse_loss_forward(0, a.data(), b.data(), out.data()), nst::Error);
+        REQUIRE_THROWS_AS(cpu().tv_loss_forward(1, -1, 3, a.data(), out.data()), nst::Error);
     }
 }
 
@@ -1272,7 +1277,7 @@ TEST_CASE("cpu loss backward kernels match finite differences", "[cpu][loss][fd]
     Vec grad(n);
     auto mse = [&](const Vec& v) {
         Vec out(1);
-        cpu().mse_forward(n, v.data(), b.data(), out.data());
+        cpu().mse_loss_forward(n, v.data(), b.data(), out.data());
         return out;
     };
     auto sum_squares = [&](const Vec& v) {
@@ -1282,13 +1287,13 @@ TEST_CASE("cpu loss backward kernels match finite differences", "[cpu][loss][fd]
     };
     auto tv = [&](const Vec& v) {
         Vec out(1);
-        cpu().tv_forward(NC, H, W, v.data(), out.data());
+        cpu().tv_loss_forward(NC, H, W, v.data(), out.data());
         return out;
     };
-    cpu().mse_backward(n, a.data(), b.data(), r.data(), grad.data());
-    check_fd("mse_backward", mse, a, r, grad, 1e-2, 2e-3, 1000);
+    cpu().mse_loss_backward(n, a.data(), b.data(), r.data(), grad.data());
+    check_fd("mse_loss_backward", mse, a, r, grad, 1e-2, 2e-3, 1000);
     cpu().sum_squares_backward(n, a.data(), r.data(), grad.data());
     check_fd("sum_squares_backward", sum_squares, a, r, grad, 1e-2, 2e-3, 1000);
-    cpu().tv_backward(NC, H, W, a.data(), r.data(), grad.data());
-    check_fd("tv_backward", tv, a, r, grad, 1e-2, 2e-3, 1000);
+    cpu().tv_loss_backward(NC, H, W, a.data(), r.data(), grad.data());
+    check_fd("tv_loss_backward", tv, a, r, grad, 1e-2, 2e-3, 1000);
 }

@@ -23,7 +23,7 @@
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 #include "nets/gatys.hpp"
 
 using namespace nst;

@@ -176,15 +176,15 @@ TEST_CASE("gradients of elementwise and per-channel ops") {
     gradcheck([](const auto& in) { return bias_add(in[0], in[1]); }, {param({2, 3, 4, 5}, 8), param({3}, 9)});
     gradcheck([](const auto& in) { return normalize_channels(in[0], {0.5f, 0.4f, 0.3f}, {0.2f, 0.25f, 0.3f}); },
               {param({2, 3, 4, 5}, 10)});
-    gradcheck([](const auto& in) { return affine_channels(in[0], {2.f, 0.f, -0.5f}, {1.f, -3.f, 0.25f}); },
+    gradcheck([](const auto& in) { return channel_affine(in[0], {2.f, 0.f, -0.5f}, {1.f, -3.f, 0.25f}); },
               {param({2, 3, 4, 5}, 12)});
     // a tensor used twice: the two paths' gradients add up
     gradcheck([](const auto& in) { return mul(in[0], add(in[0], in[0])); }, {param({5}, 11)});
 }
 
 TEST_CASE("gradients of spatial ops") {
-    gradcheck([](const auto& in) { return max_pool2d(in[0]); }, {distinct({2, 2, 7, 6}, 1)});
-    gradcheck([](const auto& in) { return avg_pool2d(in[0]); }, {param({2, 2, 7, 5}, 2)});
+    gradcheck([](const auto& in) { return max_pool2x2(in[0]); }, {distinct({2, 2, 7, 6}, 1)});
+    gradcheck([](const auto& in) { return avg_pool2x2(in[0]); }, {param({2, 2, 7, 5}, 2)});
     gradcheck([](const auto& in) { return upsample_nearest2x(in[0]); }, {param({1, 2, 3, 5}, 3)});
     gradcheck([](const auto& in) { return upsample_bilinear2x(in[0]); }, {param({1, 2, 4, 3}, 4)});
     gradcheck([](const auto& in) { return pad(in[0], 1, 2, 0, 3, PadMode::Zero); }, {param({1, 2, 4, 5}, 5)});
@@ -317,9 +317,9 @@ TEST_CASE("tensors: deterministic seeded init, devices, errors") {
     CHECK_THROWS_AS(Tensor::zeros({int64_t(1) << 40, int64_t(1) << 30}), Error);
 }
 
-TEST_CASE("affine_channels scales and shifts each channel") {
+TEST_CASE("channel_affine scales and shifts each channel") {
     const Tensor x = Tensor::from_vector({1, 2, 3, 4, 5, 6, 7, 8}, {2, 2, 1, 2});  // n, c, h, w
-    const std::vector<float> y = affine_channels(x, {2.f, -1.f}, {0.5f, 10.f}).to_vector();
+    const std::vector<float> y = channel_affine(x, {2.f, -1.f}, {0.5f, 10.f}).to_vector();
     CHECK(y == std::vector<float>{2.5f, 4.5f, 7.f, 6.f, 10.5f, 12.5f, 3.f, 2.f});
-    CHECK_THROWS_WITH(affine_channels(x, {1.f}, {0.f}), Catch::Contains("affine_channels"));
+    CHECK_THROWS_WITH(channel_affine(x, {1.f}, {0.f}), Catch::Contains("channel_affine"));
 }

@@ -14,7 +14,7 @@
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 
 using namespace nst;
 
@@ -155,8 +155,8 @@ TEST_CASE("precision: 16-bit ops agree with float32 within their rounding", "[pr
         check("upsample", upsample_nearest2x(x16), upsample_nearest2x(x), 1);
         check("upsample_pad", upsample_pad(x16, 3, PadMode::Reflect), upsample_pad(x, 3, PadMode::Reflect), 1);
         check("bias_add", bias_add(x16.reshape({2, 5, 143}), g16), bias_add(x.reshape({2, 5, 143}), g), 2);
-        check("affine_channels", affine_channels(x16, {1, 2, 3, 4, 5}, {0, -1, 1, 0.5f, 2}),
-              affine_channels(x, {1, 2, 3, 4, 5}, {0, -1, 1, 0.5f, 2}), 4);
+        check("channel_affine", channel_affine(x16, {1, 2, 3, 4, 5}, {0, -1, 1, 0.5f, 2}),
+              channel_affine(x, {1, 2, 3, 4, 5}, {0, -1, 1, 0.5f, 2}), 4);
         check("instance_norm", instance_norm(x16, g16, g16, 1e-5f), instance_norm(x, g, g, 1e-5f), 8);
         check("instance_norm_relu", instance_norm_relu(x16, g16, g16, 1e-5f), instance_norm_relu(x, g, g, 1e-5f), 8);
         Conv2dOptions o;
@@ -194,19 +194,19 @@ TEST_CASE("precision: 16-bit tensors stay out of gradients and float32-only ops"
 // the real width (32 channels, 5 residual blocks) with random weights and
 // random instance-norm parameters; 16-bit tiles against 16-bit untiled.
 TEST_CASE("precision: fp16 and bf16 networks stay within 40 dB of float32", "[precision]") {
-    for (const TransformerVariant variant : {TransformerVariant::Native, TransformerVariant::TensorFlow}) {
-        TransformerSpec spec;
+    for (const TransformNetVariant variant : {TransformNetVariant::Native, TransformNetVariant::TensorFlow}) {
+        TransformNetSpec spec;
         spec.variant = variant;
-        WeightFile w = Transformer::create(spec, 7, Device::cpu()).to_weights();
+        WeightFile w = TransformNet::create(spec, 7, Device::cpu()).to_weights();
         uint64_t seed = 70;
         for (auto& [name, t] : w.tensors)
             if (name.find(".norm.") != std::string::npos)
                 t = Tensor::randn(t.shape(), seed++, Device::cpu(), name.find("weight") != std::string::npos ? 1.f : 0.f, 0.3f);
-        const Transformer net = Transformer::from_weights(w, Device::cpu());
+        const TransformNet net = TransformNet::from_weights(w, Device::cpu());
         const Tensor image = Tensor::rand({1, 3, 75, 98}, 5, Device::cpu(), 0.f, 255.f);
         const Tensor want = net.stylize(image);
         for (const DType type : {DType::F16, DType::BF16}) {
-            const Transformer net16 = net.to(type);
+            const TransformNet net16 = net.to(type);
             CHECK(net16.dtype() == type);
             CHECK(net.dtype() == DType::F32);
             const Tensor got = net16.stylize(image);
@@ -229,12 +229,12 @@ TEST_CASE("precision: fp16 and bf16 networks stay within 40 dB of float32", "[pr
 // fp16 overflows past 65504: a network whose activations go there gives an
 // error naming the precision to use, not a NaN image; bf16 and fp32 run it.
 TEST_CASE("precision: an fp16 overflow is an error, not a NaN image", "[precision]") {
-    TransformerSpec spec;
+    TransformNetSpec spec;
     spec.width = 4, spec.residual_blocks = 1;
-    WeightFile w = Transformer::create(spec, 3, Device::cpu()).to_weights();
+    WeightFile w = TransformNet::create(spec, 3, Device::cpu()).to_weights();
     w.tensors["conv_in.weight"] = scale(w.tensors["conv_in.weight"], 1e4f);   // activations ~1e6 before the norm
     w.tensors["conv_in.norm.weight"] = Tensor::full({4}, 1e5f);               // and after it
-    const Transformer net = Transformer::from_weights(w, Device::cpu());
+    const TransformNet net = TransformNet::from_weights(w, Device::cpu());
     const Tensor image = Tensor::rand({1, 3, 40, 48}, 4, Device::cpu(), 0.f, 255.f);
     CHECK_THROWS_WITH(net.to(DType::F16).stylize(image), Catch::Contains("passed 65504") && Catch::Contains("bf16"));
     CHECK_THROWS_WITH(net.to(DType::F16).stylize_tiled(image, 32), Catch::Contains("not finite in float16"));

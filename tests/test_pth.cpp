@@ -1,4 +1,4 @@
-// PyTorch checkpoint reader (core/pth.cpp) and its unpickler (core/pickle.cpp).
+// PyTorch checkpoint reader (weights/pth.cpp) and its unpickler (weights/pickle.cpp).
 // The checkpoints are assembled byte by byte in tests/pth_writer.hpp, so the
 // three containers are tested without PyTorch; files written by PyTorch
 // itself (tools/reference/make_pth_fixtures.py) are checked too once they
@@ -9,8 +9,8 @@
 #include <set>
 
 #include "core/error.hpp"
-#include "core/pickle.hpp"
-#include "core/pth.hpp"
+#include "weights/pickle.hpp"
+#include "weights/pth.hpp"
 #include "pth_writer.hpp"
 
 using namespace nst;

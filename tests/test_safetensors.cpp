@@ -13,7 +13,7 @@
 #include <string>
 
 #include "core/error.hpp"
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 #include "temp_dir.hpp"
 
 using namespace nst;

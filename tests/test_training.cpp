@@ -16,7 +16,7 @@
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 #include "gradcheck.hpp"
 #include "nets/training.hpp"
 #include "nets/training_data.hpp"
@@ -70,8 +70,8 @@ const Vgg19& vgg() {
     return n;
 }
 
-TransformerSpec tiny() {
-    TransformerSpec spec;
+TransformNetSpec tiny() {
+    TransformNetSpec spec;
     spec.width = 4;
     spec.residual_blocks = 1;
     return spec;
@@ -155,7 +155,7 @@ TEST_CASE("training: the loss's terms and their weights", "[training]") {
 }
 
 TEST_CASE("training: a tiny network's loss falls", "[training]") {
-    StyleTrainer trainer(Transformer::create(tiny(), 3, Device::cpu()), vgg(), stripes(32, 32), quick_options());
+    StyleTrainer trainer(TransformNet::create(tiny(), 3, Device::cpu()), vgg(), stripes(32, 32), quick_options());
     std::vector<float> losses;
     for (int i = 0; i < 30; ++i) losses.push_back(trainer.step(batch_of(i % 4, 2, 32)).total);
     CHECK(trainer.steps() == 30);
@@ -170,7 +170,7 @@ TEST_CASE("training: a tiny network's loss falls", "[training]") {
 
 TEST_CASE("training: a checkpoint resumes with bit-identical losses", "[training]") {
     const TrainingOptions o = quick_options();
-    auto fresh = [&] { return StyleTrainer(Transformer::create(tiny(), 8, Device::cpu()), vgg(), stripes(32, 32), o); };
+    auto fresh = [&] { return StyleTrainer(TransformNet::create(tiny(), 8, Device::cpu()), vgg(), stripes(32, 32), o); };
     StyleTrainer straight = fresh();
     std::vector<float> want;
     for (int i = 0; i < 6; ++i) want.push_back(straight.step(batch_of(i, 2, 32)).total);
@@ -184,7 +184,7 @@ TEST_CASE("training: a checkpoint resumes with bit-identical losses", "[training
     const WeightFile ckpt = load_safetensors(path);
     CHECK(ckpt.metadata.at("train.step") == "3");
     CHECK(ckpt.metadata.at("train.position") == "6");
-    StyleTrainer second(Transformer::from_weights(StyleTrainer::network_weights(ckpt), Device::cpu(), path), vgg(),
+    StyleTrainer second(TransformNet::from_weights(StyleTrainer::network_weights(ckpt), Device::cpu(), path), vgg(),
                         stripes(32, 32), o);
     second.restore_optimizer(ckpt, path);
     CHECK(second.steps() == 3);
@@ -193,8 +193,8 @@ TEST_CASE("training: a checkpoint resumes with bit-identical losses", "[training
     for (const auto& [name, t] : a) CHECK(t.to_vector() == b.at(name).to_vector());
 
     SECTION("the network part alone runs as a model") {
-        CHECK_NOTHROW(Transformer::from_weights(StyleTrainer::network_weights(ckpt), Device::cpu()));
-        CHECK_THROWS_WITH(Transformer::from_weights(ckpt, Device::cpu(), "ckpt"), Contains("adam.m."));
+        CHECK_NOTHROW(TransformNet::from_weights(StyleTrainer::network_weights(ckpt), Device::cpu()));
+        CHECK_THROWS_WITH(TransformNet::from_weights(ckpt, Device::cpu(), "ckpt"), Contains("adam.m."));
     }
     SECTION("broken checkpoints are refused") {
         StyleTrainer t = fresh();
@@ -234,13 +234,13 @@ TEST_CASE("training: a checkpoint resumes with bit-identical losses", "[training
             w.tensors["down1.weight"] = Tensor::from_vector(v, w.tensors.at("down1.weight").shape());
             return w;
         }();
-        CHECK_THROWS_WITH(Transformer::from_weights(StyleTrainer::network_weights(nan_network), Device::cpu(), "x"),
+        CHECK_THROWS_WITH(TransformNet::from_weights(StyleTrainer::network_weights(nan_network), Device::cpu(), "x"),
                           Contains("NaN"));
     }
 }
 
 TEST_CASE("training: a NaN loss stops without touching the network", "[training]") {
-    StyleTrainer trainer(Transformer::create(tiny(), 3, Device::cpu()), vgg(), stripes(32, 32), quick_options());
+    StyleTrainer trainer(TransformNet::create(tiny(), 3, Device::cpu()), vgg(), stripes(32, 32), quick_options());
     trainer.step(batch_of(0, 2, 32));
     const auto before = trainer.network().to_weights().tensors.at("conv_in.weight").to_vector();
     std::vector<float> v = batch_of(1, 2, 32).to_vector();
@@ -387,10 +387,10 @@ TEST_CASE("training: write the reference comparison's inputs and the engine's nu
     save_safetensors(out + "/vgg19.safetensors", vgg_weights);
 
     // Every tensor random (biases, gammas, betas too), so every path counts.
-    TransformerSpec spec;
+    TransformNetSpec spec;
     spec.width = 8;
     spec.residual_blocks = 2;
-    WeightFile w = Transformer::create(spec, 5, Device::cpu()).to_weights();
+    WeightFile w = TransformNet::create(spec, 5, Device::cpu()).to_weights();
     uint64_t seed = 300;
     for (auto& [name, t] : w.tensors) {
         const bool gamma = name.size() > 12 && name.compare(name.size() - 12, 12, ".norm.weight") == 0;
@@ -417,7 +417,7 @@ TEST_CASE("training: write the reference comparison's inputs and the engine's nu
         o.content_weight = 1.5f;
         o.style_weight = 5.f;
         o.tv_weight = 0.3f;
-        const Transformer network = Transformer::from_weights(w, device);
+        const TransformNet network = TransformNet::from_weights(w, device);
         Tensor x = photos.to(device);
         std::map<std::string, Tensor> params;
         for (auto& [name, t] : network.to_weights().tensors) {

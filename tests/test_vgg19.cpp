@@ -8,7 +8,7 @@
 
 #include "core/error.hpp"
 #include "core/ops.hpp"
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 #include "gradcheck.hpp"
 #include "nets/vgg19.hpp"
 #include "pth_writer.hpp"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 
 namespace nst::testing {
 

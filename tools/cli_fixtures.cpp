@@ -16,8 +16,8 @@
 
 #include "core/error.hpp"
 #include "core/image.hpp"
-#include "core/safetensors.hpp"
-#include "nets/transformer.hpp"
+#include "weights/safetensors.hpp"
+#include "nets/transform_net.hpp"
 #include "tests/exif_writer.hpp"
 #include "tests/tf_export_writer.hpp"
 
@@ -68,9 +68,9 @@ void write_bad_inputs(const std::string& dir) {
     nst::save_image(nst::Tensor::full({1, 3, 1, 1}, 90.f), bad + "/one_pixel.png");
     nst::save_image(pattern(20, 200), bad + "/panorama.png");  // fine, until shrunk
 
-    nst::TransformerSpec spec;
+    nst::TransformNetSpec spec;
     spec.width = 4, spec.residual_blocks = 1;
-    nst::WeightFile w = nst::Transformer::create(spec, 3, nst::Device::cpu()).to_weights();
+    nst::WeightFile w = nst::TransformNet::create(spec, 3, nst::Device::cpu()).to_weights();
     const std::string model = dir + "/native.safetensors", good = read_file(model);
     write_file(bad + "/truncated.safetensors", good.substr(0, good.size() - 100));
     write_raw_safetensors(bad + "/offsets.safetensors",
@@ -114,13 +114,13 @@ int main(int argc, char** argv) {
         nst::save_image(pattern(29, 37), dir + "/photos/a.png");
         nst::save_image(pattern(30, 41), dir + "/photos/b.jpg");
         nst::save_image(pattern(21, 33), dir + "/photos/c.bmp");
-        nst::TransformerSpec native;
+        nst::TransformNetSpec native;
         native.width = 4, native.residual_blocks = 1, native.value_range = 1.f;
-        nst::Transformer::create(native, 1, nst::Device::cpu()).save(dir + "/native.safetensors");
-        nst::TransformerSpec tf;
-        tf.variant = nst::TransformerVariant::TensorFlow, tf.width = 4, tf.residual_blocks = 2;
+        nst::TransformNet::create(native, 1, nst::Device::cpu()).save(dir + "/native.safetensors");
+        nst::TransformNetSpec tf;
+        tf.variant = nst::TransformNetVariant::TensorFlow, tf.width = 4, tf.residual_blocks = 2;
         ::mkdir((dir + "/tf_export").c_str(), 0777);
-        nst::testing::write_tf_export(nst::Transformer::create(tf, 2, nst::Device::cpu()).to_weights(),
+        nst::testing::write_tf_export(nst::TransformNet::create(tf, 2, nst::Device::cpu()).to_weights(),
                                       dir + "/tf_export", tf.residual_blocks);
         // A phone photo stored sideways with EXIF "rotate 90 clockwise", and
         // one large enough for tiles of at least the fixture network's halo.

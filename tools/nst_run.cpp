@@ -22,8 +22,8 @@
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/image.hpp"
-#include "core/safetensors.hpp"
-#include "nets/transformer.hpp"
+#include "weights/safetensors.hpp"
+#include "nets/transform_net.hpp"
 #include "tools/command_files.hpp"
 #include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
@@ -46,8 +46,8 @@ int run_import(const std::string& from, const std::string& out) {
     files.writes("--out", out);
     files.check();
     // Through the network's validation: a file we write is a file we can run.
-    const nst::Transformer net =
-        nst::Transformer::from_weights(nst::import_tf_fast_style(from), nst::Device::cpu(), from);
+    const nst::TransformNet net =
+        nst::TransformNet::from_weights(nst::import_tf_fast_style(from), nst::Device::cpu(), from);
     net.save(out);
     std::printf("%s: %s network, %d residual blocks, from %s\n", out.c_str(),
                 nst::variant_name(net.variant()), net.residual_blocks(), from.c_str());
@@ -91,7 +91,7 @@ int run_info(const std::string& path) {
         std::printf("  %-*s  %-4s  %s\n", int(name_width), e.name.c_str(), e.dtype.c_str(),
                     nst::shape_str(e.shape).c_str());
     if (metadata.count("architecture") && metadata.at("architecture") == "nst.transformer") {
-        const nst::Transformer net = nst::Transformer::load(path, nst::Device::cpu());
+        const nst::TransformNet net = nst::TransformNet::load(path, nst::Device::cpu());
         std::printf("network: nst.transformer, variant %s, %d residual blocks: valid\n",
                     nst::variant_name(net.variant()), net.residual_blocks());
     }

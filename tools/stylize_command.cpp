@@ -7,7 +7,7 @@
 // frames always are; a directory's images are grouped in sorted order while
 // their sizes agree). Memory: a batch that does not fit is stylized one
 // image at a time, and an image that does not fit in tiles of 1024, 512, ...
-// 64 pixels (Transformer::stylize_fitting, the same result); --tile N always
+// 64 pixels (TransformNet::stylize_fitting, the same result); --tile N always
 // tiles.
 #include "tools/stylize_command.hpp"
 
@@ -29,7 +29,7 @@
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 #include "tools/command_files.hpp"
 #include "tools/progress.hpp"
 #include "tools/video.hpp"
@@ -75,7 +75,7 @@ std::vector<Tensor> unstack(const Tensor& batch) {
 
 class Stylizer {
 public:
-    Stylizer(const nst::Transformer& net, const Settings& s) : net_(net), s_(s) {}
+    Stylizer(const nst::TransformNet& net, const Settings& s) : net_(net), s_(s) {}
 
     // Photos [1, 3, H, W] of one size on the CPU -> the stylized images on the CPU.
     std::vector<Tensor> run(const std::vector<Tensor>& photos) const {
@@ -101,7 +101,7 @@ public:
 
 private:
     // --tile: tiles. Else the whole batch if it fits, else one image at a
-    // time, each in tiles if it must (Transformer::stylize_fitting).
+    // time, each in tiles if it must (TransformNet::stylize_fitting).
     Tensor stylized(const Tensor& batch) const {
         std::vector<Tensor> images;
         if (s_.tile > 0) {
@@ -134,7 +134,7 @@ private:
         return stack(images).to(net_.device());
     }
 
-    const nst::Transformer& net_;
+    const nst::TransformNet& net_;
     const Settings& s_;
 };
 
@@ -290,7 +290,7 @@ int run_stylize(const Settings& o) {
     // the outputs are held to (16-bit storage, coarser still, measures 59 dB
     // and more after 8-bit quantization).
     nst::set_allow_tf32(true);
-    const nst::Transformer net = nst::Transformer::load(o.model, device).to(dtype);
+    const nst::TransformNet net = nst::TransformNet::load(o.model, device).to(dtype);
     // A tile under the halo costs more than 9 times its own area (107 s
     // instead of 0.3 s for tiles of 16): a mistake, not a memory saving.
     if (o.tile > 0 && o.tile < net.tile_halo()) {

@@ -1,4 +1,4 @@
-// `nst-run stylize`: feed-forward stylization (nets/transformer.hpp) of an
+// `nst-run stylize`: feed-forward stylization (nets/transform_net.hpp) of an
 // image, every image of a directory, or a video's frames (ffmpeg pipes), in
 // batches, in tiles when an image does not fit in memory, with the photo's
 // colours kept on request.

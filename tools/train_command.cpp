@@ -22,7 +22,7 @@
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 #include "nets/gatys.hpp"
 #include "nets/training.hpp"
 #include "nets/training_data.hpp"
@@ -149,11 +149,11 @@ int run_train(const Settings& s) {
         if (auto it = ckpt.metadata.find("train.elapsed_s"); it != ckpt.metadata.end())
             elapsed_before = std::strtod(it->second.c_str(), nullptr);
     }
-    nst::Transformer network =
+    nst::TransformNet network =
         s.resume.empty()
-            ? nst::Transformer::create(nst::TransformerSpec{}, s.seed, device)
-            : nst::Transformer::from_weights(nst::StyleTrainer::network_weights(ckpt), device, s.resume);
-    NST_CHECK(network.variant() == nst::TransformerVariant::Native, "--resume ", s.resume,
+            ? nst::TransformNet::create(nst::TransformNetSpec{}, s.seed, device)
+            : nst::TransformNet::from_weights(nst::StyleTrainer::network_weights(ckpt), device, s.resume);
+    NST_CHECK(network.variant() == nst::TransformNetVariant::Native, "--resume ", s.resume,
               ": only native networks are trained");
 
     nst::TrainingImages data(s.data, s.size, s.batch, s.seed, position);

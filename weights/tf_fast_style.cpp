@@ -2,7 +2,7 @@
 // without gaps, shapes must fit the triple structure, file names must stay
 // inside the export directory and each file must hold exactly its shape's
 // bytes. The architecture itself (channel counts flowing from layer to layer)
-// is then checked by Transformer::from_weights, which every import goes
+// is then checked by TransformNet::from_weights, which every import goes
 // through before use.
 #include "weights/tf_fast_style.hpp"
 

@@ -3,7 +3,7 @@
 // little-endian float32 file and its shape (see ../shared/data/README.md).
 // The variables come as (filter, instance-norm beta, instance-norm gamma)
 // triples in network order; the importer renames them to the nst.transformer
-// names (nets/transformer.hpp) and converts the filter layouts:
+// names (nets/transform_net.hpp) and converts the filter layouts:
 //   conv       TF [kh, kw, in, out]  -> ours [out, in, kh, kw]
 //   transposed TF [kh, kw, out, in]  -> ours [in, out, kh, kw] (conv_transpose2d)
 // Both are the same permutation (3, 2, 0, 1). Every file's size is checked
@@ -11,7 +11,7 @@
 #pragma once
 #include <string>
 
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 
 namespace nst {
 

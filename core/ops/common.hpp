@@ -57,6 +57,19 @@ inline Tensor empty_like(const Tensor& x, const Shape& shape) {
 
 inline const void* raw_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
 
+// An op over the H, W plane of every (n, c) image (pooling, upsampling,
+// padding): the backends see x [N, C, H, W] as [N*C, H, W].
+struct Plane {
+    int64_t NC;
+    int H, W;
+};
+
+inline Plane plane(const char* op, const Tensor& x) {
+    check_dim(op, "input", x, 4);
+    check_int(op, x.numel());
+    return {x.size(0) * x.size(1), int(x.size(2)), int(x.size(3))};
+}
+
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
 

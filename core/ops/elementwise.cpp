@@ -43,10 +43,10 @@ Tensor add(const Tensor& a_in, const Tensor& b_in) {
     Tensor a = a_in.contiguous(), b = b_in.contiguous();
     Tensor y = ops::empty_like(a, a.shape());
     if (ops::is16(a)) {
-        backend(a.device()).add16(a.dtype(), a.numel(), a.raw_data(), b.raw_data(), y.raw_data());
+        backend(a.device()).add_forward16(a.dtype(), a.numel(), a.raw_data(), b.raw_data(), y.raw_data());
         return y;
     }
-    backend(a.device()).add(a.numel(), a.data(), b.data(), y.data());
+    backend(a.device()).add_forward(a.numel(), a.data(), b.data(), y.data());
     record(y, "add", {a_in, b_in}, [](const Tensor& g, const ops::Needs&) {
         return ops::Grads{g, g};
     });
@@ -58,7 +58,7 @@ Tensor mul(const Tensor& a_in, const Tensor& b_in) {
     ops::check_same_shape("mul", a_in, b_in);
     Tensor a = a_in.contiguous(), b = b_in.contiguous();
     Tensor y = Tensor::empty(a.shape(), a.device());
-    backend(a.device()).mul(a.numel(), a.data(), b.data(), y.data());
+    backend(a.device()).mul_forward(a.numel(), a.data(), b.data(), y.data());
     record(y, "mul", {a_in, b_in}, [a, b](const Tensor& g_in, const ops::Needs& need) {
         Tensor g = g_in.contiguous();
         Backend& be = backend(g.device());
@@ -66,7 +66,7 @@ Tensor mul(const Tensor& a_in, const Tensor& b_in) {
         for (int i = 0; i < 2; ++i) {
             if (!need[size_t(i)]) continue;
             grads[size_t(i)] = Tensor::empty(g.shape(), g.device());
-            be.mul(g.numel(), g.data(), (i == 0 ? b : a).data(), grads[size_t(i)].data());
+            be.mul_forward(g.numel(), g.data(), (i == 0 ? b : a).data(), grads[size_t(i)].data());
         }
         return grads;
     });
@@ -77,7 +77,7 @@ Tensor scale(const Tensor& x_in, float alpha) {
     ops::same_device("scale", {&x_in});
     Tensor x = x_in.contiguous();
     Tensor y = Tensor::empty(x.shape(), x.device());
-    backend(x.device()).axpby(x.numel(), alpha, x.data(), 0.f, y.data());
+    backend(x.device()).scale_forward(x.numel(), alpha, x.data(), y.data());
     record(y, "scale", {x_in}, [alpha](const Tensor& g, const ops::Needs&) {
         return ops::Grads{scale(g, alpha)};
     });
@@ -88,15 +88,15 @@ namespace {
 
 // y = x * scale[c] + shift[c] over x [N, C, ...] (y of x's dtype);
 // scale/shift are float32 and may be undefined.
-void channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& y) {
+void run_channel_affine(const Tensor& x, const Tensor& scale, const Tensor& shift, Tensor& y) {
     const int N = int(x.size(0)), C = int(x.size(1));
     const int64_t HW = x.numel() / (int64_t(N) * C);
     const float* a = scale.defined() ? scale.data() : nullptr;
     const float* b = shift.defined() ? shift.data() : nullptr;
     if (ops::is16(x))
-        backend(x.device()).channel_affine16(x.dtype(), N, C, HW, x.raw_data(), a, b, y.raw_data());
+        backend(x.device()).channel_affine_forward16(x.dtype(), N, C, HW, x.raw_data(), a, b, y.raw_data());
     else
-        backend(x.device()).channel_affine(N, C, HW, x.data(), a, b, y.data());
+        backend(x.device()).channel_affine_forward(N, C, HW, x.data(), a, b, y.data());
 }
 
 void check_channels(const char* op, const Tensor& x, int64_t values) {
@@ -112,7 +112,7 @@ Tensor bias_add(const Tensor& x_in, const Tensor& b_in) {
     check_channels("bias_add", x_in, b_in.size(0));
     Tensor x = x_in.contiguous(), b = b_in.contiguous();
     Tensor y = ops::empty_like(x, x.shape());
-    channel_affine(x, Tensor(), b.to(DType::F32), y);
+    run_channel_affine(x, Tensor(), b.to(DType::F32), y);
     if (ops::is16(x)) return y;
     record(y, "bias_add", {x_in, b_in}, [](const Tensor& g_in, const ops::Needs& need) {
         Tensor g = g_in.contiguous();
@@ -120,7 +120,7 @@ Tensor bias_add(const Tensor& x_in, const Tensor& b_in) {
         if (need[1]) {
             const int N = int(g.size(0)), C = int(g.size(1));
             grads[1] = Tensor::empty({C}, g.device());
-            backend(g.device()).channel_sum(N, C, g.numel() / (int64_t(N) * C), g.data(),
+            backend(g.device()).bias_add_backward(N, C, g.numel() / (int64_t(N) * C), g.data(),
                                             grads[1].data());
         }
         return grads;
@@ -128,22 +128,22 @@ Tensor bias_add(const Tensor& x_in, const Tensor& b_in) {
     return y;
 }
 
-Tensor affine_channels(const Tensor& x_in, const std::vector<float>& scale,
+Tensor channel_affine(const Tensor& x_in, const std::vector<float>& scale,
                        const std::vector<float>& shift) {
-    ops::same_device("affine_channels", {&x_in});
-    NST_CHECK(scale.size() == shift.size(), "affine_channels: ", scale.size(), " scales and ",
+    ops::same_device("channel_affine", {&x_in});
+    NST_CHECK(scale.size() == shift.size(), "channel_affine: ", scale.size(), " scales and ",
               shift.size(), " shifts");
-    check_channels("affine_channels", x_in, int64_t(scale.size()));
+    check_channels("channel_affine", x_in, int64_t(scale.size()));
     const int64_t C = int64_t(scale.size());
     Tensor scale_t = Tensor::from_vector(scale, {C}, x_in.device());
     Tensor shift_t = Tensor::from_vector(shift, {C}, x_in.device());
     Tensor x = x_in.contiguous();
     Tensor y = ops::empty_like(x, x.shape());
-    channel_affine(x, scale_t, shift_t, y);
+    run_channel_affine(x, scale_t, shift_t, y);
     if (ops::is16(x)) return y;
-    record(y, "affine_channels", {x_in}, [scale_t](const Tensor& g_in, const ops::Needs&) {
+    record(y, "channel_affine", {x_in}, [scale_t](const Tensor& g_in, const ops::Needs&) {
         Tensor g = g_in.contiguous(), dx = Tensor::empty(g.shape(), g.device());
-        channel_affine(g, scale_t, Tensor(), dx);
+        run_channel_affine(g, scale_t, Tensor(), dx);
         return ops::Grads{dx};
     });
     return y;
@@ -158,7 +158,7 @@ Tensor normalize_channels(const Tensor& x, const std::vector<float>& mean, const
         inv[c] = 1.f / std[c];
         shift[c] = -mean[c] / std[c];
     }
-    return affine_channels(x, inv, shift);
+    return channel_affine(x, inv, shift);
 }
 
 }  // namespace nst

@@ -12,12 +12,12 @@ Tensor mse_loss(const Tensor& a_in, const Tensor& b_in) {
     NST_CHECK(a_in.numel() > 0, op, ": empty inputs");
     Tensor a = a_in.contiguous(), b = b_in.contiguous();
     Tensor out = Tensor::empty({}, a.device());
-    backend(a.device()).mse_forward(a.numel(), a.data(), b.data(), out.data());
+    backend(a.device()).mse_loss_forward(a.numel(), a.data(), b.data(), out.data());
     record(out, op, {a_in, b_in}, [a, b](const Tensor& g, const ops::Needs& need) {
         Backend& be = backend(g.device());
         ops::Grads grads(2);
         Tensor da = Tensor::empty(a.shape(), g.device());
-        be.mse_backward(a.numel(), a.data(), b.data(), g.data(), da.data());
+        be.mse_loss_backward(a.numel(), a.data(), b.data(), g.data(), da.data());
         if (need[0]) grads[0] = da;
         if (need[1]) grads[1] = scale(da, -1.f);
         return grads;
@@ -48,10 +48,10 @@ Tensor tv_loss(const Tensor& x_in) {
     const int64_t NC = x.size(0) * x.size(1);
     const int H = int(x.size(2)), W = int(x.size(3));
     Tensor out = Tensor::empty({}, x.device());
-    backend(x.device()).tv_forward(NC, H, W, x.data(), out.data());
+    backend(x.device()).tv_loss_forward(NC, H, W, x.data(), out.data());
     record(out, op, {x_in}, [x, NC, H, W](const Tensor& g, const ops::Needs&) {
         Tensor dx = Tensor::empty(x.shape(), g.device());
-        backend(g.device()).tv_backward(NC, H, W, x.data(), g.data(), dx.data());
+        backend(g.device()).tv_loss_backward(NC, H, W, x.data(), g.data(), dx.data());
         return ops::Grads{dx};
     });
     return out;

@@ -16,29 +16,15 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/storage16.hpp"
 
 namespace nst {
 
 namespace {
 
 constexpr int64_t kColumnBudget = int64_t(1) << 21;  // floats (8 MiB)
-
-void check_conv_shape(const char* op, const ConvShape& s) {
-    NST_CHECK(s.N >= 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
-                  s.stride > 0 && s.pad_h >= 0 && s.pad_w >= 0,
-              op, ": bad shape x [", s.N, ", ", s.C, ", ", s.H, ", ", s.W, "] w [", s.K, ", ",
-              s.C, ", ", s.R, ", ", s.S, "] stride ", s.stride, " pad ", s.pad_h, ",", s.pad_w);
-    const int P = (s.H + 2 * s.pad_h - s.R) / s.stride + 1;
-    const int Q = (s.W + 2 * s.pad_w - s.S) / s.stride + 1;
-    NST_CHECK(s.H + 2 * s.pad_h >= s.R && s.W + 2 * s.pad_w >= s.S && s.P == P && s.Q == Q, op,
-              ": output [", s.P, ", ", s.Q, "] does not match x [", s.N, ", ", s.C, ", ", s.H,
-              ", ", s.W, "] w [", s.K, ", ", s.C, ", ", s.R, ", ", s.S, "] stride ", s.stride,
-              " pad ", s.pad_h, ",", s.pad_w);
-    NST_CHECK(int64_t(s.C) * s.R * s.S <= INT32_MAX && int64_t(s.P) * s.Q <= INT32_MAX &&
-                  int64_t(s.H) * s.W <= INT32_MAX,
-              op, ": sizes too large for a 32-bit BLAS");
-}
 
 bool is_pointwise(const ConvShape& s) {
     return s.R == 1 && s.S == 1 && s.stride == 1 && s.pad_h == 0 && s.pad_w == 0;
@@ -121,7 +107,7 @@ void col2im_add(const ConvShape& s, const float* col, int p_begin, int p_end, fl
 
 void CpuBackend::conv2d_forward(const ConvShape& s, const float* x, const float* w,
                                 const float* b, float* y) {
-    check_conv_shape("conv2d_forward", s);
+    check_conv("conv2d_forward", s);
     const int CRS = s.C * s.R * s.S;
     const int PQ = s.P * s.Q;
     const int64_t image_in = int64_t(s.C) * s.H * s.W;
@@ -151,7 +137,7 @@ void CpuBackend::conv2d_forward(const ConvShape& s, const float* x, const float*
 
 void CpuBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const float* w,
                                       float* dx) {
-    check_conv_shape("conv2d_backward_data", s);
+    check_conv("conv2d_backward_data", s);
     const int CRS = s.C * s.R * s.S;
     const int PQ = s.P * s.Q;
     const int64_t image_in = int64_t(s.C) * s.H * s.W;
@@ -180,7 +166,7 @@ void CpuBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const
 
 void CpuBackend::conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
                                         float* dw) {
-    check_conv_shape("conv2d_backward_filter", s);
+    check_conv("conv2d_backward_filter", s);
     const int CRS = s.C * s.R * s.S;
     const int PQ = s.P * s.Q;
     const int64_t image_in = int64_t(s.C) * s.H * s.W;
@@ -208,8 +194,31 @@ void CpuBackend::conv2d_backward_filter(const ConvShape& s, const float* x, cons
 }
 
 void CpuBackend::conv2d_backward_bias(const ConvShape& s, const float* dy, float* db) {
-    check_conv_shape("conv2d_backward_bias", s);
-    channel_sum(s.N, s.K, int64_t(s.P) * s.Q, dy, db);
+    check_conv("conv2d_backward_bias", s);
+    bias_add_backward(s.N, s.K, int64_t(s.P) * s.Q, dy, db);
+}
+
+void CpuBackend::conv2d_forward16(DType type, const ConvShape& s, const void* x, const void* w,
+                                  const void* b, void* y) {
+    check_type16("conv2d_forward16", type);
+    check_conv("conv2d_forward16", s);
+    std::vector<float> out(size_t(s.y_size()));
+    conv2d_forward(s, cpu16::widen(type, x, s.x_size()).data(), cpu16::widen(type, w, s.w_size()).data(), nullptr,
+                   out.data());
+    cpu16::narrow(type, out, y);
+    if (b)
+        channel_affine_forward16(type, s.N, s.K, int64_t(s.P) * s.Q, y, nullptr, cpu16::widen(type, b, s.K).data(),
+                                 y);
+}
+
+void CpuBackend::conv_transpose2d_forward16(DType type, const ConvShape& s, const void* x,
+                                            const void* w, void* y) {
+    check_type16("conv_transpose2d_forward16", type);
+    check_conv("conv_transpose2d_forward16", s);
+    std::vector<float> out(size_t(s.x_size()));
+    conv2d_backward_data(s, cpu16::widen(type, x, s.y_size()).data(), cpu16::widen(type, w, s.w_size()).data(),
+                         out.data());
+    cpu16::narrow(type, out, y);
 }
 
 }  // namespace nst

@@ -7,21 +7,11 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/storage16.hpp"
 
 namespace nst {
-
-namespace {
-
-void check_count(const char* op, int64_t n) {
-    NST_CHECK(n >= 0, op, ": negative element count ", n);
-}
-
-void check_channels(const char* op, int N, int C, int64_t HW) {
-    NST_CHECK(N >= 0 && C >= 0 && HW >= 0, op, ": bad shape [", N, ", ", C, ", ", HW, "]");
-}
-
-}  // namespace
 
 void CpuBackend::relu_forward(int64_t n, const float* x, float* y) {
     check_count("relu_forward", n);
@@ -45,29 +35,24 @@ void CpuBackend::tanh_backward(int64_t n, const float* y, const float* dy, float
     for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
 }
 
-void CpuBackend::add(int64_t n, const float* a, const float* b, float* y) {
-    check_count("add", n);
+void CpuBackend::add_forward(int64_t n, const float* a, const float* b, float* y) {
+    check_count("add_forward", n);
     for (int64_t i = 0; i < n; ++i) y[i] = a[i] + b[i];
 }
 
-void CpuBackend::mul(int64_t n, const float* a, const float* b, float* y) {
-    check_count("mul", n);
+void CpuBackend::mul_forward(int64_t n, const float* a, const float* b, float* y) {
+    check_count("mul_forward", n);
     for (int64_t i = 0; i < n; ++i) y[i] = a[i] * b[i];
 }
 
-void CpuBackend::axpby(int64_t n, float alpha, const float* x, float beta, float* y) {
-    check_count("axpby", n);
-    // beta == 0 must not read y: it may be uninitialised memory holding NaN.
-    if (beta == 0.0f) {
-        for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
-    } else {
-        for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
-    }
+void CpuBackend::scale_forward(int64_t n, float alpha, const float* x, float* y) {
+    check_count("scale_forward", n);
+    for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i];
 }
 
-void CpuBackend::channel_affine(int N, int C, int64_t HW, const float* x, const float* scale,
-                                const float* shift, float* y) {
-    check_channels("channel_affine", N, C, HW);
+void CpuBackend::channel_affine_forward(int N, int C, int64_t HW, const float* x, const float* scale,
+                                        const float* shift, float* y) {
+    check_channels("channel_affine_forward", N, C, HW);
     for (int n = 0; n < N; ++n) {
         for (int c = 0; c < C; ++c) {
             const int64_t base = (int64_t(n) * C + c) * HW;
@@ -78,20 +63,42 @@ void CpuBackend::channel_affine(int N, int C, int64_t HW, const float* x, const 
     }
 }
 
-void CpuBackend::channel_sum(int N, int C, int64_t HW, const float* x, float* out) {
-    check_channels("channel_sum", N, C, HW);
+void CpuBackend::bias_add_backward(int N, int C, int64_t HW, const float* dy, float* out) {
+    check_channels("bias_add_backward", N, C, HW);
     // Double accumulators in a fixed order: deterministic, and accurate even
     // for a bias gradient summed over millions of pixels.
     std::vector<double> sum(size_t(C), 0.0);
     for (int n = 0; n < N; ++n) {
         for (int c = 0; c < C; ++c) {
-            const float* xc = x + (int64_t(n) * C + c) * HW;
+            const float* row = dy + (int64_t(n) * C + c) * HW;
             double s = 0.0;
-            for (int64_t i = 0; i < HW; ++i) s += xc[i];
+            for (int64_t i = 0; i < HW; ++i) s += row[i];
             sum[c] += s;
         }
     }
     for (int c = 0; c < C; ++c) out[c] = float(sum[c]);
+}
+
+void CpuBackend::relu_forward16(DType type, int64_t n, const void* x, void* y) {
+    check_type16("relu_forward16", type);
+    std::vector<float> v = cpu16::widen(type, x, n);
+    relu_forward(n, v.data(), v.data());
+    cpu16::narrow(type, v, y);
+}
+
+void CpuBackend::add_forward16(DType type, int64_t n, const void* a, const void* b, void* y) {
+    check_type16("add_forward16", type);
+    std::vector<float> va = cpu16::widen(type, a, n), vb = cpu16::widen(type, b, n);
+    add_forward(n, va.data(), vb.data(), va.data());
+    cpu16::narrow(type, va, y);
+}
+
+void CpuBackend::channel_affine_forward16(DType type, int N, int C, int64_t HW, const void* x,
+                                  const float* scale, const float* shift, void* y) {
+    check_type16("channel_affine_forward16", type);
+    std::vector<float> v = cpu16::widen(type, x, int64_t(N) * C * HW);
+    channel_affine_forward(N, C, HW, v.data(), scale, shift, v.data());
+    cpu16::narrow(type, v, y);
 }
 
 }  // namespace nst

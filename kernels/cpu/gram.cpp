@@ -9,18 +9,10 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
 namespace nst {
-
-namespace {
-
-void check_gram(const char* op, int N, int C, int64_t HW) {
-    NST_CHECK(N >= 0 && C >= 0 && HW >= 0, op, ": bad shape [", N, ", ", C, ", ", HW, "]");
-    NST_CHECK(HW <= INT32_MAX, op, ": HW ", HW, " too large for a 32-bit BLAS");
-}
-
-}  // namespace
 
 void CpuBackend::gram_forward(int N, int C, int64_t HW, float scale, const float* F, float* G) {
     check_gram("gram_forward", N, C, HW);

@@ -10,18 +10,11 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/storage16.hpp"
 
 namespace nst {
-
-namespace {
-
-void check_norm(const char* op, int N, int C, int64_t HW) {
-    NST_CHECK(N >= 0 && C >= 0 && HW > 0, op, ": bad shape [", N, ", ", C, ", ", HW,
-              "] (HW must be positive)");
-}
-
-}  // namespace
 
 void CpuBackend::instance_norm_forward(int N, int C, int64_t HW, float eps, const float* x,
                                        const float* gamma, const float* beta, float* y,
@@ -97,6 +90,17 @@ void CpuBackend::instance_norm_backward(int N, int C, int64_t HW, const float* x
         for (int c = 0; c < C; ++c) dgamma[c] = float(dgamma_sum[c]);
     if (dbeta)
         for (int c = 0; c < C; ++c) dbeta[c] = float(dbeta_sum[c]);
+}
+
+void CpuBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, float eps,
+                                         const void* x, const void* gamma, const void* beta,
+                                         void* y, bool relu) {
+    check_type16("instance_norm_forward16", type);
+    std::vector<float> v = cpu16::widen(type, x, int64_t(N) * C * HW);
+    std::vector<float> mean(size_t(N) * size_t(C)), rstd(mean.size());
+    instance_norm_forward(N, C, HW, eps, v.data(), cpu16::data_or_null(cpu16::widen(type, gamma, C)),
+                          cpu16::data_or_null(cpu16::widen(type, beta, C)), v.data(), mean.data(), rstd.data(), relu);
+    cpu16::narrow(type, v, y);
 }
 
 }  // namespace nst

@@ -4,24 +4,13 @@
 // scalar gradient from dout[0] (device memory, like every other backend), so
 // a loss weight or a chained scalar op costs no host round trip.
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
 namespace nst {
 
-namespace {
-
-void check_count(const char* op, int64_t n) {
-    NST_CHECK(n >= 0, op, ": negative element count ", n);
-}
-
-void check_image(const char* op, int64_t NC, int H, int W) {
-    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
-}
-
-}  // namespace
-
-void CpuBackend::mse_forward(int64_t n, const float* a, const float* b, float* out) {
-    NST_CHECK(n > 0, "mse_forward: needs at least one element, got ", n);
+void CpuBackend::mse_loss_forward(int64_t n, const float* a, const float* b, float* out) {
+    NST_CHECK(n > 0, "mse_loss_forward: needs at least one element, got ", n);
     double sum = 0.0;
     for (int64_t i = 0; i < n; ++i) {
         const double d = double(a[i]) - double(b[i]);
@@ -30,9 +19,9 @@ void CpuBackend::mse_forward(int64_t n, const float* a, const float* b, float* o
     out[0] = float(sum / double(n));
 }
 
-void CpuBackend::mse_backward(int64_t n, const float* a, const float* b, const float* dout,
+void CpuBackend::mse_loss_backward(int64_t n, const float* a, const float* b, const float* dout,
                               float* da) {
-    NST_CHECK(n > 0, "mse_backward: needs at least one element, got ", n);
+    NST_CHECK(n > 0, "mse_loss_backward: needs at least one element, got ", n);
     const float scale = float(2.0 * double(dout[0]) / double(n));
     for (int64_t i = 0; i < n; ++i) da[i] = scale * (a[i] - b[i]);
 }
@@ -50,8 +39,8 @@ void CpuBackend::sum_squares_backward(int64_t n, const float* x, const float* do
     for (int64_t i = 0; i < n; ++i) dx[i] = scale * x[i];
 }
 
-void CpuBackend::tv_forward(int64_t NC, int H, int W, const float* x, float* out) {
-    check_image("tv_forward", NC, H, W);
+void CpuBackend::tv_loss_forward(int64_t NC, int H, int W, const float* x, float* out) {
+    check_planes("tv_loss_forward", NC, H, W);
     double sum = 0.0;
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
@@ -74,9 +63,9 @@ void CpuBackend::tv_forward(int64_t NC, int H, int W, const float* x, float* out
 
 // Gather form: each pixel collects the derivative of the (up to four)
 // squared differences it takes part in, 2 * dout * (sum of x - neighbour).
-void CpuBackend::tv_backward(int64_t NC, int H, int W, const float* x, const float* dout,
+void CpuBackend::tv_loss_backward(int64_t NC, int H, int W, const float* x, const float* dout,
                              float* dx) {
-    check_image("tv_backward", NC, H, W);
+    check_planes("tv_loss_backward", NC, H, W);
     const float scale = 2.0f * dout[0];
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
@@ -96,10 +85,6 @@ void CpuBackend::tv_backward(int64_t NC, int H, int W, const float* x, const flo
         }
     }
 }
-
-}  // namespace nst
-
-namespace nst {
 
 void CpuBackend::dot(int64_t n, const float* a, const float* b, float* out) {
     check_count("dot", n);

@@ -7,7 +7,9 @@
 #include <cstring>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/storage16.hpp"
 
 namespace nst {
 
@@ -89,6 +91,21 @@ void CpuBackend::strided_copy(int ndim, const int64_t* shape, const int64_t* str
             index[k] = 0;
         }
     }
+}
+
+void CpuBackend::convert(int64_t n, DType from, const void* x, DType to, void* y) {
+    check_count("convert", n);
+    if (from == to) {
+        copy(y, x, size_t(n) * dtype_size(from));
+        return;
+    }
+    std::vector<float> f = from == DType::F32
+        ? std::vector<float>(static_cast<const float*>(x), static_cast<const float*>(x) + n)
+        : cpu16::widen(from, x, n);
+    if (to == DType::F32)
+        copy(y, f.data(), size_t(n) * 4);
+    else
+        cpu16::narrow(to, f, y);
 }
 
 }  // namespace nst

@@ -3,13 +3,21 @@
 #include <cmath>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
 namespace nst {
 
+void CpuBackend::axpby(int64_t n, float alpha, const float* x, float beta, float* y) {
+    check_count("axpby", n);
+    // beta == 0 must not read y: it may be uninitialised memory holding NaN.
+    if (beta == 0.0f) return scale_forward(n, alpha, x, y);
+    for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
+}
+
 void CpuBackend::adam_step(int64_t n, float lr, float beta1, float beta2, float eps, float bc1,
                            float bc2, const float* grad, float* param, float* m, float* v) {
-    NST_CHECK(n >= 0, "adam_step: negative element count ", n);
+    check_count("adam_step", n);
     NST_CHECK(bc1 > 0 && bc2 > 0, "adam_step: bias corrections must be positive");
     const float step = lr / bc1, sqrt_bc2 = std::sqrt(bc2);
     for (int64_t i = 0; i < n; ++i) {

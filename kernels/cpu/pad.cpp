@@ -12,25 +12,19 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/storage16.hpp"
 
 namespace nst {
 
 namespace {
 
-void check_pad(const char* op, int64_t NC, int H, int W, int top, int bottom, int left,
-               int right, PadMode mode) {
-    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
-    NST_CHECK(int64_t(H) + top + bottom >= 0 && int64_t(W) + left + right >= 0, op,
-              ": cropping [", NC, ", ", H, ", ", W, "] by top ", top, " bottom ", bottom,
-              " left ", left, " right ", right, " leaves a negative size");
-    if (mode == PadMode::Reflect) {
-        NST_CHECK(top >= 0 && bottom >= 0 && top <= H - 1 && bottom <= H - 1 && left >= 0 &&
-                      right >= 0 && left <= W - 1 && right <= W - 1,
-                  op, ": reflect padding needs each amount in [0, size-1]; got top ", top,
-                  " bottom ", bottom, " left ", left, " right ", right, " for [", NC, ", ", H,
-                  ", ", W, "]");
-    }
+// check_pad of the upsampled size, which must itself fit.
+void check_upsample_pad(const char* op, int64_t NC, int H, int W, int p, PadMode mode) {
+    NST_CHECK(p >= 0 && 2 * int64_t(H) + 2 * int64_t(p) <= INT32_MAX && 2 * int64_t(W) + 2 * int64_t(p) <= INT32_MAX,
+              op, ": bad padding ", p, " or size [", NC, ", ", H, ", ", W, "]");
+    check_pad(op, NC, 2 * H, 2 * W, p, p, p, p, mode);
 }
 
 // Source index in [0, n) of output position o along an axis padded by
@@ -99,9 +93,7 @@ void CpuBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int 
 
 void CpuBackend::upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
                                       float* y) {
-    NST_CHECK(p >= 0 && 2 * int64_t(H) + 2 * int64_t(p) <= INT32_MAX && 2 * int64_t(W) + 2 * int64_t(p) <= INT32_MAX,
-              "upsample_pad_forward: bad padding ", p, " or size [", NC, ", ", H, ", ", W, "]");
-    check_pad("upsample_pad_forward", NC, 2 * H, 2 * W, p, p, p, p, mode);
+    check_upsample_pad("upsample_pad_forward", NC, H, W, p, mode);
     gather(NC, H, W, halved(source_map(2 * H, p, p, mode)), halved(source_map(2 * W, p, p, mode)), x,
            y);
 }
@@ -130,6 +122,25 @@ void CpuBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int
             }
         }
     }
+}
+
+void CpuBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom, int left,
+                               int right, PadMode mode, const void* x, void* y) {
+    check_type16("pad_forward16", type);
+    check_pad("pad_forward16", NC, H, W, top, bottom, left, right, mode);  // before sizing `out`
+    std::vector<float> out(size_t(NC * (int64_t(H) + top + bottom) * (int64_t(W) + left + right)));
+    pad_forward(NC, H, W, top, bottom, left, right, mode, cpu16::widen(type, x, NC * H * W).data(),
+                out.data());
+    cpu16::narrow(type, out, y);
+}
+
+void CpuBackend::upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
+                                        const void* x, void* y) {
+    check_type16("upsample_pad_forward16", type);
+    check_upsample_pad("upsample_pad_forward16", NC, H, W, p, mode);
+    std::vector<float> out(size_t(NC * (2 * int64_t(H) + 2 * int64_t(p)) * (2 * int64_t(W) + 2 * int64_t(p))));
+    upsample_pad_forward(NC, H, W, p, mode, cpu16::widen(type, x, NC * H * W).data(), out.data());
+    cpu16::narrow(type, out, y);
 }
 
 }  // namespace nst

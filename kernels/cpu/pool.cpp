@@ -4,15 +4,12 @@
 // alive, and the tie rule (first maximum in row-major window order) is the
 // same in forward and backward by construction.
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
 namespace nst {
 
 namespace {
-
-void check_pool(const char* op, int64_t NC, int H, int W) {
-    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
-}
 
 // Index 0..3 (row-major) of the first maximum of a 2x2 window.
 inline int first_max(float a, float b, float c, float d) {
@@ -27,7 +24,7 @@ inline int first_max(float a, float b, float c, float d) {
 }  // namespace
 
 void CpuBackend::max_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_pool("max_pool2x2_forward", NC, H, W);
+    check_planes("max_pool2x2_forward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
@@ -45,7 +42,7 @@ void CpuBackend::max_pool2x2_forward(int64_t NC, int H, int W, const float* x, f
 
 void CpuBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, const float* dy,
                                       float* dx) {
-    check_pool("max_pool2x2_backward", NC, H, W);
+    check_planes("max_pool2x2_backward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
@@ -65,7 +62,7 @@ void CpuBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, 
 }
 
 void CpuBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_pool("avg_pool2x2_forward", NC, H, W);
+    check_planes("avg_pool2x2_forward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
@@ -81,7 +78,7 @@ void CpuBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, f
 }
 
 void CpuBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy, float* dx) {
-    check_pool("avg_pool2x2_backward", NC, H, W);
+    check_planes("avg_pool2x2_backward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
     for (int64_t i = 0; i < NC; ++i) {
         const float* dyi = dy + i * Ho * Wo;

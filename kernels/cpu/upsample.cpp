@@ -11,15 +11,12 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
 namespace nst {
 
 namespace {
-
-void check_upsample(const char* op, int64_t NC, int H, int W) {
-    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
-}
 
 // Along one axis of input size n: destination i reads i0[i] with weight
 // l0[i] and i1[i] with weight l1[i].
@@ -43,7 +40,7 @@ struct BilinearTaps {
 }  // namespace
 
 void CpuBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_upsample("upsample_nearest2x_forward", NC, H, W);
+    check_planes("upsample_nearest2x_forward", NC, H, W);
     const int Wo = 2 * W;
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
@@ -59,7 +56,7 @@ void CpuBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const floa
 
 void CpuBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const float* dy,
                                              float* dx) {
-    check_upsample("upsample_nearest2x_backward", NC, H, W);
+    check_planes("upsample_nearest2x_backward", NC, H, W);
     const int Wo = 2 * W;
     for (int64_t i = 0; i < NC; ++i) {
         const float* dyi = dy + i * 4 * H * W;
@@ -75,7 +72,7 @@ void CpuBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const flo
 }
 
 void CpuBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_upsample("upsample_bilinear2x_forward", NC, H, W);
+    check_planes("upsample_bilinear2x_forward", NC, H, W);
     const BilinearTaps rows(H), cols(W);
     const int Ho = 2 * H, Wo = 2 * W;
     for (int64_t i = 0; i < NC; ++i) {
@@ -97,7 +94,7 @@ void CpuBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const flo
 
 void CpuBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const float* dy,
                                               float* dx) {
-    check_upsample("upsample_bilinear2x_backward", NC, H, W);
+    check_planes("upsample_bilinear2x_backward", NC, H, W);
     const BilinearTaps rows(H), cols(W);
     const int Ho = 2 * H, Wo = 2 * W;
     for (int64_t i = 0; i < NC; ++i) {

@@ -13,7 +13,7 @@
 // Determinism: backward algorithms that accumulate with atomics
 // (CUDNN_NON_DETERMINISTIC) are skipped, so a plan gives the same bits on
 // every call. The bias gradient is our own fixed-order reduction
-// (channel_sum), not cudnnConvolutionBackwardBias, whose order is unspecified.
+// (bias_add_backward), not cudnnConvolutionBackwardBias, whose order is unspecified.
 //
 // Precision: CUDNN_FMA_MATH unless allow_tf32(), so fp32 stays fp32; with
 // TF32 allowed the conv runs with the math type the search found fastest.
@@ -27,8 +27,9 @@
 #include <mutex>
 #include <string>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/storage16.cuh"
 
@@ -41,36 +42,15 @@ constexpr size_t kMaxSearchWorkspace = size_t(1) << 30;
 
 enum class Direction { Forward, BackwardData, BackwardFilter };
 
-std::string shape_text(const ConvShape& s) {
-    return detail::concat("x [", s.N, ", ", s.C, ", ", s.H, ", ", s.W, "] w [", s.K, ", ", s.C,
-                          ", ", s.R, ", ", s.S, "] stride ", s.stride, " pad ", s.pad_h, ",",
-                          s.pad_w, " -> y [", s.N, ", ", s.K, ", ", s.P, ", ", s.Q, "]");
-}
-
-void check_conv_shape(const char* op, const ConvShape& s) {
-    NST_CHECK(s.N >= 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0 &&
-                  s.stride > 0 && s.pad_h >= 0 && s.pad_w >= 0,
-              op, ": bad shape ", shape_text(s));
-    const int64_t P = (int64_t(s.H) + 2 * int64_t(s.pad_h) - s.R) / s.stride + 1;
-    const int64_t Q = (int64_t(s.W) + 2 * int64_t(s.pad_w) - s.S) / s.stride + 1;
-    NST_CHECK(int64_t(s.H) + 2 * int64_t(s.pad_h) >= s.R &&
-                  int64_t(s.W) + 2 * int64_t(s.pad_w) >= s.S && s.P == P && s.Q == Q,
-              op, ": output size does not match the input, kernel, stride and padding: ",
-              shape_text(s));
-    // The legacy cuDNN API indexes tensors with 32-bit integers.
-    NST_CHECK(s.x_size() <= INT32_MAX && s.y_size() <= INT32_MAX && s.w_size() <= INT32_MAX, op,
-              ": tensors over 2^31 elements are not supported by cuDNN: ", shape_text(s));
-}
-
 bool ok(cudaError_t status) { return status == cudaSuccess; }
 bool ok(cudnnStatus_t status) { return status == CUDNN_STATUS_SUCCESS; }
 
 // Checks a CUDA or cuDNN status, naming the op, its shape and the failed call;
 // the message is only built on failure.
 template <class Status>
-void check_conv(Status status, const char* op, const ConvShape& s, const char* call) {
+void check_cudnn(Status status, const char* op, const ConvShape& s, const char* call) {
     if (ok(status)) return;
-    cuda::check(status, detail::concat(op, " ", shape_text(s), ": ", call).c_str());
+    cuda::check(status, detail::concat(op, " ", conv_shape_str(s), ": ", call).c_str());
 }
 
 // Descriptors of one convolution; destroyed only if plan creation fails
@@ -106,33 +86,33 @@ cudnnDataType_t cudnn_type(DType type) {
 // `free_math`: let cuDNN pick the math type (TF32 allowed, or 16-bit data).
 void describe(const char* op, const ConvShape& s, DType type, bool free_math, ConvDescriptors& d) {
     const cudnnDataType_t data = cudnn_type(type);
-    check_conv(cudnnCreateTensorDescriptor(&d.x), op, s, "cudnnCreateTensorDescriptor");
-    check_conv(cudnnCreateTensorDescriptor(&d.y), op, s, "cudnnCreateTensorDescriptor");
-    check_conv(cudnnCreateTensorDescriptor(&d.bias), op, s, "cudnnCreateTensorDescriptor");
-    check_conv(cudnnCreateFilterDescriptor(&d.w), op, s, "cudnnCreateFilterDescriptor");
-    check_conv(cudnnCreateConvolutionDescriptor(&d.conv), op, s,
+    check_cudnn(cudnnCreateTensorDescriptor(&d.x), op, s, "cudnnCreateTensorDescriptor");
+    check_cudnn(cudnnCreateTensorDescriptor(&d.y), op, s, "cudnnCreateTensorDescriptor");
+    check_cudnn(cudnnCreateTensorDescriptor(&d.bias), op, s, "cudnnCreateTensorDescriptor");
+    check_cudnn(cudnnCreateFilterDescriptor(&d.w), op, s, "cudnnCreateFilterDescriptor");
+    check_cudnn(cudnnCreateConvolutionDescriptor(&d.conv), op, s,
                "cudnnCreateConvolutionDescriptor");
-    check_conv(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NCHW, data, s.N, s.C, s.H, s.W),
+    check_cudnn(cudnnSetTensor4dDescriptor(d.x, CUDNN_TENSOR_NCHW, data, s.N, s.C, s.H, s.W),
                op, s, "cudnnSetTensor4dDescriptor(x)");
-    check_conv(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NCHW, data, s.N, s.K, s.P, s.Q),
+    check_cudnn(cudnnSetTensor4dDescriptor(d.y, CUDNN_TENSOR_NCHW, data, s.N, s.K, s.P, s.Q),
                op, s, "cudnnSetTensor4dDescriptor(y)");
-    check_conv(cudnnSetTensor4dDescriptor(d.bias, CUDNN_TENSOR_NCHW, data, 1, s.K, 1, 1),
+    check_cudnn(cudnnSetTensor4dDescriptor(d.bias, CUDNN_TENSOR_NCHW, data, 1, s.K, 1, 1),
                op, s, "cudnnSetTensor4dDescriptor(bias)");
-    check_conv(cudnnSetFilter4dDescriptor(d.w, data, CUDNN_TENSOR_NCHW, s.K, s.C, s.R, s.S),
+    check_cudnn(cudnnSetFilter4dDescriptor(d.w, data, CUDNN_TENSOR_NCHW, s.K, s.C, s.R, s.S),
                op, s, "cudnnSetFilter4dDescriptor");
     // Cross-correlation, like PyTorch and the CPU reference; fp32 accumulation.
-    check_conv(cudnnSetConvolution2dDescriptor(d.conv, s.pad_h, s.pad_w, s.stride, s.stride, 1, 1,
+    check_cudnn(cudnnSetConvolution2dDescriptor(d.conv, s.pad_h, s.pad_w, s.stride, s.stride, 1, 1,
                                                CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT),
                op, s, "cudnnSetConvolution2dDescriptor");
     const cudnnMathType_t math = type != DType::F32 ? CUDNN_TENSOR_OP_MATH
                                : free_math ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
-    check_conv(cudnnSetConvolutionMathType(d.conv, math),
+    check_cudnn(cudnnSetConvolutionMathType(d.conv, math),
                op, s, "cudnnSetConvolutionMathType");
     int n = 0, k = 0, p = 0, q = 0;
-    check_conv(cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, &n, &k, &p, &q), op, s,
+    check_cudnn(cudnnGetConvolution2dForwardOutputDim(d.conv, d.x, d.w, &n, &k, &p, &q), op, s,
                "cudnnGetConvolution2dForwardOutputDim");
     NST_CHECK(n == s.N && k == s.K && p == s.P && q == s.Q, op, ": cuDNN computes output [", n,
-              ", ", k, ", ", p, ", ", q, "] for ", shape_text(s));
+              ", ", k, ", ", p, ", ", q, "] for ", conv_shape_str(s));
 }
 
 // Scratch for the search: enough for the hungriest algorithm, capped so the
@@ -150,7 +130,7 @@ size_t search_workspace(const char* op, int device, const ConvShape& s, int algo
     char stale[256];
     cudnnGetLastErrorString(stale, sizeof(stale));
     size_t free_bytes = 0, total_bytes = 0;
-    check_conv(cudaMemGetInfo(&free_bytes, &total_bytes), op, s, "cudaMemGetInfo");
+    check_cudnn(cudaMemGetInfo(&free_bytes, &total_bytes), op, s, "cudaMemGetInfo");
     return std::min({largest, kMaxSearchWorkspace, free_bytes / 2, cuda::headroom(device)});
 }
 
@@ -165,7 +145,7 @@ const Perf& choose(const char* op, const ConvShape& s, const Perf* perf, int cou
         if (perf[i].determinism == CUDNN_DETERMINISTIC) return perf[i];
         if (!fallback) fallback = &perf[i];
     }
-    NST_CHECK(fallback, op, ": cuDNN found no usable algorithm for ", shape_text(s));
+    NST_CHECK(fallback, op, ": cuDNN found no usable algorithm for ", conv_shape_str(s));
     return *fallback;
 }
 
@@ -177,10 +157,10 @@ void finish_plan(const char* op, const ConvShape& s, bool free_math, const Perf&
                  ConvPlan& plan, WorkspaceSize&& workspace_size) {
     plan.algo = int(best.algo);
     if (free_math)
-        check_conv(cudnnSetConvolutionMathType(plan.d.conv, best.mathType), op, s,
+        check_cudnn(cudnnSetConvolutionMathType(plan.d.conv, best.mathType), op, s,
                    "cudnnSetConvolutionMathType");
     size_t bytes = 0;
-    check_conv(workspace_size(plan.algo, &bytes), op, s, "workspace size of the chosen algorithm");
+    check_cudnn(workspace_size(plan.algo, &bytes), op, s, "workspace size of the chosen algorithm");
     plan.workspace = std::max(bytes, best.memory);
 }
 
@@ -227,7 +207,7 @@ const ConvPlan& forward_plan(int device, const ConvShape& s, DType type, const v
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int count = 0;
-        check_conv(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y,
+        check_cudnn(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y,
                                                           CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                           &count, perf, scratch.get(), limit),
                    op, s, "cudnnFindConvolutionForwardAlgorithmEx");
@@ -254,7 +234,7 @@ const ConvPlan& backward_data_plan(int device, const ConvShape& s, DType type, c
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         int count = 0;
-        check_conv(cudnnFindConvolutionBackwardDataAlgorithmEx(
+        check_cudnn(cudnnFindConvolutionBackwardDataAlgorithmEx(
                        h, d.w, w, d.y, dy, d.conv, d.x, dx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
                        &count, perf, scratch.get(), limit),
                    op, s, "cudnnFindConvolutionBackwardDataAlgorithmEx");
@@ -281,7 +261,7 @@ const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int count = 0;
-        check_conv(cudnnFindConvolutionBackwardFilterAlgorithmEx(
+        check_cudnn(cudnnFindConvolutionBackwardFilterAlgorithmEx(
                        h, d.x, x, d.y, dy, d.conv, d.w, dw,
                        CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf, scratch.get(), limit),
                    op, s, "cudnnFindConvolutionBackwardFilterAlgorithmEx");
@@ -303,7 +283,7 @@ const ConvPlan& run_forward(int device, const ConvShape& s, DType type, const vo
     const ConvPlan& plan = forward_plan(device, s, type, x, w, y);
     cuda::Workspace workspace(device, plan.workspace);
     const float one = 1.0f, zero = 0.0f;
-    check_conv(cudnnConvolutionForward(cuda::context(device).cudnn, &one, plan.d.x, x, plan.d.w,
+    check_cudnn(cudnnConvolutionForward(cuda::context(device).cudnn, &one, plan.d.x, x, plan.d.w,
                                        w, plan.d.conv, cudnnConvolutionFwdAlgo_t(plan.algo),
                                        workspace.get(), plan.workspace, &zero, plan.d.y, y),
                op, s, "cudnnConvolutionForward");
@@ -316,7 +296,7 @@ void run_backward_data(int device, const ConvShape& s, DType type, const void* d
     const ConvPlan& plan = backward_data_plan(device, s, type, dy, w, dx);
     cuda::Workspace workspace(device, plan.workspace);
     const float one = 1.0f, zero = 0.0f;
-    check_conv(cudnnConvolutionBackwardData(cuda::context(device).cudnn, &one, plan.d.w, w,
+    check_cudnn(cudnnConvolutionBackwardData(cuda::context(device).cudnn, &one, plan.d.w, w,
                                             plan.d.y, dy, plan.d.conv,
                                             cudnnConvolutionBwdDataAlgo_t(plan.algo),
                                             workspace.get(), plan.workspace, &zero, plan.d.x, dx),
@@ -328,12 +308,12 @@ void run_backward_data(int device, const ConvShape& s, DType type, const void* d
 void CudaBackend::conv2d_forward(const ConvShape& s, const float* x, const float* w,
                                  const float* b, float* y) {
     const char* op = "conv2d_forward";
-    check_conv_shape(op, s);
+    check_conv(op, s);
     if (s.N == 0) return;  // empty batch: y is empty
     const ConvPlan& plan = run_forward(index_, s, DType::F32, x, w, y);
     if (b) {
         const float one = 1.0f;
-        check_conv(cudnnAddTensor(cuda::context(index_).cudnn, &one, plan.d.bias, b, &one,
+        check_cudnn(cudnnAddTensor(cuda::context(index_).cudnn, &one, plan.d.bias, b, &one,
                                   plan.d.y, y),
                    op, s, "cudnnAddTensor(bias)");
     }
@@ -341,7 +321,7 @@ void CudaBackend::conv2d_forward(const ConvShape& s, const float* x, const float
 
 void CudaBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const float* w,
                                        float* dx) {
-    check_conv_shape("conv2d_backward_data", s);
+    check_conv("conv2d_backward_data", s);
     if (s.N == 0) return;
     run_backward_data(index_, s, DType::F32, dy, w, dx);
 }
@@ -349,24 +329,22 @@ void CudaBackend::conv2d_backward_data(const ConvShape& s, const float* dy, cons
 void CudaBackend::conv2d_forward16(DType type, const ConvShape& s, const void* x, const void* w,
                                    const void* b, void* y) {
     const char* op = "conv2d_forward16";
-    check_conv_shape(op, s);
-    NST_CHECK(type == DType::F16 || type == DType::BF16, op, ": ", dtype_name(type),
-              " is not a 16-bit type");
+    check_type16(op, type);
+    check_conv(op, s);
     if (s.N == 0) return;
     run_forward(index_, s, type, x, w, y);
     if (!b) return;
     // The bias in our own kernel, in fp32 onto the rounded output (backend.hpp).
     cuda::Workspace bias(index_, size_t(s.K) * sizeof(float));
     convert(s.K, type, b, DType::F32, bias.get());
-    channel_affine16(type, s.N, s.K, int64_t(s.P) * s.Q, y, nullptr, bias.as<float>(), y);
+    channel_affine_forward16(type, s.N, s.K, int64_t(s.P) * s.Q, y, nullptr, bias.as<float>(), y);
 }
 
 void CudaBackend::conv_transpose2d_forward16(DType type, const ConvShape& s, const void* x,
                                              const void* w, void* y) {
     const char* op = "conv_transpose2d_forward16";
-    check_conv_shape(op, s);
-    NST_CHECK(type == DType::F16 || type == DType::BF16, op, ": ", dtype_name(type),
-              " is not a 16-bit type");
+    check_type16(op, type);
+    check_conv(op, s);
     if (s.N == 0) return;
     run_backward_data(index_, s, type, x, w, y);
 }
@@ -374,17 +352,17 @@ void CudaBackend::conv_transpose2d_forward16(DType type, const ConvShape& s, con
 void CudaBackend::conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
                                          float* dw) {
     const char* op = "conv2d_backward_filter";
-    check_conv_shape(op, s);
+    check_conv(op, s);
     cuda::Context& ctx = cuda::context(index_);
     if (s.N == 0) {  // no images: the gradient is an empty sum
-        check_conv(cudaMemsetAsync(dw, 0, size_t(s.w_size()) * sizeof(float), ctx.stream), op, s,
+        check_cudnn(cudaMemsetAsync(dw, 0, size_t(s.w_size()) * sizeof(float), ctx.stream), op, s,
                    "cudaMemsetAsync");
         return;
     }
     const ConvPlan& plan = backward_filter_plan(index_, s, x, dy, dw);
     cuda::Workspace workspace(index_, plan.workspace);
     const float one = 1.0f, zero = 0.0f;
-    check_conv(cudnnConvolutionBackwardFilter(
+    check_cudnn(cudnnConvolutionBackwardFilter(
                    ctx.cudnn, &one, plan.d.x, x, plan.d.y, dy, plan.d.conv,
                    cudnnConvolutionBwdFilterAlgo_t(plan.algo), workspace.get(), plan.workspace,
                    &zero, plan.d.w, dw),
@@ -392,8 +370,8 @@ void CudaBackend::conv2d_backward_filter(const ConvShape& s, const float* x, con
 }
 
 void CudaBackend::conv2d_backward_bias(const ConvShape& s, const float* dy, float* db) {
-    check_conv_shape("conv2d_backward_bias", s);
-    channel_sum(s.N, s.K, int64_t(s.P) * s.Q, dy, db);
+    check_conv("conv2d_backward_bias", s);
+    bias_add_backward(s.N, s.K, int64_t(s.P) * s.Q, dy, db);
 }
 
 }  // namespace nst

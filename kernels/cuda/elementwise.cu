@@ -12,13 +12,14 @@
 // twins, the same fp32 arithmetic between the load and the store
 // (channel_affine's scale and shift are float32 in both).
 //
-// channel_sum is the bias gradient, a reduction that must give the same bits
+// bias_add_backward is the bias gradient, a reduction that must give the same bits
 // every run: one block per channel, each thread sums a fixed subset in double
 // (as the CPU does), then a fixed-shape tree in shared memory. No atomics.
 #include <algorithm>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/storage16.cuh"
@@ -28,14 +29,6 @@ namespace nst {
 namespace {
 
 constexpr int kSumThreads = 512;  // fixed: it decides the order of the sum
-
-void check_count(const char* op, int64_t n) {
-    NST_CHECK(n >= 0, op, ": negative element count ", n);
-}
-
-void check_channels(const char* op, int N, int C, int64_t HW) {
-    NST_CHECK(N >= 0 && C >= 0 && HW >= 0, op, ": bad shape [", N, ", ", C, ", ", HW, "]");
-}
 
 template <class T>
 __global__ void relu_forward_kernel(int64_t n, const T* x, T* y) {
@@ -72,10 +65,6 @@ __global__ void scale_kernel(int64_t n, float alpha, const float* x, float* y) {
     GRID_STRIDE_LOOP(i, n) { y[i] = __fmul_rn(alpha, x[i]); }
 }
 
-__global__ void axpby_kernel(int64_t n, float alpha, const float* x, float beta, float* y) {
-    GRID_STRIDE_LOOP(i, n) { y[i] = __fadd_rn(__fmul_rn(alpha, x[i]), __fmul_rn(beta, y[i])); }
-}
-
 // Rows are the N*C planes of HW elements: blockIdx.x picks the plane (so the
 // channel is known without a per-element division), blockIdx.y and the
 // threads stride across the plane.
@@ -96,10 +85,10 @@ __global__ void channel_affine_kernel(int C, int64_t HW, const T* x, const float
 template <class T>
 void launch_channel_affine(int device, int N, int C, int64_t HW, const T* x, const float* scale,
                            const float* shift, T* y) {
-    check_channels("channel_affine", N, C, HW);
+    check_channels("channel_affine_forward", N, C, HW);
     const int64_t planes = int64_t(N) * C;
     if (planes == 0 || HW == 0) return;
-    NST_CHECK(planes <= INT32_MAX, "channel_affine: too many planes N*C = ", planes);
+    NST_CHECK(planes <= INT32_MAX, "channel_affine_forward: too many planes N*C = ", planes);
     cuda::Context& ctx = cuda::context(device);
     // Enough blocks per plane to keep the GPU busy when there are few planes.
     const int64_t wanted = std::max<int64_t>(1, int64_t(ctx.sm_count) * 8 / planes);
@@ -109,13 +98,13 @@ void launch_channel_affine(int device, int N, int C, int64_t HW, const T* x, con
     cuda::check_launch("channel_affine_kernel");
 }
 
-__global__ void channel_sum_kernel(int N, int C, int64_t HW, const float* x, float* out) {
+__global__ void bias_add_backward_kernel(int N, int C, int64_t HW, const float* dy, float* out) {
     __shared__ double partial[kSumThreads];
     const int c = blockIdx.x;
     double sum = 0.0;
     for (int n = 0; n < N; ++n) {
-        const float* xp = x + (int64_t(n) * C + c) * HW;
-        for (int64_t i = threadIdx.x; i < HW; i += kSumThreads) sum += xp[i];
+        const float* row = dy + (int64_t(n) * C + c) * HW;
+        for (int64_t i = threadIdx.x; i < HW; i += kSumThreads) sum += row[i];
     }
     partial[threadIdx.x] = sum;
     __syncthreads();
@@ -130,110 +119,80 @@ __global__ void channel_sum_kernel(int N, int C, int64_t HW, const float* x, flo
 
 void CudaBackend::relu_forward(int64_t n, const float* x, float* y) {
     check_count("relu_forward", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    relu_forward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, x, y);
-    cuda::check_launch("relu_forward_kernel");
+    cuda::launch(index_, "relu_forward", n, relu_forward_kernel<float>, n, x, y);
 }
 
 void CudaBackend::relu_forward16(DType type, int64_t n, const void* x, void* y) {
+    check_type16("relu_forward16", type);
     check_count("relu_forward16", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
     cuda::dispatch16("relu_forward16", type, [&](auto t) {
         using T = decltype(t);
-        relu_forward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(
-            n, static_cast<const T*>(x), static_cast<T*>(y));
+        cuda::launch(index_, "relu_forward16", n, relu_forward_kernel<T>, n, static_cast<const T*>(x),
+                     static_cast<T*>(y));
     });
-    cuda::check_launch("relu_forward_kernel (16-bit)");
 }
 
 void CudaBackend::relu_backward(int64_t n, const float* y, const float* dy, float* dx) {
     check_count("relu_backward", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    relu_backward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, y, dy, dx);
-    cuda::check_launch("relu_backward_kernel");
+    cuda::launch(index_, "relu_backward", n, relu_backward_kernel, n, y, dy, dx);
 }
 
 void CudaBackend::tanh_forward(int64_t n, const float* x, float* y) {
     check_count("tanh_forward", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    tanh_forward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, x, y);
-    cuda::check_launch("tanh_forward_kernel");
+    cuda::launch(index_, "tanh_forward", n, tanh_forward_kernel, n, x, y);
 }
 
 void CudaBackend::tanh_backward(int64_t n, const float* y, const float* dy, float* dx) {
     check_count("tanh_backward", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    tanh_backward_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, y, dy, dx);
-    cuda::check_launch("tanh_backward_kernel");
+    cuda::launch(index_, "tanh_backward", n, tanh_backward_kernel, n, y, dy, dx);
 }
 
-void CudaBackend::add(int64_t n, const float* a, const float* b, float* y) {
-    check_count("add", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    add_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, a, b, y);
-    cuda::check_launch("add_kernel");
+void CudaBackend::add_forward(int64_t n, const float* a, const float* b, float* y) {
+    check_count("add_forward", n);
+    cuda::launch(index_, "add_forward", n, add_kernel<float>, n, a, b, y);
 }
 
-void CudaBackend::add16(DType type, int64_t n, const void* a, const void* b, void* y) {
-    check_count("add16", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    cuda::dispatch16("add16", type, [&](auto t) {
+void CudaBackend::add_forward16(DType type, int64_t n, const void* a, const void* b, void* y) {
+    check_type16("add_forward16", type);
+    check_count("add_forward16", n);
+    cuda::dispatch16("add_forward16", type, [&](auto t) {
         using T = decltype(t);
-        add_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(
-            n, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(y));
+        cuda::launch(index_, "add_forward16", n, add_kernel<T>, n, static_cast<const T*>(a),
+                     static_cast<const T*>(b), static_cast<T*>(y));
     });
-    cuda::check_launch("add_kernel (16-bit)");
 }
 
-void CudaBackend::mul(int64_t n, const float* a, const float* b, float* y) {
-    check_count("mul", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    mul_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, a, b, y);
-    cuda::check_launch("mul_kernel");
+void CudaBackend::mul_forward(int64_t n, const float* a, const float* b, float* y) {
+    check_count("mul_forward", n);
+    cuda::launch(index_, "mul_forward", n, mul_kernel, n, a, b, y);
 }
 
-void CudaBackend::axpby(int64_t n, float alpha, const float* x, float beta, float* y) {
-    check_count("axpby", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    // beta == 0 must not read y: it may be uninitialised memory holding NaN.
-    if (beta == 0.0f) {
-        scale_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, alpha, x, y);
-        cuda::check_launch("scale_kernel");
-    } else {
-        axpby_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, alpha, x, beta, y);
-        cuda::check_launch("axpby_kernel");
-    }
+void CudaBackend::scale_forward(int64_t n, float alpha, const float* x, float* y) {
+    check_count("scale_forward", n);
+    cuda::launch(index_, "scale_forward", n, scale_kernel, n, alpha, x, y);
 }
 
-void CudaBackend::channel_affine(int N, int C, int64_t HW, const float* x, const float* scale,
-                                 const float* shift, float* y) {
+void CudaBackend::channel_affine_forward(int N, int C, int64_t HW, const float* x, const float* scale,
+                                         const float* shift, float* y) {
     launch_channel_affine(index_, N, C, HW, x, scale, shift, y);
 }
 
-void CudaBackend::channel_affine16(DType type, int N, int C, int64_t HW, const void* x,
-                                   const float* scale, const float* shift, void* y) {
-    cuda::dispatch16("channel_affine16", type, [&](auto t) {
+void CudaBackend::channel_affine_forward16(DType type, int N, int C, int64_t HW, const void* x,
+                                           const float* scale, const float* shift, void* y) {
+    check_type16("channel_affine_forward16", type);
+    cuda::dispatch16("channel_affine_forward16", type, [&](auto t) {
         using T = decltype(t);
         launch_channel_affine(index_, N, C, HW, static_cast<const T*>(x), scale, shift,
                               static_cast<T*>(y));
     });
 }
 
-void CudaBackend::channel_sum(int N, int C, int64_t HW, const float* x, float* out) {
-    check_channels("channel_sum", N, C, HW);
+void CudaBackend::bias_add_backward(int N, int C, int64_t HW, const float* dy, float* out) {
+    check_channels("bias_add_backward", N, C, HW);
     if (C == 0) return;
     cuda::Context& ctx = cuda::context(index_);
-    channel_sum_kernel<<<C, kSumThreads, 0, ctx.stream>>>(N, C, HW, x, out);
-    cuda::check_launch("channel_sum_kernel");
+    bias_add_backward_kernel<<<C, kSumThreads, 0, ctx.stream>>>(N, C, HW, dy, out);
+    cuda::check_launch("bias_add_backward");
 }
 
 }  // namespace nst

@@ -65,8 +65,9 @@
 #include <tuple>
 #include <utility>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/gram_variants.hpp"
 
@@ -640,11 +641,6 @@ __global__ void __launch_bounds__(kBwdThreads, 2)
 // ---- launch helpers (host) ------------------------------------------------------
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-void check_shape(const char* op, int N, int C, int64_t HW) {
-    NST_CHECK(N >= 0 && C >= 0 && HW >= 0, op, ": bad shape [", N, ", ", C, ", ", HW, "]");
-    NST_CHECK(HW <= INT_MAX, op, ": HW ", HW, " too large (at most 2^31 - 1)");
-}
-
 // Per device and kernel, once: allow its dynamic shared memory beyond 48 KB
 // (up to smem_max); per shared memory size, once: how many blocks fit on an SM.
 int blocks_per_sm(int device, const void* kernel, int threads, size_t smem, size_t smem_max,
@@ -924,7 +920,7 @@ int gram_forward_choice(int /*device*/, int N, int C, int64_t HW) {
 
 void gram_forward_variant(int variant, int device, int N, int C, int64_t HW, float scale,
                           const float* F, float* G) {
-    check_shape("gram_forward", N, C, HW);
+    check_gram("gram_forward", N, C, HW);
     NST_CHECK(variant >= 0 && variant < kForwardVariantCount, "gram_forward: no variant ",
               variant);
     if (N == 0 || C == 0) return;
@@ -968,7 +964,7 @@ int gram_backward_choice(int /*device*/, int N, int C, int64_t HW) {
 
 void gram_backward_variant(int variant, int device, int N, int C, int64_t HW, float scale,
                            const float* F, const float* dG, float* dF) {
-    check_shape("gram_backward", N, C, HW);
+    check_gram("gram_backward", N, C, HW);
     NST_CHECK(variant >= 0 && variant < kBackwardVariantCount, "gram_backward: no variant ",
               variant);
     if (N == 0 || C == 0 || HW == 0) return;

@@ -44,8 +44,9 @@
 #include <cstring>
 #include <type_traits>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/storage16.cuh"
 
@@ -482,14 +483,6 @@ unsigned blocks_for(int64_t rows, int64_t rows_per_block) {
     return unsigned((rows + rows_per_block - 1) / rows_per_block);
 }
 
-void check_shape(const char* op, int N, int C, int64_t HW) {
-    NST_CHECK(N >= 0 && C >= 0 && HW > 0, op, ": bad shape [", N, ", ", C, ", ", HW,
-              "] (HW must be positive)");
-    // One block per row at most 2^31 - 1 blocks; also bounds every 32-bit grid index.
-    NST_CHECK(int64_t(N) * C <= INT32_MAX, op, ": too many rows N*C = ", int64_t(N) * C,
-              " for shape [", N, ", ", C, ", ", HW, "]");
-}
-
 template <bool kVec, class T>
 void launch_forward(cudaStream_t stream, int device, int64_t rows, int C, int64_t hw, float eps,
                     const T* x, const T* gamma, const T* beta, T* y, float* mean, float* rstd,
@@ -564,7 +557,7 @@ void CudaBackend::instance_norm_forward(int N, int C, int64_t HW, float eps, con
                                         const float* gamma, const float* beta, float* y,
                                         float* mean, float* rstd, bool relu) {
     const char* op = "instance_norm_forward";
-    check_shape(op, N, C, HW);
+    check_norm(op, N, C, HW);
     NST_CHECK(eps >= 0.0f, op, ": eps must be >= 0, got ", eps);
     const int64_t rows = int64_t(N) * C;
     if (rows == 0) return;
@@ -581,7 +574,7 @@ void CudaBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, 
                                           const void* x, const void* gamma, const void* beta,
                                           void* y, bool relu) {
     const char* op = "instance_norm_forward16";
-    check_shape(op, N, C, HW);
+    check_norm(op, N, C, HW);
     NST_CHECK(eps >= 0.0f, op, ": eps must be >= 0, got ", eps);
     const int64_t rows = int64_t(N) * C;
     if (rows == 0) return;
@@ -609,7 +602,7 @@ void CudaBackend::instance_norm_backward(int N, int C, int64_t HW, const float* 
                                          const float* dy, float* dx, float* dgamma,
                                          float* dbeta) {
     const char* op = "instance_norm_backward";
-    check_shape(op, N, C, HW);
+    check_norm(op, N, C, HW);
     cudaStream_t stream = cuda::context(index_).stream;
     if (int64_t(N) * C == 0) {
         // No rows: dgamma and dbeta are sums over nothing.

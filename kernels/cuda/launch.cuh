@@ -1,12 +1,14 @@
 // The launch shape of the elementwise-style kernels: grid-stride loops with
 // 64-bit indices, 256 threads a block, enough blocks to fill the GPU a few
 // times over (never more, never zero). One shape for any size, and tensors
-// past 2^31 elements stay correct.
+// past 2^31 elements stay correct. launch() is the one way to start such a
+// kernel; kernels with a shape of their own (reductions, per-plane grids)
+// launch themselves.
 #pragma once
 #include <algorithm>
 #include <cstdint>
 
-#include "core/cuda_context.hpp"
+#include "kernels/cuda/context.hpp"
 
 namespace nst::cuda {
 
@@ -15,6 +17,17 @@ constexpr int kThreads = 256;
 inline int grid_for(int64_t n, const Context& ctx) {
     const int64_t blocks = (n + kThreads - 1) / kThreads;
     return int(std::max<int64_t>(1, std::min<int64_t>(blocks, int64_t(ctx.sm_count) * 32)));
+}
+
+// Runs a grid-stride kernel over n items on the device's stream in that
+// shape, and checks the launch (an error names `what`, the backend method).
+// Nothing is launched for n == 0.
+template <class... Params, class... Args>
+void launch(int device, const char* what, int64_t n, void (*kernel)(Params...), Args... args) {
+    if (n <= 0) return;
+    Context& ctx = context(device);
+    kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(args...);
+    check_launch(what);
 }
 
 }  // namespace nst::cuda

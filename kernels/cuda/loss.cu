@@ -23,8 +23,9 @@
 
 #include <cstdint>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 
 namespace nst {
@@ -240,43 +241,39 @@ void launch_scaled_difference(int device, int64_t n, const float* a, const float
     cuda::check_launch("scaled_difference");
 }
 
-void check_image(const char* op, int64_t NC, int H, int W) {
-    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
-}
-
 }  // namespace
 
-void CudaBackend::mse_forward(int64_t n, const float* a, const float* b, float* out) {
-    NST_CHECK(n > 0, "mse_forward: needs at least one element, got ", n);
-    NST_CHECK(a && b && out, "mse_forward: null input or output for ", n, " elements");
+void CudaBackend::mse_loss_forward(int64_t n, const float* a, const float* b, float* out) {
+    NST_CHECK(n > 0, "mse_loss_forward: needs at least one element, got ", n);
+    NST_CHECK(a && b && out, "mse_loss_forward: null input or output for ", n, " elements");
     launch_squares(index_, n, a, b, double(n), out);
 }
 
-void CudaBackend::mse_backward(int64_t n, const float* a, const float* b, const float* dout,
-                               float* da) {
-    NST_CHECK(n > 0, "mse_backward: needs at least one element, got ", n);
-    NST_CHECK(a && b && dout && da, "mse_backward: null pointer for ", n, " elements");
+void CudaBackend::mse_loss_backward(int64_t n, const float* a, const float* b, const float* dout,
+                                    float* da) {
+    NST_CHECK(n > 0, "mse_loss_backward: needs at least one element, got ", n);
+    NST_CHECK(a && b && dout && da, "mse_loss_backward: null pointer for ", n, " elements");
     launch_scaled_difference(index_, n, a, b, dout, double(n), da);
 }
 
 void CudaBackend::sum_squares_forward(int64_t n, const float* x, float* out) {
-    NST_CHECK(n >= 0, "sum_squares_forward: negative element count ", n);
+    check_count("sum_squares_forward", n);
     NST_CHECK(out && (x || n == 0), "sum_squares_forward: null input or output for ", n,
               " elements");
     launch_squares(index_, n, x, nullptr, 1.0, out);
 }
 
 void CudaBackend::sum_squares_backward(int64_t n, const float* x, const float* dout, float* dx) {
-    NST_CHECK(n >= 0, "sum_squares_backward: negative element count ", n);
+    check_count("sum_squares_backward", n);
     if (n == 0) return;
     NST_CHECK(x && dout && dx, "sum_squares_backward: null pointer for ", n, " elements");
     launch_scaled_difference(index_, n, x, nullptr, dout, 1.0, dx);
 }
 
-void CudaBackend::tv_forward(int64_t NC, int H, int W, const float* x, float* out) {
-    check_image("tv_forward", NC, H, W);
+void CudaBackend::tv_loss_forward(int64_t NC, int H, int W, const float* x, float* out) {
+    check_planes("tv_loss_forward", NC, H, W);
     const int64_t rows = NC * H;
-    NST_CHECK(out && (x || rows * W == 0), "tv_forward: null input or output for [", NC, ", ", H,
+    NST_CHECK(out && (x || rows * W == 0), "tv_loss_forward: null input or output for [", NC, ", ", H,
               ", ", W, "]");
     cudaStream_t stream = cuda::context(index_).stream;
     // An empty image still gets one block, which writes a zero partial.
@@ -288,13 +285,13 @@ void CudaBackend::tv_forward(int64_t NC, int H, int W, const float* x, float* ou
     cuda::check_launch("finish_sum");
 }
 
-void CudaBackend::tv_backward(int64_t NC, int H, int W, const float* x, const float* dout,
-                              float* dx) {
-    check_image("tv_backward", NC, H, W);
+void CudaBackend::tv_loss_backward(int64_t NC, int H, int W, const float* x, const float* dout,
+                                   float* dx) {
+    check_planes("tv_loss_backward", NC, H, W);
     const int64_t rows = NC * H;
     if (rows == 0 || W == 0) return;
-    NST_CHECK(x && dout && dx, "tv_backward: null pointer for [", NC, ", ", H, ", ", W, "]");
-    NST_CHECK(x != dx, "tv_backward: dx must not alias x (each pixel reads its neighbours)");
+    NST_CHECK(x && dout && dx, "tv_loss_backward: null pointer for [", NC, ", ", H, ", ", W, "]");
+    NST_CHECK(x != dx, "tv_loss_backward: dx must not alias x (each pixel reads its neighbours)");
     cudaStream_t stream = cuda::context(index_).stream;
     const unsigned blocks = grid_for(rows, kWarps, kMaxElementwiseBlocks);
     tv_gradient<<<blocks, kBlock, 0, stream>>>(rows, H, W, x, dout, dx);
@@ -302,7 +299,7 @@ void CudaBackend::tv_backward(int64_t NC, int H, int W, const float* x, const fl
 }
 
 void CudaBackend::dot(int64_t n, const float* a, const float* b, float* out) {
-    NST_CHECK(n >= 0, "dot: negative element count ", n);
+    check_count("dot", n);
     NST_CHECK(out && ((a && b) || n == 0), "dot: null input or output for ", n, " elements");
     launch_squares(index_, n, a, b, 1.0, out, /*product=*/true);
 }

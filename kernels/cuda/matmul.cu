@@ -12,8 +12,9 @@
 #include <algorithm>
 #include <string>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/launch.cuh"
 
@@ -32,13 +33,11 @@ void CudaBackend::matmul(bool trans_a, bool trans_b, int M, int N, int K, float 
                          const float* A, const float* B, float beta, float* C) {
     NST_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size M ", M, " N ", N, " K ", K);
     if (M == 0 || N == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
     if (K == 0) {
         const int64_t n = int64_t(M) * N;
-        scale_in_place_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, beta, C);
-        cuda::check_launch("scale_in_place_kernel");
-        return;
+        return cuda::launch(index_, "matmul", n, scale_in_place_kernel, n, beta, C);
     }
+    cuda::Context& ctx = cuda::context(index_);
     const int lda = trans_a ? M : K;  // row length of A as stored
     const int ldb = trans_b ? K : N;  // row length of B as stored
     const cublasComputeType_t compute =

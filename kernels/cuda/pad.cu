@@ -13,8 +13,9 @@
 // backends give the same bits. No atomics.
 #include <algorithm>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/storage16.cuh"
@@ -22,23 +23,6 @@
 namespace nst {
 
 namespace {
-
-void check_pad(const char* op, int64_t NC, int H, int W, int top, int bottom, int left,
-               int right, PadMode mode) {
-    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
-    NST_CHECK(int64_t(H) + top + bottom >= 0 && int64_t(W) + left + right >= 0, op,
-              ": cropping [", NC, ", ", H, ", ", W, "] by top ", top, " bottom ", bottom,
-              " left ", left, " right ", right, " leaves a negative size");
-    NST_CHECK(int64_t(H) + top + bottom <= INT32_MAX && int64_t(W) + left + right <= INT32_MAX,
-              op, ": padded size too large");
-    if (mode == PadMode::Reflect) {
-        NST_CHECK(top >= 0 && bottom >= 0 && top <= H - 1 && bottom <= H - 1 && left >= 0 &&
-                      right >= 0 && left <= W - 1 && right <= W - 1,
-                  op, ": reflect padding needs each amount in [0, size-1]; got top ", top,
-                  " bottom ", bottom, " left ", left, " right ", right, " for [", NC, ", ", H,
-                  ", ", W, "]");
-    }
-}
 
 // Source index in [0, n) of output position o along an axis padded by
 // `before`, or -1 when it reads a zero.
@@ -123,11 +107,8 @@ void launch_pad_forward(const char* op, int device, int64_t NC, int H, int W, in
     check_pad(op, NC, H << shift, W << shift, top, bottom, left, right, mode);
     const int Ho = (H << shift) + top + bottom, Wo = (W << shift) + left + right;
     const int64_t total = NC * Ho * Wo;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(device);
-    pad_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
-        NC, H, W, shift, top, left, Ho, Wo, mode == PadMode::Reflect, x, y);
-    cuda::check_launch("pad_forward_kernel");
+    cuda::launch(device, op, total, pad_forward_kernel<T>, NC, H, W, shift, top, left, Ho, Wo,
+                 mode == PadMode::Reflect, x, y);
 }
 
 }  // namespace
@@ -166,11 +147,8 @@ void CudaBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, in
                                PadMode mode, const float* dy, float* dx) {
     check_pad("pad_backward", NC, H, W, top, bottom, left, right, mode);
     const int64_t total = NC * H * W;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    pad_backward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(
-        NC, H, W, top, bottom, left, right, mode == PadMode::Reflect, dy, dx);
-    cuda::check_launch("pad_backward_kernel");
+    cuda::launch(index_, "pad_backward", total, pad_backward_kernel, NC, H, W, top, bottom, left, right,
+                 mode == PadMode::Reflect, dy, dx);
 }
 
 }  // namespace nst

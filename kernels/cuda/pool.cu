@@ -10,18 +10,15 @@
 // The averaging sums keep the CPU's pairing ((a + b) + (c + d)) for equal bits.
 #include <algorithm>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/launch.cuh"
 
 namespace nst {
 
 namespace {
-
-void check_pool(const char* op, int64_t NC, int H, int W) {
-    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
-}
 
 // Index 0..3 (row-major) of the first maximum of a 2x2 window; NaN never wins
 // a comparison, exactly as on the CPU.
@@ -115,42 +112,28 @@ __global__ void avg_pool_backward_kernel(int64_t NC, int H, int W, const float* 
 }  // namespace
 
 void CudaBackend::max_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_pool("max_pool2x2_forward", NC, H, W);
+    check_planes("max_pool2x2_forward", NC, H, W);
     const int64_t total = NC * (H / 2) * (W / 2);
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    max_pool_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
-    cuda::check_launch("max_pool_forward_kernel");
+    cuda::launch(index_, "max_pool2x2_forward", total, max_pool_forward_kernel, NC, H, W, x, y);
 }
 
 void CudaBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, const float* dy,
                                        float* dx) {
-    check_pool("max_pool2x2_backward", NC, H, W);
+    check_planes("max_pool2x2_backward", NC, H, W);
     const int64_t windows = NC * ((H + 1) / 2) * ((W + 1) / 2);
-    if (windows == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    max_pool_backward_kernel<<<cuda::grid_for(windows, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x,
-                                                                                  dy, dx);
-    cuda::check_launch("max_pool_backward_kernel");
+    cuda::launch(index_, "max_pool2x2_backward", windows, max_pool_backward_kernel, NC, H, W, x, dy, dx);
 }
 
 void CudaBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_pool("avg_pool2x2_forward", NC, H, W);
+    check_planes("avg_pool2x2_forward", NC, H, W);
     const int64_t total = NC * (H / 2) * (W / 2);
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    avg_pool_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
-    cuda::check_launch("avg_pool_forward_kernel");
+    cuda::launch(index_, "avg_pool2x2_forward", total, avg_pool_forward_kernel, NC, H, W, x, y);
 }
 
 void CudaBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy, float* dx) {
-    check_pool("avg_pool2x2_backward", NC, H, W);
+    check_planes("avg_pool2x2_backward", NC, H, W);
     const int64_t windows = NC * ((H + 1) / 2) * ((W + 1) / 2);
-    if (windows == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    avg_pool_backward_kernel<<<cuda::grid_for(windows, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, dy,
-                                                                                  dx);
-    cuda::check_launch("avg_pool_backward_kernel");
+    cuda::launch(index_, "avg_pool2x2_backward", windows, avg_pool_backward_kernel, NC, H, W, dy, dx);
 }
 
 }  // namespace nst

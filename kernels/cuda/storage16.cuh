@@ -7,7 +7,7 @@
 #include <cuda_fp16.h>
 
 #include "core/dtype.hpp"
-#include "core/error.hpp"
+#include "kernels/checks.hpp"
 
 namespace nst::cuda {
 
@@ -34,7 +34,7 @@ void dispatch16(const char* op, DType type, F&& f) {
     else if (type == DType::BF16)
         f(__nv_bfloat16{});
     else
-        NST_CHECK(false, op, ": ", dtype_name(type), " is not a 16-bit type");
+        check_type16(op, type);  // throws
 }
 
 }  // namespace nst::cuda

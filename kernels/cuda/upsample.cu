@@ -14,18 +14,15 @@
 // through output 0's zero-weight second tap, kept so inf/NaN behave alike).
 #include <algorithm>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/launch.cuh"
 
 namespace nst {
 
 namespace {
-
-void check_upsample(const char* op, int64_t NC, int H, int W) {
-    NST_CHECK(NC >= 0 && H >= 0 && W >= 0, op, ": bad shape [", NC, ", ", H, ", ", W, "]");
-}
 
 // Along one axis of input size n, destination d reads tap i0 with weight l0
 // and tap i1 with weight l1 (kernels/cpu/upsample.cpp BilinearTaps).
@@ -124,42 +121,29 @@ __global__ void bilinear_backward_kernel(int64_t NC, int H, int W, const float* 
 }  // namespace
 
 void CudaBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_upsample("upsample_nearest2x_forward", NC, H, W);
+    check_planes("upsample_nearest2x_forward", NC, H, W);
     const int64_t total = NC * 4 * H * W;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    nearest_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
-    cuda::check_launch("nearest_forward_kernel");
+    cuda::launch(index_, "upsample_nearest2x_forward", total, nearest_forward_kernel, NC, H, W, x, y);
 }
 
 void CudaBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const float* dy,
                                               float* dx) {
-    check_upsample("upsample_nearest2x_backward", NC, H, W);
+    check_planes("upsample_nearest2x_backward", NC, H, W);
     const int64_t total = NC * H * W;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    nearest_backward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, dy, dx);
-    cuda::check_launch("nearest_backward_kernel");
+    cuda::launch(index_, "upsample_nearest2x_backward", total, nearest_backward_kernel, NC, H, W, dy, dx);
 }
 
 void CudaBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_upsample("upsample_bilinear2x_forward", NC, H, W);
+    check_planes("upsample_bilinear2x_forward", NC, H, W);
     const int64_t total = NC * 4 * H * W;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    bilinear_forward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, x, y);
-    cuda::check_launch("bilinear_forward_kernel");
+    cuda::launch(index_, "upsample_bilinear2x_forward", total, bilinear_forward_kernel, NC, H, W, x, y);
 }
 
 void CudaBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const float* dy,
                                                float* dx) {
-    check_upsample("upsample_bilinear2x_backward", NC, H, W);
+    check_planes("upsample_bilinear2x_backward", NC, H, W);
     const int64_t total = NC * H * W;
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    bilinear_backward_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(NC, H, W, dy,
-                                                                                dx);
-    cuda::check_launch("bilinear_backward_kernel");
+    cuda::launch(index_, "upsample_bilinear2x_backward", total, bilinear_backward_kernel, NC, H, W, dy, dx);
 }
 
 }  // namespace nst

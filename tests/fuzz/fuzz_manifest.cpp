@@ -4,7 +4,7 @@
 // the whole importer.
 #include "core/error.hpp"
 #include "fuzz_input.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 #include "tests/tf_export_writer.hpp"
 #include "weights/tf_fast_style.hpp"
 
@@ -12,9 +12,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     static const std::string dir = [] {
         const std::string d = nst_fuzz::scratch_path("_export");
         std::filesystem::create_directories(d);
-        nst::TransformerSpec spec;
-        spec.variant = nst::TransformerVariant::TensorFlow, spec.width = 4, spec.residual_blocks = 2;
-        nst::testing::write_tf_export(nst::Transformer::create(spec, 2, nst::Device::cpu()).to_weights(), d,
+        nst::TransformNetSpec spec;
+        spec.variant = nst::TransformNetVariant::TensorFlow, spec.width = 4, spec.residual_blocks = 2;
+        nst::testing::write_tf_export(nst::TransformNet::create(spec, 2, nst::Device::cpu()).to_weights(), d,
                                       spec.residual_blocks);
         return d;
     }();

@@ -1,7 +1,7 @@
 // libFuzzer target: the PyTorch checkpoint reader (zip, legacy pickle
 // stream, tar; the unpickler), from bytes in memory.
 #include "core/error.hpp"
-#include "core/pth.hpp"
+#include "weights/pth.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {

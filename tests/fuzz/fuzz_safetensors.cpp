@@ -1,6 +1,6 @@
 // libFuzzer target: the safetensors reader (header validation, then data).
 #include "core/error.hpp"
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 #include "fuzz_input.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Small PyTorch checkpoints in each container torch.save has used, for
-tests/test_pth.cpp (core/pth.cpp reads them in C++).
+tests/test_pth.cpp (weights/pth.cpp reads them in C++).
 
 Run where PyTorch is installed (the GPU machine), then commit the output:
 

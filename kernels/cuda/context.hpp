@@ -32,7 +32,7 @@ void check(cudnnStatus_t status, const char* what);
 // After a kernel launch: throws if the launch failed.
 void check_launch(const char* kernel);
 
-// The caching allocator (core/cuda_allocator.cpp). No cudaMalloc/cudaFree per
+// The caching allocator (kernels/cuda/allocator.cpp). No cudaMalloc/cudaFree per
 // op: freed blocks are kept and reused. Out of memory frees the cache and
 // retries once, then throws nst::Error naming the size.
 void* allocate(int device, size_t bytes);

@@ -1,6 +1,6 @@
 // A small, safe unpickler: the subset of Python's pickle machine that PyTorch
 // checkpoints use (protocols 0-2 as written by Python 2 and 3, plus the
-// protocol 4 framing opcodes), for core/pth.cpp.
+// protocol 4 framing opcodes), for weights/pth.cpp.
 //
 // Python's own unpickler imports and calls whatever a file names; this one
 // calls nothing by itself. GLOBAL, REDUCE, NEWOBJ, BUILD and persistent ids

@@ -1,11 +1,11 @@
-// Reading PyTorch checkpoints: the three containers (core/pth.hpp) share one
+// Reading PyTorch checkpoints: the three containers (weights/pth.hpp) share one
 // model. Unpickling builds StorageRefs (a root storage, or a view into one)
 // and TensorRefs (storage, offset, size, stride) without touching tensor data;
 // the containers differ only in how a root storage's bytes are found. Only
 // then are the wanted tensors bounds-checked and copied out, so a 548 MB
 // torchvision file costs the pages of the tensors asked for, not the whole
 // file, and a zip checkpoint's unwanted storages are never decompressed.
-#include "core/pth.hpp"
+#include "weights/pth.hpp"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -23,9 +23,10 @@
 #include <zip.h>
 #endif
 
+#include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/files.hpp"
-#include "core/pickle.hpp"
+#include "weights/pickle.hpp"
 
 namespace nst {
 
@@ -63,28 +64,6 @@ const ScalarType* storage_type(const std::string& name) {
     return nullptr;
 }
 
-float half_to_float(uint16_t h) {
-    const uint32_t sign = uint32_t(h & 0x8000) << 16;
-    uint32_t exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
-    if (exp == 0x1f) {
-        bits = sign | 0x7f800000u | (mant << 13);  // inf, nan
-    } else if (exp != 0) {
-        bits = sign | ((exp + 112) << 23) | (mant << 13);
-    } else if (mant == 0) {
-        bits = sign;
-    } else {  // subnormal: normalize
-        exp = 113;
-        while (!(mant & 0x400)) {
-            mant <<= 1;
-            --exp;
-        }
-        bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
 // One element, from bytes stored in the file's byte order.
 float element_to_float(const uint8_t* p, const ScalarType& t, bool swap) {
     uint8_t b[8];
@@ -92,15 +71,8 @@ float element_to_float(const uint8_t* p, const ScalarType& t, bool swap) {
     switch (t.scalar) {
         case Scalar::F32: { float v; std::memcpy(&v, b, 4); return v; }
         case Scalar::F64: { double v; std::memcpy(&v, b, 8); return float(v); }
-        case Scalar::F16: { uint16_t v; std::memcpy(&v, b, 2); return half_to_float(v); }
-        case Scalar::BF16: {
-            uint16_t v;
-            std::memcpy(&v, b, 2);
-            const uint32_t bits = uint32_t(v) << 16;
-            float f;
-            std::memcpy(&f, &bits, 4);
-            return f;
-        }
+        case Scalar::F16: { uint16_t v; std::memcpy(&v, b, 2); return f16_to_float(v); }
+        case Scalar::BF16: { uint16_t v; std::memcpy(&v, b, 2); return bf16_to_float(v); }
         case Scalar::I64: { int64_t v; std::memcpy(&v, b, 8); return float(v); }
         case Scalar::I32: { int32_t v; std::memcpy(&v, b, 4); return float(v); }
         case Scalar::I16: { int16_t v; std::memcpy(&v, b, 2); return float(v); }

@@ -18,7 +18,7 @@
 //
 // Only state dicts are read: a dict (possibly nested, e.g. {"state_dict":
 // {...}}) whose values are tensors. The pickles go through a restricted
-// unpickler (core/pickle.hpp) that allows only the globals such files use,
+// unpickler (weights/pickle.hpp) that allows only the globals such files use,
 // so a checkpoint holding arbitrary Python objects (a whole pickled model)
 // is refused with an nst::Error instead of being executed. Every offset,
 // size and stride is checked against the data, so a truncated or corrupt

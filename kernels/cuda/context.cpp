@@ -12,9 +12,9 @@
 #include <mutex>
 #include <string>
 
-#include "core/cuda_context.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
+#include "kernels/cuda/context.hpp"
 
 namespace nst::cuda {
 

@@ -2,7 +2,7 @@
 // any tensor data is read, so a corrupt or hostile file fails with one
 // readable message instead of an allocation of garbage size. Tensors are read
 // one at a time with a seek, so a large file is never held twice in memory.
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "core/dtype.hpp"
 #include "core/error.hpp"
 #include "core/files.hpp"
 
@@ -32,31 +33,6 @@ size_t dtype_bytes(const std::string& dtype) {
     return 0;
 }
 
-float half_to_float(uint16_t h) {
-    const uint32_t sign = uint32_t(h & 0x8000) << 16;
-    const int exponent = (h >> 10) & 0x1f;
-    uint32_t mantissa = h & 0x3ff;
-    uint32_t bits;
-    if (exponent == 0x1f) {
-        bits = sign | 0x7f800000u | (mantissa << 13);  // inf / nan
-    } else if (exponent != 0) {
-        bits = sign | uint32_t(exponent - 15 + 127) << 23 | (mantissa << 13);
-    } else if (mantissa == 0) {
-        bits = sign;  // signed zero
-    } else {
-        // Subnormal half: normalise into a float32 normal.
-        int e = -1;
-        do {
-            mantissa <<= 1;
-            ++e;
-        } while (!(mantissa & 0x400));
-        bits = sign | uint32_t(127 - 15 - e) << 23 | ((mantissa & 0x3ff) << 13);
-    }
-    float f;
-    std::memcpy(&f, &bits, 4);
-    return f;
-}
-
 std::vector<float> to_float32(const std::string& dtype, const std::vector<char>& raw) {
     const size_t n = raw.size() / dtype_bytes(dtype);
     std::vector<float> out(n);
@@ -72,12 +48,7 @@ std::vector<float> to_float32(const std::string& dtype, const std::vector<char>&
         for (size_t i = 0; i < n; ++i) {
             uint16_t h;
             std::memcpy(&h, raw.data() + 2 * i, 2);
-            if (dtype == "F16") {
-                out[i] = half_to_float(h);
-            } else {  // BF16: the top half of a float32
-                const uint32_t bits = uint32_t(h) << 16;
-                std::memcpy(&out[i], &bits, 4);
-            }
+            out[i] = dtype == "F16" ? f16_to_float(h) : bf16_to_float(h);
         }
     }
     return out;

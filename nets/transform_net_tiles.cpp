@@ -1,4 +1,4 @@
-// Tiled stylization (Transformer::stylize_tiled, nets/transformer.hpp).
+// Tiled stylization (TransformNet::stylize_tiled, nets/transform_net.hpp).
 //
 // Without instance norm, tiling would be easy: a tile with a halo wider than
 // the receptive field gives exactly the untiled values in its interior. The
@@ -25,11 +25,11 @@
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 
 namespace nst {
 
-struct Transformer::TilePass {
+struct TransformNet::TilePass {
     // Per norm layer met so far: the whole-image normalization as x * scale + shift.
     const std::vector<std::vector<float>>* scale = nullptr;
     const std::vector<std::vector<float>>* shift = nullptr;
@@ -44,11 +44,11 @@ struct Transformer::TilePass {
     std::vector<double>* m2 = nullptr;
 };
 
-bool Transformer::tile_pass_done(const TilePass& tile) { return tile.done; }
+bool TransformNet::tile_pass_done(const TilePass& tile) { return tile.done; }
 
-Tensor Transformer::tile_norm(TilePass& t, const Layer& l, const Tensor& y) {
+Tensor TransformNet::tile_norm(TilePass& t, const Layer& l, const Tensor& y) {
     const int index = t.next++;
-    if (index != t.collect) return affine_channels(y, (*t.scale)[size_t(index)], (*t.shift)[size_t(index)]);
+    if (index != t.collect) return channel_affine(y, (*t.scale)[size_t(index)], (*t.shift)[size_t(index)]);
     // The interior at this layer's resolution; at the image's end, every row produced.
     const int64_t Hy = y.size(2), Wy = y.size(3);
     const int64_t r0 = (t.y0 - t.crop_y) >> l.level, c0 = (t.x0 - t.crop_x) >> l.level;
@@ -73,7 +73,7 @@ Tensor Transformer::tile_norm(TilePass& t, const Layer& l, const Tensor& y) {
     return y;
 }
 
-int Transformer::receptive_radius() const {
+int TransformNet::receptive_radius() const {
     // Each layer widens the field by its kernel radius at its input's
     // resolution (upsampling layers by one more pixel there), in image pixels.
     int radius = 0, level = 0;
@@ -85,9 +85,9 @@ int Transformer::receptive_radius() const {
     return radius;
 }
 
-int Transformer::tile_halo() const { return (receptive_radius() + 8 + 3) / 4 * 4; }
+int TransformNet::tile_halo() const { return (receptive_radius() + 8 + 3) / 4 * 4; }
 
-Tensor Transformer::stylize_tiled(const Tensor& image, int tile) const {
+Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
     NoGradGuard no_grad;
     NST_CHECK(image.defined() && image.dim() == 4 && image.size(0) == 1 && image.size(1) == 3,
               "stylize_tiled: expected an image [1, 3, H, W], got ",
@@ -163,7 +163,7 @@ Tensor Transformer::stylize_tiled(const Tensor& image, int tile) const {
     return checked(Tensor::from_vector(out, {1, 3, H, W}, device_));
 }
 
-Tensor Transformer::stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles) const {
+Tensor TransformNet::stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles) const {
     try {
         return stylize(image);
     } catch (const OutOfMemoryError&) {

@@ -15,7 +15,7 @@
 // whether a layer has instance norm are all read from the tensors' shapes and
 // presence, so the same code runs a slimmer network.
 //
-// Weights live in safetensors files (core/safetensors.hpp) with metadata
+// Weights live in safetensors files (weights/safetensors.hpp) with metadata
 // "architecture" = "nst.transformer", "variant", "value_range", "norm_eps".
 // Tensor names: conv_in, down1, down2, res{i}.conv1, res{i}.conv2 (i from 1),
 // up1, up2, conv_out, each with .weight, optional .bias, and optional
@@ -28,38 +28,38 @@
 #include <string>
 #include <vector>
 
-#include "core/safetensors.hpp"
+#include "weights/safetensors.hpp"
 #include "core/tensor.hpp"
 
 namespace nst {
 
-enum class TransformerVariant { TensorFlow, Native };
-const char* variant_name(TransformerVariant variant);
+enum class TransformNetVariant { TensorFlow, Native };
+const char* variant_name(TransformNetVariant variant);
 
 // What a freshly initialised network looks like (for training and tests).
-struct TransformerSpec {
-    TransformerVariant variant = TransformerVariant::Native;
+struct TransformNetSpec {
+    TransformNetVariant variant = TransformNetVariant::Native;
     int width = 32;  // channels after conv_in; down1 doubles them, down2 again
     int residual_blocks = 5;
     float value_range = 255.f;  // native only: 1 or 255
 };
 
-class Transformer {
+class TransformNet {
 public:
     // Validates names, shapes and metadata; `source` names the file in errors.
-    static Transformer from_weights(const WeightFile& weights, Device device,
+    static TransformNet from_weights(const WeightFile& weights, Device device,
                                     const std::string& source = "weights");
     // A .safetensors file, or a directory holding a TensorFlow per-variable
     // export (manifest.json), imported on the fly.
-    static Transformer load(const std::string& path, Device device);
+    static TransformNet load(const std::string& path, Device device);
     // He-initialised weights (seeded, deterministic), instance norm at gamma 1,
     // beta 0; the native variant leaves conv_out without norm, as Johnson's does.
-    static Transformer create(const TransformerSpec& spec, uint64_t seed, Device device);
+    static TransformNet create(const TransformNetSpec& spec, uint64_t seed, Device device);
 
     // The same network with its weights stored as `dtype`: F16 or BF16 for
     // faster inference (each op computes in fp32 and rounds its output once;
     // images go in and come out float32), F32 for the original.
-    Transformer to(DType dtype) const;
+    TransformNet to(DType dtype) const;
     DType dtype() const { return down_.front().weight.dtype(); }
 
     WeightFile to_weights() const;  // float32 tensors on the network's device
@@ -75,7 +75,7 @@ public:
     // 4, padding at the bottom/right, so the top-left crop is aligned).
     Tensor stylize(const Tensor& image) const;
     // stylize() for images too large for memory, in tiles of about
-    // tile x tile pixels (nets/transformer_tiles.cpp): each tile runs with a
+    // tile x tile pixels (nets/transform_net_tiles.cpp): each tile runs with a
     // halo wider than the network's receptive field, and the instance norms
     // use the whole image's statistics, gathered tile by tile and layer by
     // layer, so the result equals stylize()'s up to float rounding. Costs
@@ -93,14 +93,14 @@ public:
     int tile_halo() const;
 
     std::vector<Tensor> parameters() const;
-    TransformerVariant variant() const { return variant_; }
+    TransformNetVariant variant() const { return variant_; }
     float value_range() const { return value_range_; }
     Device device() const { return device_; }
     int residual_blocks() const { return int(residual_.size()); }
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
 
 private:
-    Transformer() = default;  // only through from_weights: always a complete network
+    TransformNet() = default;  // only through from_weights: always a complete network
     struct Layer {
         std::string name;
         Tensor weight, bias, gamma, beta;  // bias, gamma, beta may be undefined
@@ -108,7 +108,7 @@ private:
         bool upsample = false;  // 2x: transposed conv (TF) or nearest + conv (native)
         int level = 0;          // its output is 2^level times smaller than the image
     };
-    struct TilePass;  // one tile's pass of stylize_tiled (nets/transformer_tiles.cpp)
+    struct TilePass;  // one tile's pass of stylize_tiled (nets/transform_net_tiles.cpp)
     // The layer's conv and norm, then a ReLU when then_relu. x by value: the
     // caller moves its activation in, so that without a graph it is freed as
     // soon as the layer has made what it needs from it.
@@ -124,7 +124,7 @@ private:
     int receptive_radius() const;  // in image pixels, an upper bound
     std::vector<const Layer*> layers() const;
 
-    TransformerVariant variant_ = TransformerVariant::Native;
+    TransformNetVariant variant_ = TransformNetVariant::Native;
     float value_range_ = 255.f;
     float norm_eps_ = 1e-5f;
     Device device_;

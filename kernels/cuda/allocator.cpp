@@ -10,7 +10,7 @@
 //    tensor never pins a huge block. Blocks are never split.
 //  * A freed block can be reused immediately without a sync: every kernel of
 //    a device runs on its one stream, which orders the old reader before the
-//    new writer (core/cuda_context.hpp).
+//    new writer (kernels/cuda/context.hpp).
 //  * When cudaMalloc fails, the cache's free blocks go back to the driver and
 //    the allocation is retried once before reporting out of memory.
 // One mutex guards everything: allocation is per op, not per element, so it
@@ -22,9 +22,9 @@
 #include <mutex>
 #include <unordered_map>
 
-#include "core/cuda_context.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
+#include "kernels/cuda/context.hpp"
 
 namespace nst::cuda {
 

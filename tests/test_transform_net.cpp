@@ -15,7 +15,7 @@
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 #include "tests/tf_export_writer.hpp"
 #include "weights/tf_fast_style.hpp"
 #include "temp_dir.hpp"
@@ -26,8 +26,8 @@ namespace {
 
 using nst::test::temp_dir;
 
-TransformerSpec small_spec(TransformerVariant variant) {
-    TransformerSpec spec;
+TransformNetSpec small_spec(TransformNetVariant variant) {
+    TransformNetSpec spec;
     spec.variant = variant;
     spec.width = 4;
     spec.residual_blocks = 2;
@@ -58,8 +58,8 @@ void require_error(const std::function<void()>& f, const std::string& fragment) 
 
 }  // namespace
 
-TEST_CASE("transformer: TF variant shapes follow 'SAME' on odd sizes", "[transformer]") {
-    const Transformer net = Transformer::create(small_spec(TransformerVariant::TensorFlow), 1, Device::cpu());
+TEST_CASE("transform_net: TF variant shapes follow 'SAME' on odd sizes", "[transform_net]") {
+    const TransformNet net = TransformNet::create(small_spec(TransformNetVariant::TensorFlow), 1, Device::cpu());
     NoGradGuard no_grad;
     for (auto [h, w] : {std::pair{1, 1}, {5, 7}, {45, 67}, {48, 64}, {13, 2}}) {
         INFO(h << "x" << w);
@@ -75,11 +75,11 @@ TEST_CASE("transformer: TF variant shapes follow 'SAME' on odd sizes", "[transfo
     }
 }
 
-TEST_CASE("transformer: native variant output, range scaling, determinism", "[transformer]") {
+TEST_CASE("transform_net: native variant output, range scaling, determinism", "[transform_net]") {
     for (float range : {255.f, 1.f}) {
-        TransformerSpec spec = small_spec(TransformerVariant::Native);
+        TransformNetSpec spec = small_spec(TransformNetVariant::Native);
         spec.value_range = range;
-        const Transformer net = Transformer::create(spec, 5, Device::cpu());
+        const TransformNet net = TransformNet::create(spec, 5, Device::cpu());
         CHECK(net.value_range() == range);
         const Tensor x = photo(21, 30);
         const Tensor a = net.stylize(x), b = net.stylize(x);
@@ -90,13 +90,13 @@ TEST_CASE("transformer: native variant output, range scaling, determinism", "[tr
         CHECK(all_finite);
     }
     // Reflect padding needs a few pixels; a tiny image is a clear error.
-    const Transformer net = Transformer::create(small_spec(TransformerVariant::Native), 5, Device::cpu());
+    const TransformNet net = TransformNet::create(small_spec(TransformNetVariant::Native), 5, Device::cpu());
     require_error([&] { net.stylize(photo(3, 40)); }, "too small");
 }
 
-TEST_CASE("transformer: a different image gives a different output; batches are independent",
-          "[transformer]") {
-    const Transformer net = Transformer::create(small_spec(TransformerVariant::TensorFlow), 2, Device::cpu());
+TEST_CASE("transform_net: a different image gives a different output; batches are independent",
+          "[transform_net]") {
+    const TransformNet net = TransformNet::create(small_spec(TransformNetVariant::TensorFlow), 2, Device::cpu());
     const Tensor a = photo(16, 20, 1), b = photo(16, 20, 2);
     const Tensor ya = net.stylize(a), yb = net.stylize(b);
     CHECK(max_abs_diff(ya, yb) > 1.f);
@@ -114,8 +114,8 @@ TEST_CASE("transformer: a different image gives a different output; batches are 
     CHECK(diff < 1e-3f);
 }
 
-TEST_CASE("transformer: forward records a graph for training", "[transformer]") {
-    const Transformer net = Transformer::create(small_spec(TransformerVariant::Native), 9, Device::cpu());
+TEST_CASE("transform_net: forward records a graph for training", "[transform_net]") {
+    const TransformNet net = TransformNet::create(small_spec(TransformNetVariant::Native), 9, Device::cpu());
     std::vector<Tensor> params = net.parameters();
     CHECK(params.size() == size_t(4 * (3 + 2 * 2 + 2) + 2));  // conv_out: weight + bias only
     for (Tensor& p : params) p.set_requires_grad();
@@ -124,16 +124,16 @@ TEST_CASE("transformer: forward records a graph for training", "[transformer]") 
     for (const Tensor& p : params) CHECK(p.grad().defined());
 }
 
-TEST_CASE("transformer: safetensors round trip keeps outputs and metadata", "[transformer]") {
-    for (TransformerVariant v : {TransformerVariant::TensorFlow, TransformerVariant::Native}) {
-        const Transformer net = Transformer::create(small_spec(v), 4, Device::cpu());
+TEST_CASE("transform_net: safetensors round trip keeps outputs and metadata", "[transform_net]") {
+    for (TransformNetVariant v : {TransformNetVariant::TensorFlow, TransformNetVariant::Native}) {
+        const TransformNet net = TransformNet::create(small_spec(v), 4, Device::cpu());
         const std::string path = temp_dir() + "/net_" + variant_name(v) + ".safetensors";
         net.save(path);
         const WeightFile w = load_safetensors(path);
         CHECK(w.metadata.at("architecture") == "nst.transformer");
         CHECK(w.metadata.at("variant") == variant_name(v));
-        CHECK(w.metadata.at("norm_eps") == (v == TransformerVariant::TensorFlow ? "0.001" : "1e-05"));
-        const Transformer back = Transformer::load(path, Device::cpu());
+        CHECK(w.metadata.at("norm_eps") == (v == TransformNetVariant::TensorFlow ? "0.001" : "1e-05"));
+        const TransformNet back = TransformNet::load(path, Device::cpu());
         CHECK(back.variant() == v);
         CHECK(back.residual_blocks() == 2);
         const Tensor x = photo(19, 23);
@@ -141,14 +141,14 @@ TEST_CASE("transformer: safetensors round trip keeps outputs and metadata", "[tr
     }
 }
 
-TEST_CASE("transformer: TensorFlow export import matches the network it came from", "[transformer]") {
-    const TransformerSpec spec = small_spec(TransformerVariant::TensorFlow);
-    const Transformer net = Transformer::create(spec, 6, Device::cpu());
+TEST_CASE("transform_net: TensorFlow export import matches the network it came from", "[transform_net]") {
+    const TransformNetSpec spec = small_spec(TransformNetVariant::TensorFlow);
+    const TransformNet net = TransformNet::create(spec, 6, Device::cpu());
     const std::string dir = temp_dir() + "/tf_export";
     ::mkdir(dir.c_str(), 0777);
     testing::write_tf_export(net.to_weights(), dir, spec.residual_blocks);
     REQUIRE(is_tf_fast_style_export(dir));
-    const Transformer imported = Transformer::load(dir, Device::cpu());
+    const TransformNet imported = TransformNet::load(dir, Device::cpu());
     CHECK(imported.metadata().at("style") == "tf_export");
     const Tensor x = photo(17, 26);
     CHECK(max_abs_diff(net.stylize(x), imported.stylize(x)) == 0.f);
@@ -181,9 +181,9 @@ TEST_CASE("transformer: TensorFlow export import matches the network it came fro
     }
 }
 
-TEST_CASE("transformer: invalid weight sets are rejected with the reason", "[transformer]") {
-    const WeightFile good = Transformer::create(small_spec(TransformerVariant::Native), 7, Device::cpu()).to_weights();
-    auto load = [](const WeightFile& w) { Transformer::from_weights(w, Device::cpu(), "test.safetensors"); };
+TEST_CASE("transform_net: invalid weight sets are rejected with the reason", "[transform_net]") {
+    const WeightFile good = TransformNet::create(small_spec(TransformNetVariant::Native), 7, Device::cpu()).to_weights();
+    auto load = [](const WeightFile& w) { TransformNet::from_weights(w, Device::cpu(), "test.safetensors"); };
     {
         WeightFile w = good;
         w.metadata["architecture"] = "vgg19";
@@ -192,7 +192,7 @@ TEST_CASE("transformer: invalid weight sets are rejected with the reason", "[tra
     {
         WeightFile w = good;
         w.metadata["variant"] = "pix2pix";
-        require_error([&] { load(w); }, "unknown transformer variant 'pix2pix'");
+        require_error([&] { load(w); }, "unknown transformation network variant 'pix2pix'");
     }
     {
         WeightFile w = good;
@@ -220,23 +220,23 @@ TEST_CASE("transformer: invalid weight sets are rejected with the reason", "[tra
         require_error([&] { load(w); }, "not a non-negative number");
     }
     // A missing file is one readable error too.
-    require_error([] { Transformer::load("/nonexistent/model.safetensors", Device::cpu()); },
+    require_error([] { TransformNet::load("/nonexistent/model.safetensors", Device::cpu()); },
                   "no such file");
 }
 
 // Tiles with whole-image instance-norm statistics give the untiled result:
 // odd sizes, tiles that do not divide the image, both variants, random norm
 // parameters, and a real width (5 residual blocks: the full receptive field).
-TEST_CASE("transformer: tiled stylization matches untiled", "[transformer]") {
-    for (const TransformerVariant variant : {TransformerVariant::Native, TransformerVariant::TensorFlow}) {
-        TransformerSpec spec = small_spec(variant);
+TEST_CASE("transform_net: tiled stylization matches untiled", "[transform_net]") {
+    for (const TransformNetVariant variant : {TransformNetVariant::Native, TransformNetVariant::TensorFlow}) {
+        TransformNetSpec spec = small_spec(variant);
         spec.residual_blocks = 5;
-        WeightFile w = Transformer::create(spec, 11, Device::cpu()).to_weights();
+        WeightFile w = TransformNet::create(spec, 11, Device::cpu()).to_weights();
         uint64_t seed = 40;
         for (auto& [name, t] : w.tensors)
             if (name.find(".norm.") != std::string::npos)
                 t = Tensor::randn(t.shape(), seed++, Device::cpu(), name.find("weight") != std::string::npos ? 1.f : 0.f, 0.3f);
-        const Transformer net = Transformer::from_weights(w, Device::cpu());
+        const TransformNet net = TransformNet::from_weights(w, Device::cpu());
         for (const auto& [h, w_, tile] : {std::tuple{203, 171, 64}, std::tuple{150, 97, 48}, std::tuple{41, 39, 100}}) {
             const Tensor image = photo(h, w_, uint64_t(h));
             const Tensor want = net.stylize(image), got = net.stylize_tiled(image, tile);
@@ -251,7 +251,7 @@ TEST_CASE("transformer: tiled stylization matches untiled", "[transformer]") {
             CHECK(psnr >= 80.0);  // the requirement is 45 dB; the method is exact up to float rounding
         }
     }
-    require_error([] { Transformer::create(small_spec(TransformerVariant::Native), 1, Device::cpu()).stylize_tiled(photo(40, 40), 8); },
+    require_error([] { TransformNet::create(small_spec(TransformNetVariant::Native), 1, Device::cpu()).stylize_tiled(photo(40, 40), 8); },
                   "too small");
 }
 
@@ -261,11 +261,11 @@ TEST_CASE("transformer: tiled stylization matches untiled", "[transformer]") {
 // convolution's output. Per pixel at width 32 in float32, measured
 // 2026-11-25: 711 bytes when the upsampled activation and the layer's input
 // were held through the convolution and the norm, 391 now; half in fp16.
-TEST_CASE("transformer: inference holds few activations at once", "[transformer]") {
-    const Transformer net = Transformer::create(TransformerSpec{}, 5, Device::cpu());
+TEST_CASE("transform_net: inference holds few activations at once", "[transform_net]") {
+    const TransformNet net = TransformNet::create(TransformNetSpec{}, 5, Device::cpu());
     const Tensor image = photo(128, 192);
     for (const DType type : {DType::F32, DType::F16}) {
-        const Transformer n = net.to(type);
+        const TransformNet n = net.to(type);
         const size_t base = cpu_memory_stats().current;
         cpu_reset_peak_memory();
         const Tensor y = n.stylize(image);
@@ -277,14 +277,14 @@ TEST_CASE("transformer: inference holds few activations at once", "[transformer]
 
 // Out of memory: stylize_fitting retries in tiles, with the untiled result.
 // A memory limit stands in for a small GPU.
-TEST_CASE("transformer: out of memory falls back to tiles with the same result", "[transformer]") {
+TEST_CASE("transform_net: out of memory falls back to tiles with the same result", "[transform_net]") {
     struct Limit {
         explicit Limit(size_t bytes) { cpu_set_memory_limit(bytes); }
         ~Limit() { cpu_set_memory_limit(0); }
     };
-    TransformerSpec spec = small_spec(TransformerVariant::Native);
+    TransformNetSpec spec = small_spec(TransformNetVariant::Native);
     spec.residual_blocks = 5;
-    const Transformer net = Transformer::create(spec, 12, Device::cpu());
+    const TransformNet net = TransformNet::create(spec, 12, Device::cpu());
     const Tensor image = photo(500, 610);  // tiles only pay off well beyond the 76-pixel halo
     const size_t base = cpu_memory_stats().current;
     cpu_reset_peak_memory();
@@ -309,14 +309,14 @@ TEST_CASE("transformer: out of memory falls back to tiles with the same result",
 // Inference leaves out the conv biases that an instance norm follows (they
 // cancel in its mean); the result is the graph-recording forward's, biases
 // added, up to float rounding.
-TEST_CASE("transformer: biases before a norm cancel, so inference skips them", "[transformer]") {
-    TransformerSpec spec = small_spec(TransformerVariant::Native);
-    WeightFile w = Transformer::create(spec, 8, Device::cpu()).to_weights();
+TEST_CASE("transform_net: biases before a norm cancel, so inference skips them", "[transform_net]") {
+    TransformNetSpec spec = small_spec(TransformNetVariant::Native);
+    WeightFile w = TransformNet::create(spec, 8, Device::cpu()).to_weights();
     uint64_t seed = 90;
     for (auto& [name, t] : w.tensors)
         if (name.find(".bias") != std::string::npos || name.find(".norm.") != std::string::npos)
             t = Tensor::randn(t.shape(), seed++, Device::cpu(), name.find("norm.weight") != std::string::npos ? 1.f : 0.f, 2.f);
-    const Transformer net = Transformer::from_weights(w, Device::cpu());
+    const TransformNet net = TransformNet::from_weights(w, Device::cpu());
     const Tensor image = photo(37, 45);
     const Tensor with_biases = net.forward(image);  // grad mode: every bias added
     const Tensor inference = net.stylize(image);

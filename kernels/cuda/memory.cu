@@ -13,10 +13,12 @@
 #include <algorithm>
 #include <array>
 #include <mutex>
+#include <string>
 #include <vector>
 
-#include "core/cuda_context.hpp"
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
+#include "kernels/cuda/context.hpp"
 #include "kernels/cuda/cuda_backend.hpp"
 #include "kernels/cuda/launch.cuh"
 #include "kernels/cuda/storage16.cuh"
@@ -67,6 +69,19 @@ __global__ void strided_copy_kernel(StridedLayout layout, int64_t total, int64_t
     }
 }
 
+// A copy queued on the device's stream; `wait` for host memory (see above).
+void copy_on_stream(int device, const char* op, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                    bool wait) {
+    if (bytes == 0) return;
+    cuda::Context& ctx = cuda::context(device);
+    // The message is built only on failure: copies are frequent.
+    cudaError_t status = cudaMemcpyAsync(dst, src, bytes, kind, ctx.stream);
+    if (status != cudaSuccess) cuda::check(status, (std::string(op) + ": cudaMemcpyAsync").c_str());
+    if (!wait) return;
+    status = cudaStreamSynchronize(ctx.stream);
+    if (status != cudaSuccess) cuda::check(status, (std::string(op) + ": cudaStreamSynchronize").c_str());
+}
+
 }  // namespace
 
 Backend& cuda_backend(int index) {
@@ -90,50 +105,34 @@ void CudaBackend::deallocate(void* ptr, size_t /*bytes: the allocator knows*/) {
 }
 
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t bytes) {
-    if (bytes == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, ctx.stream),
-                "copy_from_host: cudaMemcpyAsync");
-    cuda::check(cudaStreamSynchronize(ctx.stream), "copy_from_host: cudaStreamSynchronize");
+    copy_on_stream(index_, "copy_from_host", dst, src, bytes, cudaMemcpyHostToDevice, /*wait=*/true);
 }
 
 void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
-    if (bytes == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, ctx.stream),
-                "copy_to_host: cudaMemcpyAsync");
-    cuda::check(cudaStreamSynchronize(ctx.stream), "copy_to_host: cudaStreamSynchronize");
+    copy_on_stream(index_, "copy_to_host", dst, src, bytes, cudaMemcpyDeviceToHost, /*wait=*/true);
 }
 
 void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
-    if (bytes == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    cuda::check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, ctx.stream),
-                "copy: cudaMemcpyAsync");
+    copy_on_stream(index_, "copy", dst, src, bytes, cudaMemcpyDeviceToDevice, /*wait=*/false);
 }
 
 void CudaBackend::fill(int64_t n, float value, float* y) {
-    NST_CHECK(n >= 0, "fill: negative element count ", n);
-    if (n == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    fill_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(n, value, y);
-    cuda::check_launch("fill_kernel");
+    check_count("fill", n);
+    cuda::launch(index_, "fill", n, fill_kernel, n, value, y);
 }
 
 void CudaBackend::convert(int64_t n, DType from, const void* x, DType to, void* y) {
-    NST_CHECK(n >= 0, "convert: negative element count ", n);
+    check_count("convert", n);
     if (n == 0) return;
     if (from == to) return copy(y, x, size_t(n) * dtype_size(from));
-    cuda::Context& ctx = cuda::context(index_);
     dispatch_any(from, [&](auto a) {
         dispatch_any(to, [&](auto b) {
             using From = decltype(a);
             using To = decltype(b);
-            convert_kernel<<<cuda::grid_for(n, ctx), cuda::kThreads, 0, ctx.stream>>>(
-                n, static_cast<const From*>(x), static_cast<To*>(y));
+            cuda::launch(index_, "convert", n, convert_kernel<From, To>, n, static_cast<const From*>(x),
+                         static_cast<To*>(y));
         });
     });
-    cuda::check_launch("convert_kernel");
 }
 
 void CudaBackend::strided_copy(int ndim, const int64_t* shape, const int64_t* strides,
@@ -149,11 +148,7 @@ void CudaBackend::strided_copy(int ndim, const int64_t* shape, const int64_t* st
         layout.strides[d] = strides[d];
         total *= shape[d];
     }
-    if (total == 0) return;
-    cuda::Context& ctx = cuda::context(index_);
-    strided_copy_kernel<<<cuda::grid_for(total, ctx), cuda::kThreads, 0, ctx.stream>>>(layout, total, offset,
-                                                                            src, dst);
-    cuda::check_launch("strided_copy_kernel");
+    cuda::launch(index_, "strided_copy", total, strided_copy_kernel, layout, total, offset, src, dst);
 }
 
 }  // namespace nst

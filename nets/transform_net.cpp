@@ -2,7 +2,7 @@
 // how it upsamples, and the output transform. Padding is computed per call
 // from the actual input size (TensorFlow 'SAME' depends on it), so any size,
 // odd ones included, runs without resizing the image.
-#include "nets/transformer.hpp"
+#include "nets/transform_net.hpp"
 
 #include <sys/stat.h>
 
@@ -44,11 +44,11 @@ float parse_float(const std::string& source, const std::string& key, const std::
 
 }  // namespace
 
-const char* variant_name(TransformerVariant variant) {
-    return variant == TransformerVariant::TensorFlow ? kTfVariant : kNativeVariant;
+const char* variant_name(TransformNetVariant variant) {
+    return variant == TransformNetVariant::TensorFlow ? kTfVariant : kNativeVariant;
 }
 
-Transformer Transformer::from_weights(const WeightFile& weights, Device device,
+TransformNet TransformNet::from_weights(const WeightFile& weights, Device device,
                                       const std::string& source) {
     const auto& meta = weights.metadata;
     auto get = [&](const std::string& key) {
@@ -57,22 +57,22 @@ Transformer Transformer::from_weights(const WeightFile& weights, Device device,
     };
     NST_CHECK(get("architecture") == kArchitecture, source, ": not an ", kArchitecture,
               " network (metadata architecture = '", get("architecture"), "')");
-    Transformer net;
+    TransformNet net;
     net.device_ = device;
     const std::string variant = get("variant");
     if (variant == kTfVariant) {
-        net.variant_ = TransformerVariant::TensorFlow;
+        net.variant_ = TransformNetVariant::TensorFlow;
         net.norm_eps_ = 1e-3f;
     } else {
-        NST_CHECK(variant == kNativeVariant, source, ": unknown transformer variant '", variant,
+        NST_CHECK(variant == kNativeVariant, source, ": unknown transformation network variant '", variant,
                   "' (expected ", kTfVariant, " or ", kNativeVariant, ")");
-        net.variant_ = TransformerVariant::Native;
+        net.variant_ = TransformNetVariant::Native;
     }
     if (!get("norm_eps").empty()) net.norm_eps_ = parse_float(source, "norm_eps", get("norm_eps"));
     if (!get("value_range").empty())
         net.value_range_ = parse_float(source, "value_range", get("value_range"));
     NST_CHECK(net.value_range_ == 255.f ||
-                  (net.value_range_ == 1.f && net.variant_ == TransformerVariant::Native),
+                  (net.value_range_ == 1.f && net.variant_ == TransformNetVariant::Native),
               source, ": value_range ", net.value_range_, " not supported (255, or 1 for ",
               kNativeVariant, ")");
     for (const auto& [key, value] : meta)
@@ -80,7 +80,7 @@ Transformer Transformer::from_weights(const WeightFile& weights, Device device,
             net.metadata_[key] = value;
 
     std::set<std::string> used;
-    const bool tf = net.variant_ == TransformerVariant::TensorFlow;
+    const bool tf = net.variant_ == TransformNetVariant::TensorFlow;
     int64_t channels = 3;  // flowing through the network, checked layer by layer
     auto layer = [&](const std::string& name, int stride, bool upsample, int level) {
         auto find = [&](const std::string& suffix) {
@@ -138,17 +138,17 @@ Transformer Transformer::from_weights(const WeightFile& weights, Device device,
     return net;
 }
 
-Transformer Transformer::load(const std::string& path, Device device) {
+TransformNet TransformNet::load(const std::string& path, Device device) {
     struct stat st;
     NST_CHECK(::stat(path.c_str(), &st) == 0, path, ": no such file or directory");
     if (S_ISDIR(st.st_mode)) return from_weights(import_tf_fast_style(path), device, path);
     return from_weights(load_safetensors(path), device, path);
 }
 
-Transformer Transformer::create(const TransformerSpec& spec, uint64_t seed, Device device) {
-    NST_CHECK(spec.width > 0 && spec.residual_blocks >= 0, "Transformer::create: invalid spec (width ",
+TransformNet TransformNet::create(const TransformNetSpec& spec, uint64_t seed, Device device) {
+    NST_CHECK(spec.width > 0 && spec.residual_blocks >= 0, "TransformNet::create: invalid spec (width ",
               spec.width, ", ", spec.residual_blocks, " residual blocks)");
-    const bool tf = spec.variant == TransformerVariant::TensorFlow;
+    const bool tf = spec.variant == TransformNetVariant::TensorFlow;
     WeightFile w;
     w.metadata = {{"architecture", kArchitecture},
                   {"variant", variant_name(spec.variant)},
@@ -177,10 +177,10 @@ Transformer Transformer::create(const TransformerSpec& spec, uint64_t seed, Devi
     add_layer("up1", c3, c2, 3, tf, true);
     add_layer("up2", c2, c1, 3, tf, true);
     add_layer("conv_out", c1, 3, 9, false, tf);
-    return from_weights(w, device, "Transformer::create");
+    return from_weights(w, device, "TransformNet::create");
 }
 
-std::vector<const Transformer::Layer*> Transformer::layers() const {
+std::vector<const TransformNet::Layer*> TransformNet::layers() const {
     std::vector<const Layer*> all;
     for (const Layer& l : down_) all.push_back(&l);
     for (const auto& block : residual_) all.insert(all.end(), {&block.first, &block.second});
@@ -188,8 +188,8 @@ std::vector<const Transformer::Layer*> Transformer::layers() const {
     return all;
 }
 
-Transformer Transformer::to(DType dtype) const {
-    Transformer net = *this;
+TransformNet TransformNet::to(DType dtype) const {
+    TransformNet net = *this;
     auto convert = [dtype](Layer& l) {
         for (Tensor* t : {&l.weight, &l.bias, &l.gamma, &l.beta})
             if (t->defined()) *t = t->to(dtype);
@@ -200,7 +200,7 @@ Transformer Transformer::to(DType dtype) const {
     return net;
 }
 
-WeightFile Transformer::to_weights() const {
+WeightFile TransformNet::to_weights() const {
     WeightFile w;
     w.metadata = metadata_;
     w.metadata["architecture"] = kArchitecture;
@@ -223,12 +223,12 @@ WeightFile Transformer::to_weights() const {
     return w;
 }
 
-void Transformer::save(const std::string& path) const {
+void TransformNet::save(const std::string& path) const {
     const WeightFile w = to_weights();
     save_safetensors(path, w.tensors, w.metadata);
 }
 
-std::vector<Tensor> Transformer::parameters() const {
+std::vector<Tensor> TransformNet::parameters() const {
     std::vector<Tensor> params;
     for (const Layer* l : layers())
         for (const Tensor* t : {&l->weight, &l->bias, &l->gamma, &l->beta})
@@ -236,14 +236,14 @@ std::vector<Tensor> Transformer::parameters() const {
     return params;
 }
 
-Tensor Transformer::apply(const Layer& l, Tensor x, bool then_relu, TilePass* tile) const {
+Tensor TransformNet::apply(const Layer& l, Tensor x, bool then_relu, TilePass* tile) const {
     const int k = int(l.weight.size(2));
     // A per-channel bias right before an instance norm cancels in the norm's
     // mean, so inference skips that pass over the activation (training keeps
     // it: the bias is a parameter, and its gradient, zero, is checked).
     const Tensor bias = l.gamma.defined() && !grad_enabled() ? Tensor() : l.bias;
     Tensor y;
-    if (variant_ == TransformerVariant::TensorFlow) {
+    if (variant_ == TransformNetVariant::TensorFlow) {
         if (l.upsample) {
             // The data gradient of a stride-2 'SAME' conv from 2n to n: its
             // padding, cropped from the full (n-1)*2 + k output, leaves 2n.
@@ -267,7 +267,7 @@ Tensor Transformer::apply(const Layer& l, Tensor x, bool then_relu, TilePass* ti
         // one is never made (bench/RESULTS.md: the peak of inference at 1080p).
         const int p = k / 2;
         const int64_t h = x.size(2) << int(l.upsample), w = x.size(3) << int(l.upsample);
-        NST_CHECK(h > p && w > p, "transformer: the image is too small: layer ", l.name, " gets ", w, "x",
+        NST_CHECK(h > p && w > p, "transform_net: the image is too small: layer ", l.name, " gets ", w, "x",
                   h, " pixels and its reflect padding needs more than ", p);
         x = l.upsample ? upsample_pad(x, p, PadMode::Reflect) : pad(x, p, p, p, p, PadMode::Reflect);
         y = conv2d(x, l.weight, bias, Conv2dOptions::padded(0, l.stride));
@@ -282,15 +282,15 @@ Tensor Transformer::apply(const Layer& l, Tensor x, bool then_relu, TilePass* ti
     return then_relu ? instance_norm_relu(y, l.gamma, l.beta, norm_eps_) : instance_norm(y, l.gamma, l.beta, norm_eps_);
 }
 
-Tensor Transformer::forward(const Tensor& x) const { return run(x, nullptr); }
+Tensor TransformNet::forward(const Tensor& x) const { return run(x, nullptr); }
 
-Tensor Transformer::run(const Tensor& x, TilePass* tile) const {
+Tensor TransformNet::run(const Tensor& x, TilePass* tile) const {
     NST_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3,
-              "transformer: expected images [N, 3, H, W], got ",
+              "transform_net: expected images [N, 3, H, W], got ",
               x.defined() ? shape_str(x.shape()) : "an undefined tensor");
-    NST_CHECK(x.device() == device_, "transformer: input on ", x.device().str(),
+    NST_CHECK(x.device() == device_, "transform_net: input on ", x.device().str(),
               ", network on ", device_.str());
-    NST_CHECK(x.dtype() == DType::F32, "transformer: expected float32 images, got ", x.str());
+    NST_CHECK(x.dtype() == DType::F32, "transform_net: expected float32 images, got ", x.str());
     auto stopped = [&] { return tile && tile_pass_done(*tile); };
     // Each assignment to h drops the previous activation: without a graph
     // (NoGradGuard) nothing else holds it, so it is freed right away.
@@ -313,14 +313,14 @@ Tensor Transformer::run(const Tensor& x, TilePass* tile) const {
         if (stopped()) return Tensor();
     }
     h = h.to(DType::F32);
-    if (variant_ == TransformerVariant::TensorFlow) {
+    if (variant_ == TransformNetVariant::TensorFlow) {
         const int64_t C = h.size(1);
         return bias_add(scale(tanh(h), 150.f), Tensor::full({C}, 127.5f, device_));
     }
     return value_range_ == 255.f ? h : scale(h, 255.f / value_range_);
 }
 
-Tensor Transformer::stylize(const Tensor& image) const {
+Tensor TransformNet::stylize(const Tensor& image) const {
     NoGradGuard no_grad;
     Tensor y = forward(image);
     const int64_t extra_h = y.size(2) - image.size(2), extra_w = y.size(3) - image.size(3);
@@ -328,11 +328,11 @@ Tensor Transformer::stylize(const Tensor& image) const {
     return checked(y);
 }
 
-Tensor Transformer::checked(const Tensor& y) const {
+Tensor TransformNet::checked(const Tensor& y) const {
     if (dtype() == DType::F32) return y;  // finite weights on finite images stay finite
     // NaN and infinity reach the sum; one reduction on the device.
     NoGradGuard no_grad;
-    NST_CHECK(std::isfinite(sum_squares(y).item()), "transformer: the output is not finite in ", dtype_name(dtype()),
+    NST_CHECK(std::isfinite(sum_squares(y).item()), "transform_net: the output is not finite in ", dtype_name(dtype()),
               dtype() == DType::F16 ? ": an activation passed 65504, float16's largest value; use --precision bf16 or fp32"
                                     : "; use --precision fp32");
     return y;

@@ -1,4 +1,4 @@
-#include "core/pickle.hpp"
+#include "weights/pickle.hpp"
 
 #include <cerrno>
 #include <cstdlib>
