@@ -208,7 +208,14 @@ def torch_optimize(cfg, device):
 
 
 # ---- the comparison -----------------------------------------------------------------------------------
-def configs(quick):
+def configs(quick, short=False):
+    if short:  # the GPU check's few minutes: the full sizes, fewer iterations
+        return [dict(workload="stylize", height=1080, width=1920, batch=1, iters=10, warmup=3),
+                dict(workload="stylize", height=2160, width=3840, batch=1, iters=5, warmup=2),
+                dict(workload="train", height=256, width=256, batch=4, iters=10, warmup=3),
+                dict(workload="optimize", height=512, width=512, batch=1, optimizer="lbfgs", iters=10, warmup=3),
+                dict(workload="optimize", height=1024, width=1024, batch=1, optimizer="lbfgs", iters=5, warmup=2),
+                dict(workload="optimize", height=512, width=512, batch=1, optimizer="adam", iters=10, warmup=3)]
     if quick:
         return [dict(workload="stylize", height=64, width=96, batch=1, iters=3, warmup=1),
                 dict(workload="train", height=64, width=64, batch=2, iters=2, warmup=1),
@@ -238,6 +245,7 @@ def main():
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--json", help="write every number here")
     p.add_argument("--quick", action="store_true", help="tiny sizes: check that everything runs")
+    p.add_argument("--short", action="store_true", help="full sizes, fewer iterations (tools/gpu_check.sh)")
     args = p.parse_args()
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True  # "fp32 (TF32 allowed)", both sides
@@ -246,8 +254,19 @@ def main():
         card = torch.cuda.get_device_name()
     else:
         card = "cpu"
-    rows, records = [], []
-    for cfg in configs(args.quick):
+    date = datetime.date.today().isoformat()
+    print(f"{card}, torch {torch.__version__}, {date}\n")
+    print("| workload | engine | median ms | images/s | peak MiB | nst speed-up vs PyTorch, same precision |")
+    print("|---|---|---|---|---|---|", flush=True)
+    records = []
+
+    def save():  # after every row: a run stopped at its time limit keeps what it measured
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(dict(card=card, torch=torch.__version__, date=date, device=args.device, results=records),
+                          f, indent=1)
+
+    for cfg in configs(args.quick, args.short):
         what = f"{cfg['workload']} {cfg['width']}x{cfg['height']} batch {cfg['batch']}"
         if cfg.get("optimizer"):
             what += f" {cfg['optimizer']}"
@@ -265,21 +284,13 @@ def main():
             label = "fp32/TF32" if precision == "fp32" else precision
             images = cfg["batch"] * 1000 / ms
             peak_mib = "-" if peak is None else f"{peak / 2**20:.0f}"
-            rows.append(f"| {what} | PyTorch {label} | {ms:.2f} | {images:.1f} | {peak_mib} | |")
+            print(f"| {what} | PyTorch {label} | {ms:.2f} | {images:.1f} | {peak_mib} | |")
             records.append(dict(cfg, engine="pytorch", precision=label, median_ms=ms, min_ms=best,
                                 images_per_s=images, peak_bytes=peak))
-            rows.append(f"| {what} | nst {label} | {ours['median_ms']:.2f} | {ours['images_per_s']:.1f} | "
-                        f"{ours['peak_bytes'] / 2**20:.0f} | {ms / ours['median_ms']:.2f}x |")
+            print(f"| {what} | nst {label} | {ours['median_ms']:.2f} | {ours['images_per_s']:.1f} | "
+                  f"{ours['peak_bytes'] / 2**20:.0f} | {ms / ours['median_ms']:.2f}x |", flush=True)
             records.append(dict(ours, precision=label, speedup_vs_pytorch=ms / ours["median_ms"]))
-    date = datetime.date.today().isoformat()
-    print(f"{card}, torch {torch.__version__}, {date}\n")
-    print("| workload | engine | median ms | images/s | peak MiB | nst speed-up vs PyTorch, same precision |")
-    print("|---|---|---|---|---|---|")
-    print("\n".join(rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(dict(card=card, torch=torch.__version__, date=date, device=args.device, results=records), f,
-                      indent=1)
+            save()
 
 
 if __name__ == "__main__":

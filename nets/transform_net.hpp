@@ -83,10 +83,11 @@ public:
     // halos. Images [1, 3, H, W].
     Tensor stylize_tiled(const Tensor& image, int tile) const;
     // stylize() of one image [1, 3, H, W], and when that runs out of memory
-    // (OutOfMemoryError or std::bad_alloc), stylize_tiled() with the largest
-    // of 1024, 512, ... 64 pixel tiles (smaller than the image) that fits;
-    // `on_tiles` is told once, before the tiles. Throws OutOfMemoryError when
-    // nothing fits.
+    // (OutOfMemoryError or std::bad_alloc) or an activation would pass the
+    // kernels' 32-bit limit (SizeLimitError), stylize_tiled() with the
+    // largest of 1024, 512, ... 64 pixel tiles (smaller than the image) that
+    // fits; `on_tiles` is told once, before the tiles. Throws
+    // OutOfMemoryError when nothing fits.
     Tensor stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles = nullptr) const;
     // The pixels stylize_tiled() reads around each tile (on every side): a
     // tile smaller than this does more work on its halo than on itself.

@@ -164,9 +164,12 @@ Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
 }
 
 Tensor TransformNet::stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles) const {
+    // Tiles also when an activation of the whole image would pass the
+    // kernels' 32-bit indices (an 8192x8192 image, whatever the memory).
     try {
         return stylize(image);
     } catch (const OutOfMemoryError&) {
+    } catch (const SizeLimitError&) {
     } catch (const std::bad_alloc&) {
     }
     const int64_t side = std::max(image.size(2), image.size(3));

@@ -3,43 +3,7 @@
 // (VGG-19 on 224x224, the Johnson transformation network on 256x256) and at
 // odd ones, with TF32 off and on.
 //
-// How one check works. Inputs are seeded random host data uploaded to both
-// backends. Every output is poisoned with NaN (through `fill`) before each
-// call, so an element a kernel forgets to write comes back non-finite (the
-// contract says outputs are fully overwritten). Every buffer also carries a
-// guard tail of kGuard floats after its last element whose value must survive
-// the call: the caching allocator rounds blocks up, so compute-sanitizer
-// cannot see a kernel writing a little past the end, but the guard can.
-// Results are compared by the relative L2 error ||gpu - cpu|| / ||cpu||
-// (accumulated in double) and by the largest elementwise error relative to
-// max |cpu|: a handful of wrong elements (a border, a tail) barely move the L2
-// norm of a big tensor, but they show up in the max.
-//
-// Tolerances (rel L2 / max error over max |cpu|) and why:
-//   exact        0    / 0     pure data movement, or one correctly rounded
-//                              operation: fill, copy, strided_copy, relu, add,
-//                              mul, max pool, avg pool backward (x 0.25), nearest
-//                              upsample forward, pad forward, zero pad backward.
-//   elementwise  1e-6 / 4e-6  a few roundings whose order or FMA contraction may
-//                              differ: tanh (libm vs CUDA), axpby, channel_affine,
-//                              avg pool forward, upsample backward, bilinear,
-//                              reflect pad backward, the loss backwards.
-//   reduction    1e-5 / 1e-4  sums over many elements in a different order:
-//                              instance norm, gram, losses, bias_add_backward, conv bias.
-//   fp32 gemm    5e-5 / 2e-4  conv and matmul with TF32 off: both sides sum in
-//                              fp32 in different orders, and conv backward_filter
-//                              sums N*P*Q = 50176 products per weight at 224x224
-//                              (sqrt(50176) * 6e-8 ~ 1.3e-5; seen 1.03e-5).
-//   tf32 gemm    5e-3 / 2e-2  conv and matmul with TF32 on: operands rounded to
-//                              a 10-bit mantissa (2^-11 ~ 5e-4 each), ~1e-3 expected.
-//   offset norm  3e-4 / 3e-4  instance norm y when x sits at +1000: y = (x-mean)*rstd
-//                              inherits any 1-ulp disagreement of the float mean
-//                              (ulp(1000) = 6.1e-5, times rstd ~ 1); rstd itself is
-//                              still held to 1e-5, which a naive E[x^2]-E[x]^2 in
-//                              float misses by orders of magnitude.
-// TF32 may change only convolution and matmul: every other op is held to its
-// fp32 tolerance in both modes. Determinism (same bits on a rerun) is required
-// of the reductions, as backend.hpp promises.
+// How a check works, and its tolerances: tests/backend_twin.hpp.
 //
 // These tests need a GPU (CTest label `gpu`); without one they fail, they do
 // not skip: a GPU test that passes without a GPU could never fail.
@@ -57,256 +21,16 @@
 #include <string>
 #include <vector>
 
+#include "backend_twin.hpp"
 #include "core/backend.hpp"
 #include "core/device.hpp"
 
 namespace {
 
+using namespace nst::test;
 using nst::Backend;
 using nst::ConvShape;
 using nst::PadMode;
-
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
-// ---- backends and TF32 -------------------------------------------------------
-
-Backend& cpu_backend() { return nst::backend(nst::Device::cpu()); }
-
-Backend& gpu_backend() {
-    if (nst::cuda_device_count() == 0)
-        FAIL("no CUDA device found: gpu_backend_ops compares the CUDA backend with the CPU "
-             "and cannot run without a GPU (run `ctest -LE gpu` on machines without one)");
-    return nst::backend(nst::Device::cuda(0));
-}
-
-class Tf32Scope {
-public:
-    explicit Tf32Scope(bool allow) : saved_(nst::allow_tf32()) { nst::set_allow_tf32(allow); }
-    ~Tf32Scope() { nst::set_allow_tf32(saved_); }
-    Tf32Scope(const Tf32Scope&) = delete;
-    Tf32Scope& operator=(const Tf32Scope&) = delete;
-
-private:
-    bool saved_;
-};
-
-// ---- tolerances --------------------------------------------------------------
-
-struct Tolerance {
-    double rel_l2;   // ||got - want|| / ||want||
-    double rel_max;  // max |got - want| / max |want|
-    const char* name;
-};
-
-constexpr Tolerance kExact{0.0, 0.0, "exact"};
-constexpr Tolerance kElementwise{1e-6, 4e-6, "elementwise"};
-constexpr Tolerance kReduction{1e-5, 1e-4, "reduction"};
-constexpr Tolerance kFp32Gemm{5e-5, 2e-4, "fp32 conv/matmul"};
-constexpr Tolerance kTf32Gemm{5e-3, 2e-2, "tf32 conv/matmul"};
-constexpr Tolerance kOffsetNorm{3e-4, 3e-4, "instance norm y at +1000"};
-
-Tolerance gemm_tolerance(bool tf32) { return tf32 ? kTf32Gemm : kFp32Gemm; }
-
-// ---- device buffers ----------------------------------------------------------
-
-constexpr int64_t kGuard = 64;
-constexpr float kGuardValue = -1.2345e37f;
-
-// n floats (+ a guard tail) on one backend, allocated and freed through it.
-class DeviceBuffer {
-public:
-    DeviceBuffer(Backend& backend, int64_t n) : backend_(backend), n_(n) {
-        REQUIRE(n > 0);
-        ptr_ = static_cast<float*>(backend_.allocate(bytes_with_guard()));
-        const std::vector<float> guard(kGuard, kGuardValue);
-        backend_.copy_from_host(ptr_ + n_, guard.data(), sizeof(float) * kGuard);
-        poison();
-    }
-    DeviceBuffer(Backend& backend, const std::vector<float>& host)
-        : DeviceBuffer(backend, int64_t(host.size())) {
-        upload(host);
-    }
-    ~DeviceBuffer() { backend_.deallocate(ptr_, bytes_with_guard()); }
-    DeviceBuffer(const DeviceBuffer&) = delete;
-    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
-
-    float* data() const { return ptr_; }
-
-    void upload(const std::vector<float>& host) {
-        REQUIRE(int64_t(host.size()) == n_);
-        backend_.copy_from_host(ptr_, host.data(), bytes());
-    }
-    std::vector<float> download() const {
-        std::vector<float> host(static_cast<size_t>(n_));
-        backend_.copy_to_host(host.data(), ptr_, bytes());
-        return host;
-    }
-    void poison() { backend_.fill(n_, kNaN, ptr_); }
-    bool guard_intact() const {
-        std::vector<float> guard(kGuard);
-        backend_.copy_to_host(guard.data(), ptr_ + n_, sizeof(float) * kGuard);
-        return std::all_of(guard.begin(), guard.end(), [](float v) { return v == kGuardValue; });
-    }
-
-private:
-    size_t bytes() const { return sizeof(float) * size_t(n_); }
-    size_t bytes_with_guard() const { return sizeof(float) * size_t(n_ + kGuard); }
-
-    Backend& backend_;
-    int64_t n_;
-    float* ptr_ = nullptr;
-};
-
-enum class Side { Cpu, Gpu };
-
-// The same buffer on the CPU reference and on the GPU. Built from host data
-// it is an input; built from a size it is an output, poisoned on both sides.
-struct Twin {
-    DeviceBuffer cpu;
-    DeviceBuffer gpu;
-    explicit Twin(const std::vector<float>& host)
-        : cpu(cpu_backend(), host), gpu(gpu_backend(), host) {}
-    explicit Twin(int64_t n) : cpu(cpu_backend(), n), gpu(gpu_backend(), n) {}
-    DeviceBuffer& on(Side side) { return side == Side::Cpu ? cpu : gpu; }
-    float* operator[](Side side) { return on(side).data(); }
-};
-
-// ---- comparisons -------------------------------------------------------------
-
-void expect_close(const std::string& what, const std::vector<float>& got,
-                  const std::vector<float>& want, Tolerance tol) {
-    REQUIRE(got.size() == want.size());
-    int64_t first_bad_want = -1, first_bad_got = -1, worst = 0;
-    double err2 = 0.0, ref2 = 0.0, max_err = 0.0, max_ref = 0.0;
-    for (size_t i = 0; i < want.size(); ++i) {
-        const double w = want[i], g = got[i];
-        if (!std::isfinite(w)) {
-            if (first_bad_want < 0) first_bad_want = int64_t(i);
-            continue;
-        }
-        if (!std::isfinite(g)) {
-            if (first_bad_got < 0) first_bad_got = int64_t(i);
-            continue;
-        }
-        const double d = std::abs(g - w);
-        err2 += d * d;
-        ref2 += w * w;
-        if (d > max_err) {
-            max_err = d;
-            worst = int64_t(i);
-        }
-        max_ref = std::max(max_ref, std::abs(w));
-    }
-    const double rel_l2 = ref2 > 0.0 ? std::sqrt(err2 / ref2) : std::sqrt(err2);
-    const double rel_max = max_ref > 0.0 ? max_err / max_ref : max_err;
-
-    std::ostringstream msg;
-    msg.precision(9);
-    msg << what << ": " << want.size() << " elements, tolerance '" << tol.name << "' (rel L2 "
-        << tol.rel_l2 << ", rel max " << tol.rel_max << "); rel L2 error " << rel_l2
-        << ", max error " << max_err << " at [" << worst << "] (gpu " << got[size_t(worst)]
-        << ", cpu " << want[size_t(worst)] << "), max |cpu| " << max_ref;
-    if (first_bad_want >= 0) msg << "; CPU reference non-finite at [" << first_bad_want << "]";
-    if (first_bad_got >= 0)
-        msg << "; GPU non-finite at [" << first_bad_got
-            << "] (an element left unwritten keeps the NaN poison)";
-    INFO(msg.str());
-    CHECK(first_bad_want < 0);
-    CHECK(first_bad_got < 0);
-    CHECK(rel_l2 <= tol.rel_l2);
-    CHECK(rel_max <= tol.rel_max);
-}
-
-// Compares an output's GPU side with its CPU side, guards included.
-void expect_match(const std::string& what, Twin& out, Tolerance tol) {
-    {
-        INFO(what << ": wrote into the " << kGuard << " floats after its last element");
-        CHECK(out.cpu.guard_intact());
-        CHECK(out.gpu.guard_intact());
-    }
-    expect_close(what, out.gpu.download(), out.cpu.download(), tol);
-}
-
-void expect_bit_identical(const std::string& what, const std::vector<float>& first,
-                          const std::vector<float>& second) {
-    REQUIRE(first.size() == second.size());
-    int64_t differing = 0, first_diff = -1;
-    for (size_t i = 0; i < first.size(); ++i) {
-        if (std::memcmp(&first[i], &second[i], sizeof(float)) != 0) {
-            if (first_diff < 0) first_diff = int64_t(i);
-            ++differing;
-        }
-    }
-    INFO(what << ": two GPU runs on the same inputs differ in " << differing << " of "
-              << first.size() << " elements (first at [" << first_diff << "])");
-    CHECK(differing == 0);
-}
-
-// ---- running an op on both sides ---------------------------------------------
-
-// Runs `op(backend, side)` once on the CPU reference, then on the GPU with TF32
-// off and on; every output is poisoned before each run, and `check(tf32)`
-// compares after each GPU run.
-template <class Op, class Check>
-void run_and_compare(std::initializer_list<Twin*> outputs, Op op, Check check) {
-    for (Twin* out : outputs) out->cpu.poison();
-    {
-        Tf32Scope fp32(false);
-        op(cpu_backend(), Side::Cpu);
-    }
-    for (bool tf32 : {false, true}) {
-        Tf32Scope scope(tf32);
-        INFO("TF32 " << (tf32 ? "on" : "off"));
-        for (Twin* out : outputs) out->gpu.poison();
-        op(gpu_backend(), Side::Gpu);
-        check(tf32);
-    }
-}
-
-// Runs the GPU side of `op` again into the same (re-poisoned) outputs and
-// requires the same bits as the run before.
-template <class Op>
-void expect_gpu_rerun_identical(const std::string& what, std::initializer_list<Twin*> outputs,
-                                Op op) {
-    std::vector<std::vector<float>> first;
-    for (Twin* out : outputs) first.push_back(out->gpu.download());
-    for (Twin* out : outputs) out->gpu.poison();
-    op(gpu_backend(), Side::Gpu);
-    size_t i = 0;
-    for (Twin* out : outputs) expect_bit_identical(what, first[i++], out->gpu.download());
-}
-
-// ---- host data ---------------------------------------------------------------
-
-std::vector<float> random_normal(int64_t n, uint32_t seed, float stddev = 1.0f,
-                                 float mean = 0.0f) {
-    std::mt19937 gen(seed);
-    std::normal_distribution<float> dist(mean, stddev);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = dist(gen);
-    return v;
-}
-
-std::vector<float> random_uniform(int64_t n, uint32_t seed, float lo, float hi) {
-    std::mt19937 gen(seed);
-    std::uniform_real_distribution<float> dist(lo, hi);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = dist(gen);
-    return v;
-}
-
-// All values distinct, so no max-pool window has a tie: a random permutation
-// of integers times a power of two, exact in float for n <= 2^24.
-std::vector<float> distinct_values(int64_t n, uint32_t seed) {
-    REQUIRE(n <= (int64_t(1) << 24));
-    std::vector<int32_t> perm(static_cast<size_t>(n));
-    std::iota(perm.begin(), perm.end(), 0);
-    std::mt19937 gen(seed);
-    std::shuffle(perm.begin(), perm.end(), gen);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (size_t i = 0; i < v.size(); ++i) v[i] = std::ldexp(float(perm[i] - n / 2), -16);
-    return v;
-}
 
 std::vector<float> relu_host(std::vector<float> v) {
     for (float& x : v) x = std::max(x, 0.0f);
@@ -579,9 +303,9 @@ TEST_CASE("relu tanh add and mul", "[gpu][elementwise]") {
         Twin x(x_host), a(random_normal(n, seed++)), b(random_normal(n, seed++));
         Twin dy(random_normal(n, seed++));
         Twin relu_out(relu_host(x_host)), tanh_out(tanh_host);  // inputs of the backwards
-        Twin relu_y(n), relu_dx(n), tanh_y(n), tanh_dx(n), sum(n), product(n);
+        Twin relu_y(n), relu_dx(n), tanh_y(n), tanh_dx(n), sum(n), product(n), scaled(n);
         run_and_compare(
-            {&relu_y, &relu_dx, &tanh_y, &tanh_dx, &sum, &product},
+            {&relu_y, &relu_dx, &tanh_y, &tanh_dx, &sum, &product, &scaled},
             [&](Backend& be, Side s) {
                 be.relu_forward(n, x[s], relu_y[s]);
                 be.relu_backward(n, relu_out[s], dy[s], relu_dx[s]);
@@ -589,6 +313,7 @@ TEST_CASE("relu tanh add and mul", "[gpu][elementwise]") {
                 be.tanh_backward(n, tanh_out[s], dy[s], tanh_dx[s]);
                 be.add_forward(n, a[s], b[s], sum[s]);
                 be.mul_forward(n, a[s], b[s], product[s]);
+                be.scale_forward(n, -1.75f, a[s], scaled[s]);
             },
             [&](bool) {
                 expect_match("relu_forward", relu_y, kExact);
@@ -597,6 +322,7 @@ TEST_CASE("relu tanh add and mul", "[gpu][elementwise]") {
                 expect_match("tanh_backward", tanh_dx, kElementwise);
                 expect_match("add", sum, kExact);
                 expect_match("mul", product, kExact);
+                expect_match("scale_forward", scaled, kExact);
             });
     }
 }
@@ -1011,6 +737,69 @@ TEST_CASE("total variation forward and backward", "[gpu][loss]") {
                 expect_match("tv_loss_backward", dx, kElementwise);
                 expect_gpu_rerun_identical("tv_loss_forward", {&tv}, forward);
             });
+    }
+}
+
+// ---- the fused upsampling and padding, L-BFGS's inner product, Adam ----------
+
+TEST_CASE("upsample_pad_forward: nearest 2x and padding in one pass", "[gpu][pad]") {
+    struct Case {
+        int64_t NC;
+        int H, W, p;
+        PadMode mode;
+    };
+    const Case cases[] = {{2 * 64, 135, 241, 1, PadMode::Reflect},  // the native network's upsampling layers
+                          {3, 17, 9, 4, PadMode::Reflect},          // amounts up to 2 * size - 1
+                          {3, 17, 9, 0, PadMode::Zero},             // plain upsampling (the 16-bit path)
+                          {5, 1, 1, 3, PadMode::Zero}};
+    uint32_t seed = 2100;
+    for (const Case& c : cases) {
+        INFO("upsample_pad NC=" << c.NC << " H=" << c.H << " W=" << c.W << " p=" << c.p
+                                << (c.mode == PadMode::Zero ? " zero" : " reflect"));
+        const int64_t n_out = c.NC * (2 * c.H + 2 * c.p) * (2 * c.W + 2 * c.p);
+        Twin x(random_normal(c.NC * c.H * c.W, seed++)), y(n_out);
+        run_and_compare(
+            {&y}, [&](Backend& be, Side s) { be.upsample_pad_forward(c.NC, c.H, c.W, c.p, c.mode, x[s], y[s]); },
+            [&](bool) { expect_match("upsample_pad_forward", y, kExact); });
+    }
+}
+
+TEST_CASE("dot, the inner products of L-BFGS", "[gpu][loss]") {
+    const int64_t sizes[] = {3 * 1024 * 1024, 1001, 1, 0};
+    uint32_t seed = 2200;
+    for (int64_t n : sizes) {
+        INFO("n = " << n);
+        const int64_t stored = std::max<int64_t>(n, 1);  // a buffer is never empty
+        Twin a(random_normal(stored, seed++)), b(random_normal(stored, seed++, 0.5f, 0.2f)), out(1);
+        const auto op = [&](Backend& be, Side s) { be.dot(n, a[s], b[s], out[s]); };
+        run_and_compare({&out}, op, [&](bool) {
+            expect_match("dot", out, kReduction);
+            expect_gpu_rerun_identical("dot", {&out}, op);
+        });
+    }
+}
+
+// In place on param, m and v (nothing to poison): the same start on both
+// sides, then three steps with their bias corrections, as Adam::step takes
+// them. The moment updates may contract to FMAs on the GPU: elementwise.
+TEST_CASE("adam_step", "[gpu][optim]") {
+    for (int64_t n : {int64_t(3 * 512 * 512), int64_t(1001), int64_t(1)}) {
+        INFO("n = " << n);
+        Twin param(random_normal(n, 2300, 0.5f)), m(n), v(n);
+        m.cpu.upload(std::vector<float>(size_t(n), 0.f)), m.gpu.upload(std::vector<float>(size_t(n), 0.f));
+        v.cpu.upload(std::vector<float>(size_t(n), 0.f)), v.gpu.upload(std::vector<float>(size_t(n), 0.f));
+        const float beta1 = 0.9f, beta2 = 0.999f;
+        for (int t = 1; t <= 3; ++t) {
+            INFO("step " << t);
+            Twin grad(random_normal(n, 2300 + uint32_t(t), t == 2 ? 1e-3f : 1.f));
+            const float bc1 = 1.f - std::pow(beta1, float(t)), bc2 = 1.f - std::pow(beta2, float(t));
+            for (Side s : {Side::Cpu, Side::Gpu})
+                (s == Side::Cpu ? cpu_backend() : gpu_backend())
+                    .adam_step(n, 0.02f, beta1, beta2, 1e-8f, bc1, bc2, grad[s], param[s], m[s], v[s]);
+            expect_match("adam_step param", param, kElementwise);
+            expect_match("adam_step m", m, kElementwise);
+            expect_match("adam_step v", v, kElementwise);
+        }
     }
 }
 

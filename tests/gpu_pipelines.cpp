@@ -3,10 +3,12 @@
 // tiled stylization against untiled, and channel_affine. Tolerances as in
 // gpu_autograd: 1e-4 relative, fp32 end to end with TF32 off (max pooling is
 // avoided where a near-tie could route a gradient differently; see
-// tools/reference/train_reference.py).
+// tools/reference/train_reference.py); each exception says why.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "core/autograd.hpp"
 #include "core/ops.hpp"
@@ -57,15 +59,46 @@ TEST_CASE("gpu pipelines: a training step agrees with the CPU", "[gpu]") {
     CHECK(cuda.losses.content == Approx(cpu.losses.content).epsilon(1e-4));
     CHECK(cuda.losses.style == Approx(cpu.losses.style).epsilon(1e-4));
     CHECK(cuda.losses.tv == Approx(cpu.losses.tv).epsilon(1e-4));
+    // Some gradients are zero in exact arithmetic: the conv biases an
+    // instance norm follows, and the betas the next norm cancels. In float
+    // they are rounding noise, 1e-9 of the largest gradient or less, which
+    // any change of summation order replaces (scaling the photos by
+    // 1 + 2^-22 on the CPU alone moves them by 100% and more), while every
+    // real gradient here is above 2e-3 of the largest (measured on the CPU).
+    // Those are skipped, in both checks.
+    auto norm = [](const std::vector<float>& v) {
+        double s = 0;
+        for (float x : v) s += double(x) * x;
+        return std::sqrt(s);
+    };
+    double largest = 0;
+    for (const auto& [name, g] : cpu.grads) largest = std::max(largest, norm(g));
+    int compared = 0;
     for (const auto& [name, g] : cpu.grads) {
         INFO(name);
-        double norm = 0;
-        for (float v : g) norm += double(v) * v;
-        if (norm > 1e-20) CHECK(rel_error(cuda.grads.at(name), g) < 1e-4);  // biases before a norm: 0
-        CHECK(rel_error(cuda.after.at(name), cpu.after.at(name)) < 1e-5);
+        if (norm(g) < 1e-6 * largest) continue;
+        ++compared;
+        CHECK(rel_error(cuda.grads.at(name), g) < 1e-4);
+        // Adam's first step moves each weight by about lr * sign(g): where a
+        // gradient is within the two sides' rounding of zero its sign, and so
+        // the step, may differ. Only weights with a clear gradient (above
+        // 1e-2 of the tensor's RMS, a hundred times the 1e-4 agreement above)
+        // are held to the CPU's update.
+        const double rms = norm(g) / std::sqrt(double(g.size()));
+        std::vector<float> want, got;
+        for (size_t i = 0; i < g.size(); ++i)
+            if (std::fabs(g[i]) > 1e-2 * rms) want.push_back(cpu.after.at(name)[i]), got.push_back(cuda.after.at(name)[i]);
+        CHECK(rel_error(got, want) < 1e-5);
     }
+    CHECK(compared == 27);  // the 38 tensors but the 11 whose gradient is zero
 }
 
+// Tiles and the whole image are different convolution shapes, for which
+// cuDNN may pick different algorithms: each convolution's rounding then
+// differs, by up to 5e-5 relative (the README's convolution tolerance), and
+// the network amplifies a change at that scale about ten times (on the CPU,
+// scaling the input by 1 + 2^-22 moves the output by 2.2e-6). Hence 5e-4; a
+// tiling mistake (a halo too short, a wrong norm statistic) is far larger.
 TEST_CASE("gpu pipelines: tiled stylization equals untiled", "[gpu]") {
     set_allow_tf32(false);
     for (const TransformNetVariant variant : {TransformNetVariant::Native, TransformNetVariant::TensorFlow}) {
@@ -76,7 +109,7 @@ TEST_CASE("gpu pipelines: tiled stylization equals untiled", "[gpu]") {
         const Tensor image = Tensor::rand({1, 3, 301, 257}, 3, gpu(), 0.f, 255.f);
         const std::vector<float> want = net.stylize(image).to_vector(), got = net.stylize_tiled(image, 96).to_vector();
         INFO(variant_name(variant));
-        CHECK(rel_error(got, want) < 1e-5);
+        CHECK(rel_error(got, want) < 5e-4);
     }
 }
 

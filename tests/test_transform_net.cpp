@@ -306,6 +306,18 @@ TEST_CASE("transform_net: out of memory falls back to tiles with the same result
     CHECK(net.stylize(image).to_vector() == want.to_vector());  // the limit is gone
 }
 
+// An 8192x8192 image: the 32 channels after conv_in are 2^31 values, past
+// the kernels' 32-bit indices however much memory there is, so
+// stylize_fitting must go to tiles (which it announces; the tiled run itself
+// is the test above's, and too slow here at this size).
+TEST_CASE("transform_net: an activation past the 32-bit limit falls back to tiles", "[transform_net]") {
+    const TransformNet net = TransformNet::create(TransformNetSpec{}, 13, Device::cpu());
+    const Tensor image = Tensor::full({1, 3, 8192, 8192}, 100.f);
+    CHECK_THROWS_AS(net.stylize(image), SizeLimitError);
+    struct TilesChosen {};
+    CHECK_THROWS_AS(net.stylize_fitting(image, [] { throw TilesChosen{}; }), TilesChosen);
+}
+
 // Inference leaves out the conv biases that an instance norm follows (they
 // cancel in its mean); the result is the graph-recording forward's, biases
 // added, up to float rounding.

@@ -1,121 +1,161 @@
 #!/usr/bin/env bash
-# The GPU machine's check: build nst with CUDA (-j16), run all tests, run the
-# GPU tests under compute-sanitizer, run the benchmarks and the full-size
-# PyTorch comparison of the feed-forward networks. Everything is logged to
-# one folder, packed at the end into $OUT/logs.tar.gz (the device tool's
-# output folder brings back only a few files); without $OUT, ./gpu-out.
+# The GPU machine's check, made to fit its 15 minutes (machine start
+# included): two calls of at most 8 minutes, the most valuable evidence
+# first. Nothing is built there: tools/pack_gpu_check.sh builds the binaries
+# on the development machine and packs them, the libraries the GPU machine
+# lacks and the data into .gpu/ (carried). Every step runs under `timeout`
+# and writes its log into $OUT as it goes (at most 8 files come back: these
+# are summary.txt and one log per part, with e2e_bench.json and the benches'
+# JSON); each step adds a line to $OUT/summary.txt, which is
+# printed last, so a call stopped at its limit still brings back what ran.
 #
-# That machine has CUDA and PyTorch but not the Debian -dev packages, and has
-# cuDNN's headers only in PyTorch's pip folder (see the README). What is
-# missing travels in .gpu/ (git-ignored): deps.tar.xz from
-# tools/pack_gpu_deps.sh, and optionally data/ (a copy of ../shared/data).
+#   tools/gpu_check.sh first    (1) the GPU tests: gpu_backend_ops16, gpu_precision,
+#                               gpu_pipelines, gpu_backend_ops, gpu_autograd;
+#                               (2) full-size stylize (two pretrained networks, two
+#                               photos) in fp32, fp16 and bf16 against the PyTorch
+#                               reference (50 dB), and 16-bit against fp32 (40 dB)
+#   tools/gpu_check.sh second   (3) bench/e2e_bench.py --short against PyTorch eager;
+#                               (4) compute-sanitizer memcheck on the tests of the
+#                               kernels that have never run on a GPU
+#   tools/gpu_check.sh later    racecheck and synccheck, norm_bench and gram_bench,
+#                               the Gatys and training references (a later turn)
+#   tools/gpu_check.sh largest  the largest optimization-mode image (a later turn)
 #
-# usage: tools/gpu_check.sh [tests] [sanitize] [bench] [e2e] [reference] [gatys] [train] [fixtures] [largest]
-#        (default: all but `largest`; `reference`, `gatys` and `train` compare with
-#        independent PyTorch implementations; `e2e` times stylize, train and optimize
-#        against PyTorch eager; `fixtures` writes PyTorch-made test files into the
-#        logs; `largest` runs 110 L-BFGS iterations at 5120, 6144 and 7168 px
-#        square, history 100 as by default, for the largest size that optimizes:
-#        several minutes)
+# Step limits (timeout) and durations. The durations are estimates until the
+# first run on the card replaces them with what it measured:
+#   first:  unpack 10 s; tests 60+60+60+120+60 s at most (estimate 3 min);
+#           stylize 60+5x15 s at most (estimate 1 min)              -> at most 7.6 min
+#   second: e2e 300 s at most (estimate 4 min); memcheck 150 s at most -> at most 7.6 min
+# Device tool: `run` with carry [".gpu"], timeout_s 500, command
+#   bash tools/gpu_check.sh first      (then the same with `second`)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${OUT:-$PWD/gpu-out}
-logs=$(mktemp -d)
 mkdir -p "$out"
-steps=${*:-tests sanitize bench e2e reference gatys train fixtures}
-finish() { tar czf "$out/logs.tar.gz" -C "$logs" . ; }
-trap finish EXIT
+summary=$out/summary.txt
+work=$(mktemp -d)
 
-args=(-DCMAKE_BUILD_TYPE=Release -DCMAKE_POLICY_VERSION_MINIMUM=3.5)
-if [ -f .gpu/deps.tar.xz ]; then
-  tar xJf .gpu/deps.tar.xz -C /tmp
-  export LD_LIBRARY_PATH=/tmp/prefix/lib:${LD_LIBRARY_PATH:-}
-  args+=(-DCMAKE_PREFIX_PATH=/tmp/prefix)
-fi
-data=${NST_DATA_DIR:-}
-[ -z "$data" ] && [ -d .gpu/data ] && data=$PWD/.gpu/data
-[ -n "$data" ] && args+=(-DNST_DATA_DIR="$data")
-export CUDNN_ROOT=${CUDNN_ROOT:-$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null || echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn)}
-args+=(-DCUDNN_ROOT="$CUDNN_ROOT")
+# One summary line per step: name, status, seconds, a note.
+record() { printf '%-34s %-5s %5ss  %s\n' "$1" "$2" "$3" "$4" | tee -a "$summary"; }
+# timed LIMIT LOG COMMAND...: runs it under `timeout`, appending to LOG; sets $rc and $secs.
+timed() {
+  local limit=$1 log=$2
+  shift 2
+  local t0=$SECONDS
+  echo "=== $* (limit ${limit}s)" >> "$log"
+  timeout -k 10 "$limit" "$@" >> "$log" 2>&1
+  rc=$? secs=$((SECONDS - t0))
+  echo "=== exit $rc after ${secs}s" >> "$log"
+}
+status_of() { [ "$1" = 0 ] && echo ok || { [ "$1" = 124 ] || [ "$1" = 137 ] && echo TIME || echo FAIL; }; }
 
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$logs/gpu.txt"
-date -u +%Y-%m-%dT%H:%MZ | tee -a "$logs/gpu.txt"
-cmake -S . -B build-gpu "${args[@]}" > "$logs/configure.log" 2>&1 || { tail -30 "$logs/configure.log"; exit 1; }
-grep "nst:" "$logs/configure.log"
-cmake --build build-gpu -j16 > "$logs/build.log" 2>&1 || { grep -E "error" "$logs/build.log" | head -40; exit 1; }
+setup() {
+  [ -f .gpu/bin.tar.xz ] && [ -f .gpu/deps.tar.xz ] ||
+    { echo "gpu_check: .gpu/bin.tar.xz and .gpu/deps.tar.xz missing: run tools/pack_gpu_check.sh here and carry .gpu"; exit 2; }
+  tar xJf .gpu/bin.tar.xz -C "$work" && tar xJf .gpu/deps.tar.xz -C "$work" || exit 2
+  bin=$work/bin
+  # cuDNN 9.19 (what the binaries were built with) from PyTorch's pip folder; the rest from .gpu.
+  local cudnn
+  cudnn=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null ||
+          echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn)
+  export LD_LIBRARY_PATH=$cudnn/lib:/usr/local/cuda/lib64:$work/prefix/lib:${LD_LIBRARY_PATH:-}
+  export NST_TEST_DATA=$PWD/tests/data NST_DATA_DIR=$PWD/.gpu/data
+  { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+    date -u +%Y-%m-%dT%H:%MZ; git log -1 --format='commit %h' 2>/dev/null; } | tee -a "$summary"
+}
 
-status=0
-for step in $steps; do
-  case $step in
-    tests)
-      ctest --test-dir build-gpu --output-on-failure -j4 > "$logs/ctest.log" 2>&1 || status=1
-      grep -E "tests passed|Failed|FAILED|with expansion|^  [A-Za-z0-9_.(]+ .*<|Test +#" "$logs/ctest.log" | tail -40 ;;
-    sanitize)
-      for t in build-gpu/tests/gpu_*; do
-        [ -x "$t" ] || continue
-        name=$(basename "$t")
-        # [oom] provokes a failed cudaMalloc on purpose, which memcheck reports
-        for tool in memcheck racecheck synccheck; do
-          compute-sanitizer --tool $tool --error-exitcode 9 "$t" "~[oom]" > "$logs/${tool}_$name.log" 2>&1
-          rc=$?
-          echo "compute-sanitizer $tool $name: exit $rc; $(grep -E 'ERROR SUMMARY' "$logs/${tool}_$name.log" | tail -1)"
-          [ $rc = 0 ] || { status=1; grep -m5 -A6 "Invalid\|Program hit\|Race\|Barrier" "$logs/${tool}_$name.log"; }
-        done
-      done ;;
-    e2e)
-      python3 bench/e2e_bench.py --bin build-gpu/bench/e2e_bench --json "$out/e2e_bench.json" \
-        > "$logs/e2e_bench.log" 2>&1 || status=1
-      cat "$logs/e2e_bench.log" | tail -20 ;;
-    bench)
-      build-gpu/bench/gram_bench --json "$out/gram_bench.json" > "$logs/gram_bench.log" 2>&1 || status=1
-      sed -n '/^summary/,$p' "$logs/gram_bench.log"
-      build-gpu/bench/norm_bench --json "$out/norm_bench.json" > "$logs/norm_bench.log" 2>&1 || status=1
-      cat "$logs/norm_bench.log"
-      if [ -n "${GRAM_SWEEP:-}" ]; then  # every tuning variant, for kernels/cuda/gram.cu's rules
-        build-gpu/bench/gram_bench --sweep --json "$logs/gram_sweep.json" > "$logs/gram_sweep.log" 2>&1 || status=1
-        sed -n '/^summary/,$p' "$logs/gram_sweep.log"; tail -3 "$logs/gram_sweep.log"
-      fi ;;
-    reference)
-      [ -n "$data" ] || { echo "reference: no data folder"; continue; }
-      ref=tools/reference/fast_style_reference.py; nets=$data/pretrained/fast-style-transfer
-      r=$(mktemp -d)
-      ( set -e
-        python3 $ref inputs --content "$data/content" --out "$r/in"
-        python3 $ref run --pretrained "$nets" --inputs "$r/in" --out "$r/ref"
-        for s in $(ls "$nets"); do
-          for p in fp32 fp16 bf16; do
-            build-gpu/tools/nst-run stylize --model "$nets/$s" --in "$r/in" --out "$r/$p/$s" --device cuda \
-              --precision $p --quiet
-          done
-        done
-        python3 $ref compare --ref "$r/ref" --ours "$r/fp32"
-        # 16-bit storage against our own fp32 (the issue's 40 dB)
-        for p in fp16 bf16; do
-          echo "$p against fp32:"
-          python3 $ref compare --ref "$r/fp32" --ours "$r/$p" --min-psnr 40
-        done ) > "$logs/reference.log" 2>&1 || status=1
-      grep -E "compared|against|BELOW|MISSING|SHAPE|rror" "$logs/reference.log" | tail -30 ;;
-    gatys)
-      g=$(mktemp -d)
-      ( set -e
-        NST_GATYS_REF_OUT=$g NST_GATYS_REF_DEVICE=cuda build-gpu/tests/test_gatys "[.reference]"
-        python3 tools/reference/gatys_reference.py "$g" ) > "$logs/gatys.log" 2>&1 || status=1
-      tail -15 "$logs/gatys.log" ;;
-    train)
-      t=$(mktemp -d)
-      ( set -e
-        NST_TRAIN_REF_OUT=$t NST_TRAIN_REF_DEVICE=cuda build-gpu/tests/test_training "[.reference]"
-        python3 tools/reference/train_reference.py "$t" ) > "$logs/train.log" 2>&1 || status=1
-      grep -E "pooling|worst|nearest|checks" "$logs/train.log" ;;
-    fixtures)
-      python3 tools/reference/make_pth_fixtures.py "$logs/pth" > "$logs/fixtures.log" 2>&1 || status=1
-      tail -5 "$logs/fixtures.log" ;;
-    largest)
-      for s in 5120 6144 7168; do
-        build-gpu/bench/e2e_bench optimize --height $s --width $s --iters 110 --warmup 1 --tf32 \
-          >> "$logs/largest.log" 2>&1 || echo "optimize at ${s}x$s failed" >> "$logs/largest.log"
+gpu_tests() {
+  local log=$out/tests.log t limit
+  for t in gpu_backend_ops16:60 gpu_precision:60 gpu_pipelines:60 gpu_backend_ops:120 gpu_autograd:60; do
+    limit=${t#*:} t=${t%:*}
+    timed "$limit" "$log" "$bin/$t"
+    record "$t" "$(status_of $rc)" "$secs" "$(grep -E '^(test cases|All tests passed)' "$log" | tail -1)"
+  done
+}
+
+# Full-size stylize against the independent PyTorch implementation (float64).
+stylize_reference() {
+  local log=$out/stylize.log ref=tools/reference/fast_style_reference.py r=$work/ref p
+  timed 60 "$log" bash -c 'set -e; ref=$1 r=$2 bin=$3 nets=.gpu/data/pretrained/fast-style-transfer
+    python3 $ref inputs --content .gpu/data/content --out "$r/in"
+    python3 $ref run --pretrained $nets --inputs "$r/in" --out "$r/ref"
+    for s in $(ls $nets); do
+      for p in fp32 fp16 bf16; do
+        "$bin/nst-run" stylize --model "$nets/$s" --in "$r/in" --out "$r/$p/$s" --device cuda --precision $p --quiet
       done
-      cat "$logs/largest.log" ;;
-  esac
-done
-exit $status
+    done' _ "$ref" "$r" "$bin"
+  record "stylize: PyTorch and nst-run" "$(status_of $rc)" "$secs" "2 networks x 2 photos x 3 precisions"
+  worst() { grep -o 'compared, worst [-0-9.inf]* dB' "$log" | tail -1; }
+  for p in fp32 fp16 bf16; do
+    timed 15 "$log" python3 $ref compare --ref "$r/ref" --ours "$r/$p" --min-psnr 50
+    record "stylize $p vs PyTorch (50 dB)" "$(status_of $rc)" "$secs" "$(worst)"
+  done
+  for p in fp16 bf16; do
+    timed 15 "$log" python3 $ref compare --ref "$r/fp32" --ours "$r/$p" --min-psnr 40
+    record "stylize $p vs fp32 (40 dB)" "$(status_of $rc)" "$secs" "$(worst)"
+  done
+}
+
+e2e() {
+  local log=$out/e2e.log
+  timed 300 "$log" env PYTHONUNBUFFERED=1 python3 bench/e2e_bench.py --short --bin "$bin/e2e_bench" \
+    --json "$out/e2e_bench.json"
+  record "e2e_bench.py --short" "$(status_of $rc)" "$secs" "$(grep -c '| nst ' "$log") nst rows"
+}
+
+# compute-sanitizer on the tests of the kernels that never ran on a GPU
+# ([oom] provokes a failed cudaMalloc on purpose, which memcheck reports).
+memcheck() {
+  local log=$out/memcheck.log t
+  for t in "gpu_backend_ops16:" "gpu_precision:" "gpu_backend_ops:upsample_pad_forward*,dot*,adam_step,[elementwise]"; do
+    local name=${t%%:*} filter=${t#*:}
+    timed 50 "$log" compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/$name" ${filter:+"$filter"} "~[oom]"
+    record "memcheck $name" "$(status_of $rc)" "$secs" "$(grep -E 'ERROR SUMMARY' "$log" | tail -1)"
+  done
+}
+
+later() {
+  local log=$out/later.log t tool g=$work/gatys tr=$work/train
+  for t in gpu_backend_ops16 gpu_precision gpu_pipelines gpu_backend_ops gpu_autograd; do
+    for tool in racecheck synccheck; do
+      timed 120 "$log" compute-sanitizer --tool $tool --error-exitcode 9 "$bin/$t" "~[oom]"
+      record "$tool $t" "$(status_of $rc)" "$secs" "$(grep -E 'ERROR SUMMARY' "$log" | tail -1)"
+    done
+  done
+  timed 120 "$log" "$bin/norm_bench" --json "$out/norm_bench.json"
+  record "norm_bench" "$(status_of $rc)" "$secs" ""
+  timed 120 "$log" "$bin/gram_bench" --json "$out/gram_bench.json"
+  record "gram_bench" "$(status_of $rc)" "$secs" ""
+  # The independent PyTorch implementations of the losses and of a training step.
+  timed 120 "$log" bash -c 'set -e; mkdir -p "$2"
+    NST_GATYS_REF_OUT=$2 NST_GATYS_REF_DEVICE=cuda "$1/test_gatys" "[.reference]"
+    python3 tools/reference/gatys_reference.py "$2"' _ "$bin" "$g"
+  record "gatys reference" "$(status_of $rc)" "$secs" ""
+  timed 120 "$log" bash -c 'set -e; mkdir -p "$2"
+    NST_TRAIN_REF_OUT=$2 NST_TRAIN_REF_DEVICE=cuda "$1/test_training" "[.reference]"
+    python3 tools/reference/train_reference.py "$2"' _ "$bin" "$tr"
+  record "training reference" "$(status_of $rc)" "$secs" "$(grep -E 'worst' "$log" | tail -1)"
+}
+
+# The largest optimization-mode image: 110 L-BFGS iterations (history 100)
+# at 5120, 6144 and 7168 px square, several minutes.
+largest() {
+  local log=$out/largest.log s
+  for s in 5120 6144 7168; do
+    timed 280 "$log" "$bin/e2e_bench" optimize --device cuda --height $s --width $s --iters 110 --warmup 1 --tf32
+    record "optimize ${s}x$s" "$(status_of $rc)" "$secs" "$(tail -2 "$log" | head -1 | cut -c1-60)"
+  done
+}
+
+setup
+case ${1:-} in
+  first) gpu_tests; stylize_reference ;;
+  second) e2e; memcheck ;;
+  later) later ;;
+  largest) largest ;;
+  *) echo "usage: tools/gpu_check.sh first|second|later|largest"; exit 2 ;;
+esac
+echo
+echo "---- summary ($1) ----"
+cat "$summary"
+! grep -qE ' (FAIL|TIME) ' "$summary"

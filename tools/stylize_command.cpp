@@ -112,6 +112,7 @@ private:
             try {
                 return net_.stylize(batch);
             } catch (const nst::OutOfMemoryError&) {
+            } catch (const nst::SizeLimitError&) {
             } catch (const std::bad_alloc&) {
             }
             if (!s_.quiet)

@@ -43,7 +43,8 @@ inline void check_same_shape(const char* op, const Tensor& a, const Tensor& b) {
 }
 
 inline void check_int(const char* op, int64_t value) {
-    NST_CHECK(value <= 0x7fffffff, op, ": size ", value, " exceeds the kernels' 32-bit limit");
+    if (value > 0x7fffffff)
+        throw SizeLimitError(detail::concat(op, ": size ", value, " exceeds the kernels' 32-bit limit"));
 }
 
 // 16-bit storage (fp16/bf16): such ops run their backend's *16 forward

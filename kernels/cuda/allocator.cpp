@@ -67,11 +67,15 @@ size_t round_size(size_t bytes) {
 void release_free_blocks(int device, DeviceCache& cache) {
     if (cache.free_blocks.empty()) return;
     check(cudaStreamSynchronize(context(device).stream), "cuda allocator: cudaStreamSynchronize");
-    for (auto& [size, ptr] : cache.free_blocks) {
-        check(cudaFree(ptr), "cuda allocator: cudaFree");
+    // Each block leaves the list before it is freed: if one cudaFree fails,
+    // the blocks already freed are gone from it, and none is freed twice.
+    while (!cache.free_blocks.empty()) {
+        const auto it = cache.free_blocks.begin();
+        const auto [size, ptr] = *it;
+        cache.free_blocks.erase(it);
         cache.reserved -= size;
+        check(cudaFree(ptr), "cuda allocator: cudaFree");
     }
-    cache.free_blocks.clear();
 }
 
 }  // namespace

@@ -26,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
@@ -76,6 +77,10 @@ struct ConvPlan {
     ConvDescriptors d;
     int algo = 0;  // the direction's cudnnConvolution*Algo_t
     size_t workspace = 0;
+    // The search's scratch: the cap it ran under, and what the hungriest
+    // algorithm wanted. A plan searched under a lower cap than that (memory
+    // was short) is searched again once more scratch can be had.
+    size_t search_cap = 0, search_wanted = 0;
 };
 
 cudnnDataType_t cudnn_type(DType type) {
@@ -115,11 +120,19 @@ void describe(const char* op, const ConvShape& s, DType type, bool free_math, Co
               ", ", k, ", ", p, ", ", q, "] for ", conv_shape_str(s));
 }
 
-// Scratch for the search: enough for the hungriest algorithm, capped so the
-// search never starves the tensors. Algorithms needing more are skipped.
+// The most scratch a search may take now: capped so that it never starves
+// the tensors.
+size_t search_cap(const char* op, int device, const ConvShape& s) {
+    size_t free_bytes = 0, total_bytes = 0;
+    check_cudnn(cudaMemGetInfo(&free_bytes, &total_bytes), op, s, "cudaMemGetInfo");
+    return std::min({kMaxSearchWorkspace, free_bytes / 2, cuda::headroom(device)});
+}
+
+// Scratch for the search: enough for the hungriest algorithm, within
+// search_cap(). Algorithms needing more are skipped. Records both in the plan.
 template <class WorkspaceSize>
 size_t search_workspace(const char* op, int device, const ConvShape& s, int algo_count,
-                        WorkspaceSize&& workspace_size) {
+                        WorkspaceSize&& workspace_size, ConvPlan& plan) {
     size_t largest = 0;
     for (int algo = 0; algo < algo_count; ++algo) {
         size_t bytes = 0;
@@ -129,9 +142,9 @@ size_t search_workspace(const char* op, int device, const ConvShape& s, int algo
     // string; reading it clears it, so it cannot garble a later real error.
     char stale[256];
     cudnnGetLastErrorString(stale, sizeof(stale));
-    size_t free_bytes = 0, total_bytes = 0;
-    check_cudnn(cudaMemGetInfo(&free_bytes, &total_bytes), op, s, "cudaMemGetInfo");
-    return std::min({largest, kMaxSearchWorkspace, free_bytes / 2, cuda::headroom(device)});
+    plan.search_cap = search_cap(op, device, s);
+    plan.search_wanted = largest;
+    return std::min(largest, plan.search_cap);
 }
 
 // The fastest result (cuDNN sorts by time) that ran, fits the workspace and is
@@ -177,15 +190,29 @@ PlanKey plan_key(int device, Direction dir, const ConvShape& s, DType type, bool
 // TF32 is a float32 setting; 16-bit data always lets cuDNN choose.
 bool free_math_for(DType type) { return type != DType::F32 || allow_tf32(); }
 
-// Returns the cached plan for `key`, building it with make() on first use.
-// The lock is held while searching: a search is rare and must not run twice.
+// Returns the cached plan for `key`, building it with make() on first use,
+// and again when it was searched under memory pressure (a cap below what the
+// hungriest algorithm wanted) and more scratch can be had now: otherwise a
+// shape first met while memory was short would keep a slow algorithm for
+// the life of the process. The lock is held while searching: a search is
+// rare and must not run twice.
 template <class Make>
-const ConvPlan& cached_plan(const PlanKey& key, Make&& make) {
+const ConvPlan& cached_plan(const char* op, int device, const ConvShape& s, const PlanKey& key, Make&& make) {
     static std::mutex mutex;
     static auto* plans = new std::map<PlanKey, std::unique_ptr<ConvPlan>>;  // never destroyed
+    static auto* replaced = new std::vector<std::unique_ptr<ConvPlan>>;     // a caller may still hold one
     std::lock_guard<std::mutex> lock(mutex);
     auto it = plans->find(key);
-    if (it == plans->end()) it = plans->emplace(key, make()).first;
+    if (it == plans->end()) return *plans->emplace(key, make()).first->second;
+    const ConvPlan& plan = *it->second;
+    // Searched again only for a real gain (twice the scratch, or all it
+    // wanted), so a cap that creeps up a little does not search every call.
+    if (plan.search_cap < plan.search_wanted &&
+        search_cap(op, device, s) >= std::min(plan.search_wanted, std::max(2 * plan.search_cap, size_t(64) << 20))) {
+        std::unique_ptr<ConvPlan> fresh = make();  // if the search fails, the old plan stays
+        replaced->push_back(std::move(it->second));
+        it->second = std::move(fresh);
+    }
     return *it->second;
 }
 
@@ -193,7 +220,7 @@ const ConvPlan& forward_plan(int device, const ConvShape& s, DType type, const v
                              const void* w, void* y) {
     const char* op = "conv2d_forward";
     const bool free_math = free_math_for(type);
-    return cached_plan(plan_key(device, Direction::Forward, s, type, free_math), [&] {
+    return cached_plan(op, device, s, plan_key(device, Direction::Forward, s, type, free_math), [&] {
         auto plan = std::make_unique<ConvPlan>();
         describe(op, s, type, free_math, plan->d);
         const cudnnHandle_t h = cuda::context(device).cudnn;
@@ -203,7 +230,7 @@ const ConvPlan& forward_plan(int device, const ConvShape& s, DType type, const v
                 h, d.x, d.w, d.conv, d.y, cudnnConvolutionFwdAlgo_t(algo), bytes);
         };
         const size_t limit =
-            search_workspace(op, device, s, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, workspace_size);
+            search_workspace(op, device, s, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, workspace_size, *plan);
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
         int count = 0;
@@ -220,7 +247,7 @@ const ConvPlan& backward_data_plan(int device, const ConvShape& s, DType type, c
                                    const void* w, void* dx) {
     const char* op = "conv2d_backward_data";
     const bool free_math = free_math_for(type);
-    return cached_plan(plan_key(device, Direction::BackwardData, s, type, free_math), [&] {
+    return cached_plan(op, device, s, plan_key(device, Direction::BackwardData, s, type, free_math), [&] {
         auto plan = std::make_unique<ConvPlan>();
         describe(op, s, type, free_math, plan->d);
         const cudnnHandle_t h = cuda::context(device).cudnn;
@@ -230,7 +257,7 @@ const ConvPlan& backward_data_plan(int device, const ConvShape& s, DType type, c
                 h, d.w, d.y, d.conv, d.x, cudnnConvolutionBwdDataAlgo_t(algo), bytes);
         };
         const size_t limit =
-            search_workspace(op, device, s, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, workspace_size);
+            search_workspace(op, device, s, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, workspace_size, *plan);
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         int count = 0;
@@ -247,7 +274,8 @@ const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float
                                      const float* dy, float* dw) {
     const char* op = "conv2d_backward_filter";
     const bool free_math = free_math_for(DType::F32);
-    return cached_plan(plan_key(device, Direction::BackwardFilter, s, DType::F32, free_math), [&] {
+    const PlanKey key = plan_key(device, Direction::BackwardFilter, s, DType::F32, free_math);
+    return cached_plan(op, device, s, key, [&] {
         auto plan = std::make_unique<ConvPlan>();
         describe(op, s, DType::F32, free_math, plan->d);
         const cudnnHandle_t h = cuda::context(device).cudnn;
@@ -257,7 +285,7 @@ const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float
                 h, d.x, d.y, d.conv, d.w, cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
         };
         const size_t limit =
-            search_workspace(op, device, s, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, workspace_size);
+            search_workspace(op, device, s, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, workspace_size, *plan);
         cuda::Workspace scratch(device, limit);
         cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         int count = 0;

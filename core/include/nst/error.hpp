@@ -17,4 +17,12 @@ public:
     using Error::Error;
 };
 
+// A tensor too large for the kernels, which index with 32 bits (2^31 - 1
+// elements): a limit like memory, which smaller images, batches or tiles
+// avoid. StyleModel::stylize tiles by itself when it meets it.
+class SizeLimitError : public Error {
+public:
+    using Error::Error;
+};
+
 }  // namespace nst
