@@ -23,11 +23,13 @@ Weights are random on both sides (speed does not depend on them); inputs live
 on the device. Usage (GPU machine):
 
   python3 bench/e2e_bench.py --bin build/bench/e2e_bench --json bench/results/e2e_h100_DATE.json
+  python3 bench/e2e_bench.py --device cpu                # CPU sizes, all cores (Debian: /usr/bin/python3)
   python3 bench/e2e_bench.py --device cpu --quick       # a smoke test anywhere
 """
 import argparse
 import datetime
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -208,7 +210,12 @@ def torch_optimize(cfg, device):
 
 
 # ---- the comparison -----------------------------------------------------------------------------------
-def configs(quick, short=False):
+def configs(quick, short=False, device="cuda"):
+    if device == "cpu" and not quick:  # the sizes a CPU user runs (issue 14's table)
+        return [dict(workload="stylize", height=474, width=712, batch=1, iters=5, warmup=1),
+                dict(workload="train", height=128, width=128, batch=2, iters=5, warmup=1),
+                dict(workload="optimize", height=256, width=256, batch=1, optimizer="lbfgs", iters=10, warmup=2),
+                dict(workload="optimize", height=512, width=512, batch=1, optimizer="lbfgs", iters=5, warmup=1)]
     if short:  # the GPU check's few minutes: the full sizes, fewer iterations
         return [dict(workload="stylize", height=1080, width=1920, batch=1, iters=10, warmup=3),
                 dict(workload="stylize", height=2160, width=3840, batch=1, iters=5, warmup=2),
@@ -246,14 +253,18 @@ def main():
     p.add_argument("--json", help="write every number here")
     p.add_argument("--quick", action="store_true", help="tiny sizes: check that everything runs")
     p.add_argument("--short", action="store_true", help="full sizes, fewer iterations (tools/gpu_check.sh)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads for both sides (default: all cores)")
     args = p.parse_args()
+    threads = args.threads or len(os.sched_getaffinity(0))
+    torch.set_num_threads(threads)  # Debian's torch starts with one
+    os.environ["NST_NUM_THREADS"] = str(threads)
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True  # "fp32 (TF32 allowed)", both sides
         torch.backends.cudnn.allow_tf32 = True
         torch.backends.cudnn.benchmark = True
         card = torch.cuda.get_device_name()
     else:
-        card = "cpu"
+        card = f"cpu ({threads} threads)"
     date = datetime.date.today().isoformat()
     print(f"{card}, torch {torch.__version__}, {date}\n")
     print("| workload | engine | median ms | images/s | peak MiB | nst speed-up vs PyTorch, same precision |")
@@ -266,7 +277,7 @@ def main():
                 json.dump(dict(card=card, torch=torch.__version__, date=date, device=args.device, results=records),
                           f, indent=1)
 
-    for cfg in configs(args.quick, args.short):
+    for cfg in configs(args.quick, args.short, "cpu" if args.device == "cpu" else "cuda"):
         what = f"{cfg['workload']} {cfg['width']}x{cfg['height']} batch {cfg['batch']}"
         if cfg.get("optimizer"):
             what += f" {cfg['optimizer']}"

@@ -41,6 +41,12 @@ void check_pad(const char* op, int64_t NC, int H, int W, int top, int bottom, in
                   " left ", left, " right ", right, " for [", NC, ", ", H, ", ", W, "]");
 }
 
+void check_upsample_pad(const char* op, int64_t NC, int H, int W, int p, PadMode mode) {
+    NST_CHECK(p >= 0 && 2 * int64_t(H) + 2 * int64_t(p) <= INT32_MAX && 2 * int64_t(W) + 2 * int64_t(p) <= INT32_MAX,
+              op, ": bad padding ", p, " or size [", NC, ", ", H, ", ", W, "]");
+    check_pad(op, NC, 2 * H, 2 * W, p, p, p, p, mode);
+}
+
 std::string conv_shape_str(const ConvShape& s) {
     return detail::concat("x [", s.N, ", ", s.C, ", ", s.H, ", ", s.W, "] w [", s.K, ", ", s.C, ", ", s.R, ", ", s.S,
                           "] stride ", s.stride, " pad ", s.pad_h, ",", s.pad_w, " -> y [", s.N, ", ", s.K, ", ",

@@ -21,6 +21,9 @@ void check_norm(const char* op, int N, int C, int64_t HW);            // HW > 0,
 // reflect mode needs each amount in [0, size - 1].
 void check_pad(const char* op, int64_t NC, int H, int W, int top, int bottom, int left, int right,
                PadMode mode);
+// check_pad of x [NC, H, W] upsampled 2x, padded by p on every side; the
+// upsampled size must itself fit.
+void check_upsample_pad(const char* op, int64_t NC, int H, int W, int p, PadMode mode);
 // Positive sizes, P and Q as the input, kernel, stride and padding give
 // them, and every tensor under 2^31 elements.
 void check_conv(const char* op, const ConvShape& s);

@@ -34,8 +34,9 @@ TEST_CASE("convert between float32, fp16 and bf16", "[gpu][convert]") {
     for (int64_t n : {int64_t(3 * 1080 * 1920), int64_t(1001), int64_t(1)}) {
         INFO("n = " << n);
         const std::vector<float> host = random_normal(n, 2500, 300.f);  // fp16 holds 65504
-        Twin x(host), back(n);
+        Twin x(host);
         for (const DType type : kTypes) {
+            Twin back(n);  // poisoned afresh for each type
             Twin16 narrow(n), other(n);
             const DType to = type == DType::F16 ? DType::BF16 : DType::F16;
             for (const Side s : {Side::Cpu, Side::Gpu}) {

@@ -23,10 +23,12 @@
 #
 # Step limits (timeout) and durations. The durations are estimates until the
 # first run on the card replaces them with what it measured:
-#   first:  unpack 10 s; tests 60+60+60+120+60 s at most (estimate 3 min);
-#           stylize 60+5x15 s at most (estimate 1 min)              -> at most 7.6 min
-#   second: e2e 300 s at most (estimate 4 min); memcheck 150 s at most -> at most 7.6 min
-# Device tool: `run` with carry [".gpu"], timeout_s 500, command
+#   first:  unpack 10 s; tests 45+45+45+80+45 s at most (estimate 3 min);
+#           stylize 50+3x35+25 s at most (estimate 1 min)           -> at most 7.5 min
+#   second: e2e 240 s at most (estimate 4 min); memcheck 3x40 s at most -> at most 6 min
+# The device time is 15 minutes in all, the machine's start included: run
+# `second` when at least 7 minutes are left after `first`.
+# Device tool: `run` with carry [".gpu"], timeout_s 480, command
 #   bash tools/gpu_check.sh first      (then the same with `second`)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -37,28 +39,37 @@ work=$(mktemp -d)
 
 # One summary line per step: name, status, seconds, a note.
 record() { printf '%-34s %-5s %5ss  %s\n' "$1" "$2" "$3" "$4" | tee -a "$summary"; }
-# timed LIMIT LOG COMMAND...: runs it under `timeout`, appending to LOG; sets $rc and $secs.
+# timed LIMIT LOG COMMAND...: runs it under `timeout`, appending its output to
+# LOG as it comes and keeping this step's alone in $step; sets $rc and $secs.
 timed() {
   local limit=$1 log=$2
   shift 2
   local t0=$SECONDS
   echo "=== $* (limit ${limit}s)" >> "$log"
-  timeout -k 10 "$limit" "$@" >> "$log" 2>&1
-  rc=$? secs=$((SECONDS - t0))
+  timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$log" > "$step"
+  rc=${PIPESTATUS[0]} secs=$((SECONDS - t0))
   echo "=== exit $rc after ${secs}s" >> "$log"
 }
+# Our binaries run with the carried libraries on LD_LIBRARY_PATH, PyTorch
+# without (a global one would hand it /usr/local/cuda's cuBLAS instead of
+# its wheel's).
 status_of() { [ "$1" = 0 ] && echo ok || { [ "$1" = 124 ] || [ "$1" = 137 ] && echo TIME || echo FAIL; }; }
 
 setup() {
   [ -f .gpu/bin.tar.xz ] && [ -f .gpu/deps.tar.xz ] ||
     { echo "gpu_check: .gpu/bin.tar.xz and .gpu/deps.tar.xz missing: run tools/pack_gpu_check.sh here and carry .gpu"; exit 2; }
   tar xJf .gpu/bin.tar.xz -C "$work" && tar xJf .gpu/deps.tar.xz -C "$work" || exit 2
-  bin=$work/bin
+  bin=$work/bin step=$work/step.log
   # cuDNN 9.19 (what the binaries were built with) from PyTorch's pip folder; the rest from .gpu.
   local cudnn
   cudnn=$(python3 -c 'import nvidia.cudnn, os; print(os.path.dirname(nvidia.cudnn.__file__))' 2>/dev/null ||
           echo /opt/torch/.venv/lib/python3.12/site-packages/nvidia/cudnn)
-  export LD_LIBRARY_PATH=$cudnn/lib:/usr/local/cuda/lib64:$work/prefix/lib:${LD_LIBRARY_PATH:-}
+  nst_libs=$cudnn/lib:/usr/local/cuda/lib64:$work/prefix/lib
+  # e2e_bench.py starts e2e_bench itself: a wrapper gives it the libraries.
+  mv "$bin/e2e_bench" "$bin/e2e_bench.real"
+  printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec "$0.real" "$@"\n' "$nst_libs" > "$bin/e2e_bench"
+  chmod +x "$bin/e2e_bench"
+  sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
   export NST_TEST_DATA=$PWD/tests/data NST_DATA_DIR=$PWD/.gpu/data
   { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
     date -u +%Y-%m-%dT%H:%MZ; git log -1 --format='commit %h' 2>/dev/null; } | tee -a "$summary"
@@ -66,51 +77,58 @@ setup() {
 
 gpu_tests() {
   local log=$out/tests.log t limit
-  for t in gpu_backend_ops16:60 gpu_precision:60 gpu_pipelines:60 gpu_backend_ops:120 gpu_autograd:60; do
+  for t in gpu_backend_ops16:45 gpu_precision:45 gpu_pipelines:45 gpu_backend_ops:80 gpu_autograd:45; do
     limit=${t#*:} t=${t%:*}
-    timed "$limit" "$log" "$bin/$t"
-    record "$t" "$(status_of $rc)" "$secs" "$(grep -E '^(test cases|All tests passed)' "$log" | tail -1)"
+    timed "$limit" "$log" env LD_LIBRARY_PATH="$nst_libs" "$bin/$t"
+    record "$t" "$(status_of $rc)" "$secs" "$(grep -E '^(test cases|All tests passed)' "$step" | tail -1)"
   done
 }
 
 # Full-size stylize against the independent PyTorch implementation (float64).
 stylize_reference() {
   local log=$out/stylize.log ref=tools/reference/fast_style_reference.py r=$work/ref p
-  timed 60 "$log" bash -c 'set -e; ref=$1 r=$2 bin=$3 nets=.gpu/data/pretrained/fast-style-transfer
-    python3 $ref inputs --content .gpu/data/content --out "$r/in"
-    python3 $ref run --pretrained $nets --inputs "$r/in" --out "$r/ref"
-    for s in $(ls $nets); do
-      for p in fp32 fp16 bf16; do
-        "$bin/nst-run" stylize --model "$nets/$s" --in "$r/in" --out "$r/$p/$s" --device cuda --precision $p --quiet
-      done
-    done' _ "$ref" "$r" "$bin"
-  record "stylize: PyTorch and nst-run" "$(status_of $rc)" "$secs" "2 networks x 2 photos x 3 precisions"
-  worst() { grep -o 'compared, worst [-0-9.inf]* dB' "$log" | tail -1; }
+  local nets=.gpu/data/pretrained/fast-style-transfer
+  timed 50 "$log" bash -c 'set -e
+    python3 "$1" inputs --content .gpu/data/content --out "$2/in"
+    python3 "$1" run --pretrained "$3" --inputs "$2/in" --out "$2/ref"' _ "$ref" "$r" "$nets"
+  record "stylize: PyTorch reference" "$(status_of $rc)" "$secs" "2 networks x 2 photos, float64"
   for p in fp32 fp16 bf16; do
-    timed 15 "$log" python3 $ref compare --ref "$r/ref" --ours "$r/$p" --min-psnr 50
-    record "stylize $p vs PyTorch (50 dB)" "$(status_of $rc)" "$secs" "$(worst)"
+    timed 35 "$log" bash -c 'status=0
+      for s in $(ls "$3"); do
+        LD_LIBRARY_PATH=$5 "$1/nst-run" stylize --model "$3/$s" --in "$2/in" --out "$2/$4/$s" --device cuda \
+          --precision "$4" --quiet || { echo "FAILED: nst-run $4 $s"; status=1; }
+      done
+      exit $status' _ "$bin" "$r" "$nets" "$p" "$nst_libs"
+    record "stylize: nst-run $p" "$(status_of $rc)" "$secs" ""
   done
-  for p in fp16 bf16; do
-    timed 15 "$log" python3 $ref compare --ref "$r/fp32" --ours "$r/$p" --min-psnr 40
-    record "stylize $p vs fp32 (40 dB)" "$(status_of $rc)" "$secs" "$(worst)"
-  done
+  timed 25 "$log" bash -c 'status=0
+    for p in fp32 fp16 bf16; do
+      echo "$p against the PyTorch reference:"; python3 "$1" compare --ref "$2/ref" --ours "$2/$p" --min-psnr 50 || status=1
+    done
+    for p in fp16 bf16; do
+      echo "$p against fp32:"; python3 "$1" compare --ref "$2/fp32" --ours "$2/$p" --min-psnr 40 || status=1
+    done
+    exit $status' _ "$ref" "$r"
+  record "stylize: compare" "$(status_of $rc)" "$secs" "$(grep -o 'compared, worst [-0-9.inf]* dB' "$step" | tr '\n' ';')"
 }
 
 e2e() {
   local log=$out/e2e.log
-  timed 300 "$log" env PYTHONUNBUFFERED=1 python3 bench/e2e_bench.py --short --bin "$bin/e2e_bench" \
+  timed 240 "$log" env PYTHONUNBUFFERED=1 python3 bench/e2e_bench.py --short --bin "$bin/e2e_bench" \
     --json "$out/e2e_bench.json"
   record "e2e_bench.py --short" "$(status_of $rc)" "$secs" "$(grep -c '| nst ' "$log") nst rows"
 }
 
 # compute-sanitizer on the tests of the kernels that never ran on a GPU
-# ([oom] provokes a failed cudaMalloc on purpose, which memcheck reports).
+# (API errors that cuDNN and cuBLAS return and handle themselves are no
+# finding: --report-api-errors no).
 memcheck() {
   local log=$out/memcheck.log t
   for t in "gpu_backend_ops16:" "gpu_precision:" "gpu_backend_ops:upsample_pad_forward*,dot*,adam_step,[elementwise]"; do
     local name=${t%%:*} filter=${t#*:}
-    timed 50 "$log" compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/$name" ${filter:+"$filter"} "~[oom]"
-    record "memcheck $name" "$(status_of $rc)" "$secs" "$(grep -E 'ERROR SUMMARY' "$log" | tail -1)"
+    timed 40 "$log" env LD_LIBRARY_PATH="$nst_libs" "$sanitizer" --tool memcheck --report-api-errors no \
+      --error-exitcode 9 "$bin/$name" ${filter:+"$filter"}
+    record "memcheck $name" "$(status_of $rc)" "$secs" "$(grep -E 'ERROR SUMMARY' "$step" | tail -1)"
   done
 }
 
@@ -118,23 +136,24 @@ later() {
   local log=$out/later.log t tool g=$work/gatys tr=$work/train
   for t in gpu_backend_ops16 gpu_precision gpu_pipelines gpu_backend_ops gpu_autograd; do
     for tool in racecheck synccheck; do
-      timed 120 "$log" compute-sanitizer --tool $tool --error-exitcode 9 "$bin/$t" "~[oom]"
-      record "$tool $t" "$(status_of $rc)" "$secs" "$(grep -E 'ERROR SUMMARY' "$log" | tail -1)"
+      # [oom] provokes a failed cudaMalloc on purpose
+      timed 120 "$log" env LD_LIBRARY_PATH="$nst_libs" "$sanitizer" --tool $tool --error-exitcode 9 "$bin/$t" "~[oom]"
+      record "$tool $t" "$(status_of $rc)" "$secs" "$(grep -E 'ERROR SUMMARY' "$step" | tail -1)"
     done
   done
-  timed 120 "$log" "$bin/norm_bench" --json "$out/norm_bench.json"
+  timed 120 "$log" env LD_LIBRARY_PATH="$nst_libs" "$bin/norm_bench" --json "$out/norm_bench.json"
   record "norm_bench" "$(status_of $rc)" "$secs" ""
-  timed 120 "$log" "$bin/gram_bench" --json "$out/gram_bench.json"
+  timed 120 "$log" env LD_LIBRARY_PATH="$nst_libs" "$bin/gram_bench" --json "$out/gram_bench.json"
   record "gram_bench" "$(status_of $rc)" "$secs" ""
   # The independent PyTorch implementations of the losses and of a training step.
   timed 120 "$log" bash -c 'set -e; mkdir -p "$2"
-    NST_GATYS_REF_OUT=$2 NST_GATYS_REF_DEVICE=cuda "$1/test_gatys" "[.reference]"
-    python3 tools/reference/gatys_reference.py "$2"' _ "$bin" "$g"
+    NST_GATYS_REF_OUT=$2 NST_GATYS_REF_DEVICE=cuda LD_LIBRARY_PATH=$3 "$1/test_gatys" "[.reference]"
+    python3 tools/reference/gatys_reference.py "$2"' _ "$bin" "$g" "$nst_libs"
   record "gatys reference" "$(status_of $rc)" "$secs" ""
   timed 120 "$log" bash -c 'set -e; mkdir -p "$2"
-    NST_TRAIN_REF_OUT=$2 NST_TRAIN_REF_DEVICE=cuda "$1/test_training" "[.reference]"
-    python3 tools/reference/train_reference.py "$2"' _ "$bin" "$tr"
-  record "training reference" "$(status_of $rc)" "$secs" "$(grep -E 'worst' "$log" | tail -1)"
+    NST_TRAIN_REF_OUT=$2 NST_TRAIN_REF_DEVICE=cuda LD_LIBRARY_PATH=$3 "$1/test_training" "[.reference]"
+    python3 tools/reference/train_reference.py "$2"' _ "$bin" "$tr" "$nst_libs"
+  record "training reference" "$(status_of $rc)" "$secs" "$(grep -E 'worst' "$step" | tail -1)"
 }
 
 # The largest optimization-mode image: 110 L-BFGS iterations (history 100)
@@ -143,7 +162,7 @@ largest() {
   local log=$out/largest.log s
   for s in 5120 6144 7168; do
     timed 280 "$log" "$bin/e2e_bench" optimize --device cuda --height $s --width $s --iters 110 --warmup 1 --tf32
-    record "optimize ${s}x$s" "$(status_of $rc)" "$secs" "$(tail -2 "$log" | head -1 | cut -c1-60)"
+    record "optimize ${s}x$s" "$(status_of $rc)" "$secs" "$(tail -1 "$step" | cut -c1-60)"
   done
 }
 

@@ -24,7 +24,7 @@ done
 mkdir -p .gpu
 tar cJf .gpu/bin.tar.xz -C "$tmp" bin
 rm -rf "$tmp"
-[ -f .gpu/deps.tar.xz ] || bash tools/pack_gpu_deps.sh
+bash tools/pack_gpu_deps.sh  # always: the libraries must match the binaries just built
 rm -rf .gpu/data && mkdir -p .gpu/data/pretrained/fast-style-transfer .gpu/data/content
 for s in udnie wave; do cp -r "$data/pretrained/fast-style-transfer/$s" .gpu/data/pretrained/fast-style-transfer/; done
 cp "$data/content/tubingen.jpg" "$data/content/hoovertowernight.jpg" .gpu/data/content/

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine lacks (Catch2, stb, nlohmann-json, CLI11, libzip,
-# OpenBLAS and its Fortran runtime, from this machine's Debian packages) into
-# .gpu/deps.tar.xz, a git-ignored folder that the device tool carries. ~6 MB.
+# OpenBLAS and its Fortran runtime, oneDNN with the OpenMP and OpenCL loader
+# libraries it links, from this machine's Debian packages) into
+# .gpu/deps.tar.xz, a git-ignored folder that the device tool carries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
@@ -18,6 +19,9 @@ cp /usr/include/x86_64-linux-gnu/openblas-pthread/*.h "$p/include/"
 cp -L /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 "$p/lib/"
 ln -s libopenblas.so.0 "$p/lib/libopenblas.so"
 cp -L /usr/lib/x86_64-linux-gnu/libgfortran.so.5 /usr/lib/x86_64-linux-gnu/libquadmath.so.0 "$p/lib/"
+cp -L /usr/lib/x86_64-linux-gnu/libdnnl.so.2 /usr/lib/x86_64-linux-gnu/libgomp.so.1 \
+   /usr/lib/x86_64-linux-gnu/libOpenCL.so.1 "$p/lib/"
+ln -s libdnnl.so.2 "$p/lib/libdnnl.so"  # for running the carried binaries (tools/gpu_check.sh)
 mkdir -p .gpu
 tar cJf .gpu/deps.tar.xz -C "$tmp" prefix
 rm -rf "$tmp"

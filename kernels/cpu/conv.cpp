@@ -1,18 +1,30 @@
-// CPU convolution: im2col + OpenBLAS sgemm, one image of the batch at a time.
+// CPU convolution through oneDNN (Debian libdnnl-dev, the library under
+// PyTorch's own CPU convolutions), the way the CUDA backend goes through cuDNN:
 //
-// The column matrix of one image is [C*R*S, P*Q], which for a 3x3 conv on a
-// large feature map is hundreds of MiB. So each image is processed in bands of
-// whole output rows, sized to keep the column buffer under kColumnBudget
-// floats (8 MiB, cache-friendly); the GEMM stays hundreds to thousands of
-// columns wide, which keeps OpenBLAS near peak. A 1x1, stride 1, unpadded conv needs no im2col at
-// all: the image itself is the column matrix.
+//  * One primitive per (direction, shape, bias, ReLU), created on first use
+//    and cached: at creation oneDNN picks the implementation for this CPU
+//    and the memory layouts it runs fastest in (blocked nChw16c on AVX-512
+//    machines, format_tag::any).
+//  * Our tensors stay plain NCHW; each call reorders them into the layouts
+//    the primitive chose only where those differ, and the result back.
+//  * Every byte it uses comes from our allocator: the reordered tensors and
+//    the primitive's scratchpad (scratchpad_mode::user). So the CPU memory
+//    books, NST_MEMORY_LIMIT and the out-of-memory fallbacks see
+//    convolutions too.
+//  * The forward adds the bias and applies a ReLU inside the primitive
+//    (a post-op) when asked: no extra pass over the output.
 //
-//   forward          y[n]  (K x PQ)  = W (K x CRS) * col (CRS x PQ) + b
-//   backward_data    dcol (CRS x PQ) = W^T * dy[n], then col2im sums into dx[n]
-//   backward_filter  dW   (K x CRS) += dy[n] * col^T, over every image
-#include <cblas.h>
+// oneDNN runs on OpenMP, the runtime of our own parallel loops, with the
+// thread count of cpu_set_threads(). Its results are the same bits from run
+// to run at a given thread count. tests/test_cpu_kernels.cpp holds it to a
+// direct loop implementation at odd shapes, forward and backward.
+#include <dnnl.hpp>
 
-#include <algorithm>
+#include <array>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "core/error.hpp"
@@ -24,173 +36,187 @@ namespace nst {
 
 namespace {
 
-constexpr int64_t kColumnBudget = int64_t(1) << 21;  // floats (8 MiB)
+using dnnl::memory;
+using Tag = memory::format_tag;
 
-bool is_pointwise(const ConvShape& s) {
-    return s.R == 1 && s.S == 1 && s.stride == 1 && s.pad_h == 0 && s.pad_w == 0;
+const dnnl::engine& cpu_engine() {
+    static const dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+    return engine;
 }
 
-// Output rows per band: as many as fit the column budget, at least one.
-int band_rows(const ConvShape& s) {
-    const int64_t floats_per_row = int64_t(s.C) * s.R * s.S * s.Q;
-    return int(std::clamp<int64_t>(kColumnBudget / floats_per_row, 1, s.P));
+enum class Direction { Forward, ForwardBias, ForwardRelu, ForwardBiasRelu, BackwardData, BackwardFilter };
+
+// What a cached primitive needs besides itself: the layouts it chose.
+struct Plan {
+    dnnl::primitive primitive;
+    memory::desc src, weights, dst, scratchpad;  // in the forward's naming; dst is dy for the backwards
+};
+
+memory::desc plain(memory::dims dims, Tag tag) { return memory::desc(dims, memory::data_type::f32, tag); }
+memory::desc any(memory::dims dims) { return memory::desc(dims, memory::data_type::f32, Tag::any); }
+
+memory::dims x_dims(const ConvShape& s) { return {s.N, s.C, s.H, s.W}; }
+memory::dims w_dims(const ConvShape& s) { return {s.K, s.C, s.R, s.S}; }
+memory::dims y_dims(const ConvShape& s) { return {s.N, s.K, s.P, s.Q}; }
+
+dnnl::convolution_forward::primitive_desc forward_pd(const ConvShape& s, bool bias, bool relu) {
+    const memory::dims strides{s.stride, s.stride}, pad{s.pad_h, s.pad_w};
+    const dnnl::convolution_forward::desc d(
+        dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, any(x_dims(s)), any(w_dims(s)),
+        bias ? plain({s.K}, Tag::x) : memory::desc(), any(y_dims(s)), strides, pad, pad);
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (relu) {
+        dnnl::post_ops ops;
+        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+        attr.set_post_ops(ops);
+    }
+    return dnnl::convolution_forward::primitive_desc(d, attr, cpu_engine());
 }
 
-// The output columns q whose input column q * stride + offset lies in [0, W).
-void valid_range(int offset, int stride, int W, int Q, int& q_begin, int& q_end) {
-    q_begin = offset >= 0 ? 0 : (-offset + stride - 1) / stride;
-    q_end = offset > W - 1 ? 0 : std::min(Q, (W - 1 - offset) / stride + 1);
-    q_begin = std::min(q_begin, q_end);
+Plan make_plan(Direction dir, const ConvShape& s) {
+    const bool bias = dir == Direction::ForwardBias || dir == Direction::ForwardBiasRelu;
+    const bool relu = dir == Direction::ForwardRelu || dir == Direction::ForwardBiasRelu;
+    const memory::dims strides{s.stride, s.stride}, pad{s.pad_h, s.pad_w};
+    dnnl::primitive_attr attr;
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+    if (dir != Direction::BackwardData && dir != Direction::BackwardFilter) {
+        const auto pd = forward_pd(s, bias, relu);
+        return {dnnl::convolution_forward(pd), pd.src_desc(), pd.weights_desc(), pd.dst_desc(), pd.scratchpad_desc()};
+    }
+    const auto hint = forward_pd(s, false, false);
+    if (dir == Direction::BackwardData) {
+        const dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, any(x_dims(s)),
+                                                      any(w_dims(s)), any(y_dims(s)), strides, pad, pad);
+        const dnnl::convolution_backward_data::primitive_desc pd(d, attr, cpu_engine(), hint);
+        return {dnnl::convolution_backward_data(pd), pd.diff_src_desc(), pd.weights_desc(), pd.diff_dst_desc(),
+                pd.scratchpad_desc()};
+    }
+    const dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, any(x_dims(s)),
+                                                     any(w_dims(s)), any(y_dims(s)), strides, pad, pad);
+    const dnnl::convolution_backward_weights::primitive_desc pd(d, attr, cpu_engine(), hint);
+    return {dnnl::convolution_backward_weights(pd), pd.src_desc(), pd.diff_weights_desc(), pd.diff_dst_desc(),
+            pd.scratchpad_desc()};
 }
 
-// col [C*R*S, (p_end-p_begin)*Q] from one image x [C, H, W], output rows
-// [p_begin, p_end); out-of-image taps are zero.
-void im2col(const ConvShape& s, const float* x, int p_begin, int p_end, float* col) {
-    const int64_t band_cols = int64_t(p_end - p_begin) * s.Q;
-    for (int c = 0; c < s.C; ++c) {
-        const float* xc = x + int64_t(c) * s.H * s.W;
-        for (int r = 0; r < s.R; ++r) {
-            for (int t = 0; t < s.S; ++t) {
-                float* row = col + (int64_t(c) * s.R * s.S + r * s.S + t) * band_cols;
-                int q_begin, q_end;
-                valid_range(t - s.pad_w, s.stride, s.W, s.Q, q_begin, q_end);
-                for (int p = p_begin; p < p_end; ++p) {
-                    float* out = row + int64_t(p - p_begin) * s.Q;
-                    const int ih = p * s.stride - s.pad_h + r;
-                    if (ih < 0 || ih >= s.H) {
-                        std::fill(out, out + s.Q, 0.0f);
-                        continue;
-                    }
-                    const float* in = xc + int64_t(ih) * s.W;
-                    std::fill(out, out + q_begin, 0.0f);
-                    const int offset = t - s.pad_w;
-                    if (s.stride == 1 && q_begin < q_end) {
-                        std::copy(in + q_begin + offset, in + q_end + offset, out + q_begin);
-                    } else {
-                        for (int q = q_begin; q < q_end; ++q) out[q] = in[q * s.stride + offset];
-                    }
-                    std::fill(out + q_end, out + s.Q, 0.0f);
-                }
-            }
+const Plan& cached_plan(Direction dir, const ConvShape& s) {
+    using Key = std::array<int, 11>;
+    static std::mutex mutex;
+    static auto* plans = new std::map<Key, std::unique_ptr<Plan>>;  // never destroyed
+    const Key key{int(dir), s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad_h, s.pad_w};
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = plans->find(key);
+    if (it == plans->end()) {
+        try {
+            it = plans->emplace(key, std::make_unique<Plan>(make_plan(dir, s))).first;
+        } catch (const dnnl::error& e) {
+            fail(detail::concat("conv2d: oneDNN has no convolution for ", conv_shape_str(s), ": ", e.what()));
         }
     }
+    return *it->second;
 }
 
-// The adjoint of im2col: adds every column entry back onto its input pixel.
-void col2im_add(const ConvShape& s, const float* col, int p_begin, int p_end, float* x) {
-    const int64_t band_cols = int64_t(p_end - p_begin) * s.Q;
-    for (int c = 0; c < s.C; ++c) {
-        float* xc = x + int64_t(c) * s.H * s.W;
-        for (int r = 0; r < s.R; ++r) {
-            for (int t = 0; t < s.S; ++t) {
-                const float* row = col + (int64_t(c) * s.R * s.S + r * s.S + t) * band_cols;
-                int q_begin, q_end;
-                valid_range(t - s.pad_w, s.stride, s.W, s.Q, q_begin, q_end);
-                for (int p = p_begin; p < p_end; ++p) {
-                    const int ih = p * s.stride - s.pad_h + r;
-                    if (ih < 0 || ih >= s.H) continue;
-                    const float* in = row + int64_t(p - p_begin) * s.Q;
-                    float* out = xc + int64_t(ih) * s.W;
-                    const int offset = t - s.pad_w;
-                    if (s.stride == 1) {
-                        for (int q = q_begin; q < q_end; ++q) out[q + offset] += in[q];
-                    } else {
-                        for (int q = q_begin; q < q_end; ++q) out[q * s.stride + offset] += in[q];
-                    }
-                }
-            }
+// A tensor of ours as the primitive wants it: our buffer itself when the
+// layouts agree, else a buffer from our allocator that `in` reorders into
+// (inputs) or that is reordered out of into ours by finish() (outputs).
+class Operand {
+public:
+    Operand(CpuBackend& backend, const memory::desc& ours, const memory::desc& wanted, void* data, bool input)
+        : backend_(backend), ours_(ours, cpu_engine(), data) {
+        if (wanted == ours) {
+            used_ = ours_;
+            return;
         }
+        bytes_ = wanted.get_size();
+        buffer_ = backend_.allocate(bytes_);
+        used_ = memory(wanted, cpu_engine(), buffer_);
+        if (input) reorder(ours_, used_);
     }
+    ~Operand() {
+        if (buffer_) backend_.deallocate(buffer_, bytes_);
+    }
+    Operand(const Operand&) = delete;
+    Operand& operator=(const Operand&) = delete;
+
+    const memory& get() const { return used_; }
+    void finish() {  // outputs: back into our layout
+        if (buffer_) reorder(used_, ours_);
+    }
+
+private:
+    static void reorder(const memory& from, const memory& to) {
+        dnnl::stream stream(cpu_engine());
+        dnnl::reorder(from, to).execute(stream, const_cast<memory&>(from), const_cast<memory&>(to));
+        stream.wait();
+    }
+
+    CpuBackend& backend_;
+    memory ours_, used_;
+    void* buffer_ = nullptr;
+    size_t bytes_ = 0;
+};
+
+// Runs the plan of `dir`: x (or dx), w (or dw), y (or dy) in the forward's naming.
+void run(CpuBackend& backend, Direction dir, const ConvShape& s, const float* x_in, const float* w_in,
+         const float* bias, const float* y_in, float* out) {
+    const Plan& plan = cached_plan(dir, s);
+    const bool forward = dir != Direction::BackwardData && dir != Direction::BackwardFilter;
+    auto mutable_ptr = [](const float* p) { return const_cast<float*>(p); };
+    Operand x(backend, plain(x_dims(s), Tag::nchw), plan.src,
+              dir == Direction::BackwardData ? out : mutable_ptr(x_in), dir != Direction::BackwardData);
+    Operand w(backend, plain(w_dims(s), Tag::oihw), plan.weights,
+              dir == Direction::BackwardFilter ? out : mutable_ptr(w_in), dir != Direction::BackwardFilter);
+    Operand y(backend, plain(y_dims(s), Tag::nchw), plan.dst, forward ? out : mutable_ptr(y_in), !forward);
+    const size_t scratch_bytes = plan.scratchpad.get_size();
+    void* scratch = scratch_bytes ? backend.allocate(scratch_bytes) : nullptr;
+    struct Release {
+        CpuBackend& backend;
+        void* p;
+        size_t bytes;
+        ~Release() {
+            if (p) backend.deallocate(p, bytes);
+        }
+    } release{backend, scratch, scratch_bytes};
+    std::unordered_map<int, memory> args{{DNNL_ARG_SCRATCHPAD, memory(plan.scratchpad, cpu_engine(), scratch)}};
+    switch (dir) {
+        case Direction::BackwardData:
+            args.insert({{DNNL_ARG_DIFF_SRC, x.get()}, {DNNL_ARG_WEIGHTS, w.get()}, {DNNL_ARG_DIFF_DST, y.get()}});
+            break;
+        case Direction::BackwardFilter:
+            args.insert({{DNNL_ARG_SRC, x.get()}, {DNNL_ARG_DIFF_WEIGHTS, w.get()}, {DNNL_ARG_DIFF_DST, y.get()}});
+            break;
+        default:
+            args.insert({{DNNL_ARG_SRC, x.get()}, {DNNL_ARG_WEIGHTS, w.get()}, {DNNL_ARG_DST, y.get()}});
+            if (bias)
+                args.insert({DNNL_ARG_BIAS, memory(plain({s.K}, Tag::x), cpu_engine(), mutable_ptr(bias))});
+    }
+    dnnl::stream stream(cpu_engine());
+    plan.primitive.execute(stream, args);
+    stream.wait();
+    (dir == Direction::BackwardData ? x : dir == Direction::BackwardFilter ? w : y).finish();
 }
 
 }  // namespace
 
-void CpuBackend::conv2d_forward(const ConvShape& s, const float* x, const float* w,
-                                const float* b, float* y) {
+void CpuBackend::conv2d_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {
     check_conv("conv2d_forward", s);
-    const int CRS = s.C * s.R * s.S;
-    const int PQ = s.P * s.Q;
-    const int64_t image_in = int64_t(s.C) * s.H * s.W;
-    const int64_t image_out = int64_t(s.K) * PQ;
-    const int rows = is_pointwise(s) ? s.P : band_rows(s);
-    std::vector<float> col(is_pointwise(s) ? 0 : size_t(CRS) * rows * s.Q);
-
-    for (int n = 0; n < s.N; ++n) {
-        const float* xn = x + n * image_in;
-        float* yn = y + n * image_out;
-        // Start from the bias (or zero) and let the GEMM add onto it.
-        for (int k = 0; k < s.K; ++k)
-            std::fill(yn + int64_t(k) * PQ, yn + int64_t(k + 1) * PQ, b ? b[k] : 0.0f);
-        for (int p0 = 0; p0 < s.P; p0 += rows) {
-            const int p1 = std::min(s.P, p0 + rows);
-            const int cols = (p1 - p0) * s.Q;
-            const float* B = xn;
-            if (!is_pointwise(s)) {
-                im2col(s, xn, p0, p1, col.data());
-                B = col.data();
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, s.K, cols, CRS, 1.0f, w, CRS,
-                        B, cols, 1.0f, yn + int64_t(p0) * s.Q, PQ);
-        }
-    }
+    if (s.N == 0) return;
+    run(*this, b ? Direction::ForwardBias : Direction::Forward, s, x, w, b, nullptr, y);
 }
 
-void CpuBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const float* w,
-                                      float* dx) {
+void CpuBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx) {
     check_conv("conv2d_backward_data", s);
-    const int CRS = s.C * s.R * s.S;
-    const int PQ = s.P * s.Q;
-    const int64_t image_in = int64_t(s.C) * s.H * s.W;
-    const int64_t image_out = int64_t(s.K) * PQ;
+    if (s.N == 0) return;
+    run(*this, Direction::BackwardData, s, nullptr, w, nullptr, dy, dx);
+}
 
-    if (is_pointwise(s)) {
-        for (int n = 0; n < s.N; ++n)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, s.C, PQ, s.K, 1.0f, w, CRS,
-                        dy + n * image_out, PQ, 0.0f, dx + n * image_in, PQ);
+void CpuBackend::conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy, float* dw) {
+    check_conv("conv2d_backward_filter", s);
+    if (s.N == 0) {  // no images: no gradient
+        fill(s.w_size(), 0.0f, dw);
         return;
     }
-    const int rows = band_rows(s);
-    std::vector<float> col(size_t(CRS) * rows * s.Q);
-    for (int n = 0; n < s.N; ++n) {
-        float* dxn = dx + n * image_in;
-        std::fill(dxn, dxn + image_in, 0.0f);
-        for (int p0 = 0; p0 < s.P; p0 += rows) {
-            const int p1 = std::min(s.P, p0 + rows);
-            const int cols = (p1 - p0) * s.Q;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, CRS, cols, s.K, 1.0f, w, CRS,
-                        dy + n * image_out + int64_t(p0) * s.Q, PQ, 0.0f, col.data(), cols);
-            col2im_add(s, col.data(), p0, p1, dxn);
-        }
-    }
-}
-
-void CpuBackend::conv2d_backward_filter(const ConvShape& s, const float* x, const float* dy,
-                                        float* dw) {
-    check_conv("conv2d_backward_filter", s);
-    const int CRS = s.C * s.R * s.S;
-    const int PQ = s.P * s.Q;
-    const int64_t image_in = int64_t(s.C) * s.H * s.W;
-    const int64_t image_out = int64_t(s.K) * PQ;
-    const int rows = is_pointwise(s) ? s.P : band_rows(s);
-    std::vector<float> col(is_pointwise(s) ? 0 : size_t(CRS) * rows * s.Q);
-
-    std::fill(dw, dw + s.w_size(), 0.0f);
-    for (int n = 0; n < s.N; ++n) {
-        const float* xn = x + n * image_in;
-        for (int p0 = 0; p0 < s.P; p0 += rows) {
-            const int p1 = std::min(s.P, p0 + rows);
-            const int cols = (p1 - p0) * s.Q;
-            const float* B = xn;
-            int ldb = PQ;
-            if (!is_pointwise(s)) {
-                im2col(s, xn, p0, p1, col.data());
-                B = col.data();
-                ldb = cols;
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, s.K, CRS, cols, 1.0f,
-                        dy + n * image_out + int64_t(p0) * s.Q, PQ, B, ldb, 1.0f, dw, CRS);
-        }
-    }
+    run(*this, Direction::BackwardFilter, s, x, nullptr, nullptr, dy, dw);
 }
 
 void CpuBackend::conv2d_backward_bias(const ConvShape& s, const float* dy, float* db) {

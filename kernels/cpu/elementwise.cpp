@@ -81,6 +81,7 @@ void CpuBackend::bias_add_backward(int N, int C, int64_t HW, const float* dy, fl
 
 void CpuBackend::relu_forward16(DType type, int64_t n, const void* x, void* y) {
     check_type16("relu_forward16", type);
+    check_count("relu_forward16", n);
     std::vector<float> v = cpu16::widen(type, x, n);
     relu_forward(n, v.data(), v.data());
     cpu16::narrow(type, v, y);
@@ -88,6 +89,7 @@ void CpuBackend::relu_forward16(DType type, int64_t n, const void* x, void* y) {
 
 void CpuBackend::add_forward16(DType type, int64_t n, const void* a, const void* b, void* y) {
     check_type16("add_forward16", type);
+    check_count("add_forward16", n);
     std::vector<float> va = cpu16::widen(type, a, n), vb = cpu16::widen(type, b, n);
     add_forward(n, va.data(), vb.data(), va.data());
     cpu16::narrow(type, va, y);
@@ -96,6 +98,7 @@ void CpuBackend::add_forward16(DType type, int64_t n, const void* a, const void*
 void CpuBackend::channel_affine_forward16(DType type, int N, int C, int64_t HW, const void* x,
                                   const float* scale, const float* shift, void* y) {
     check_type16("channel_affine_forward16", type);
+    check_channels("channel_affine_forward16", N, C, HW);
     std::vector<float> v = cpu16::widen(type, x, int64_t(N) * C * HW);
     channel_affine_forward(N, C, HW, v.data(), scale, shift, v.data());
     cpu16::narrow(type, v, y);

@@ -96,6 +96,8 @@ void CpuBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, f
                                          const void* x, const void* gamma, const void* beta,
                                          void* y, bool relu) {
     check_type16("instance_norm_forward16", type);
+    check_norm("instance_norm_forward16", N, C, HW);
+    NST_CHECK(eps >= 0.0f, "instance_norm_forward16: eps must be >= 0, got ", eps);
     std::vector<float> v = cpu16::widen(type, x, int64_t(N) * C * HW);
     std::vector<float> mean(size_t(N) * size_t(C)), rstd(mean.size());
     instance_norm_forward(N, C, HW, eps, v.data(), cpu16::data_or_null(cpu16::widen(type, gamma, C)),

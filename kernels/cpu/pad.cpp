@@ -20,13 +20,6 @@ namespace nst {
 
 namespace {
 
-// check_pad of the upsampled size, which must itself fit.
-void check_upsample_pad(const char* op, int64_t NC, int H, int W, int p, PadMode mode) {
-    NST_CHECK(p >= 0 && 2 * int64_t(H) + 2 * int64_t(p) <= INT32_MAX && 2 * int64_t(W) + 2 * int64_t(p) <= INT32_MAX,
-              op, ": bad padding ", p, " or size [", NC, ", ", H, ", ", W, "]");
-    check_pad(op, NC, 2 * H, 2 * W, p, p, p, p, mode);
-}
-
 // Source index in [0, n) of output position o along an axis padded by
 // `before`, or -1 when it reads a zero.
 int source_index(int o, int n, int before, PadMode mode) {

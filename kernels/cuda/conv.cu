@@ -8,7 +8,10 @@
 // Style transfer runs the same few shapes thousands of times, so the search
 // pays for itself; heuristics alone often pick a slower kernel. Find writes
 // the op's output buffer while timing, which is harmless: outputs are fully
-// overwritten afterwards anyway.
+// overwritten afterwards anyway. A search that memory pressure held to less
+// scratch than the hungriest algorithm wanted is done again, a few times at
+// most, once twice the scratch (or all it wanted) can be had; the algorithm
+// of that shape may then change within a run.
 //
 // Determinism: backward algorithms that accumulate with atomics
 // (CUDNN_NON_DETERMINISTIC) are skipped, so a plan gives the same bits on
@@ -123,6 +126,7 @@ void describe(const char* op, const ConvShape& s, DType type, bool free_math, Co
 // The most scratch a search may take now: capped so that it never starves
 // the tensors.
 size_t search_cap(const char* op, int device, const ConvShape& s) {
+    cuda::context(device);  // makes the device current: cudaMemGetInfo reads the current one
     size_t free_bytes = 0, total_bytes = 0;
     check_cudnn(cudaMemGetInfo(&free_bytes, &total_bytes), op, s, "cudaMemGetInfo");
     return std::min({kMaxSearchWorkspace, free_bytes / 2, cuda::headroom(device)});
@@ -204,12 +208,21 @@ const ConvPlan& cached_plan(const char* op, int device, const ConvShape& s, cons
     std::lock_guard<std::mutex> lock(mutex);
     auto it = plans->find(key);
     if (it == plans->end()) return *plans->emplace(key, make()).first->second;
-    const ConvPlan& plan = *it->second;
+    ConvPlan& plan = *it->second;
     // Searched again only for a real gain (twice the scratch, or all it
-    // wanted), so a cap that creeps up a little does not search every call.
-    if (plan.search_cap < plan.search_wanted &&
-        search_cap(op, device, s) >= std::min(plan.search_wanted, std::max(2 * plan.search_cap, size_t(64) << 20))) {
-        std::unique_ptr<ConvPlan> fresh = make();  // if the search fails, the old plan stays
+    // wanted up to the search's own limit), so a cap that creeps up a little
+    // does not search every call.
+    const size_t target = std::min(plan.search_wanted, kMaxSearchWorkspace);
+    if (plan.search_cap < target &&
+        search_cap(op, device, s) >= std::min(target, std::max(2 * plan.search_cap, size_t(64) << 20))) {
+        std::unique_ptr<ConvPlan> fresh;
+        try {
+            fresh = make();
+        } catch (const Error&) {
+            // The old plan works: keep it, and do not search this shape again.
+            plan.search_cap = target;
+            return plan;
+        }
         replaced->push_back(std::move(it->second));
         it->second = std::move(fresh);
     }

@@ -574,6 +574,7 @@ void CudaBackend::instance_norm_forward16(DType type, int N, int C, int64_t HW, 
                                           const void* x, const void* gamma, const void* beta,
                                           void* y, bool relu) {
     const char* op = "instance_norm_forward16";
+    check_type16(op, type);
     check_norm(op, N, C, HW);
     NST_CHECK(eps >= 0.0f, op, ": eps must be >= 0, got ", eps);
     const int64_t rows = int64_t(N) * C;

@@ -22,8 +22,15 @@ inline int grid_for(int64_t n, const Context& ctx) {
 // Runs a grid-stride kernel over n items on the device's stream in that
 // shape, and checks the launch (an error names `what`, the backend method).
 // Nothing is launched for n == 0.
-template <class... Params, class... Args>
-void launch(int device, const char* what, int64_t n, void (*kernel)(Params...), Args... args) {
+// The argument types are the kernel's own (not deduced from the call), so
+// each argument converts where the caller writes it.
+template <class T>
+struct KernelParameter {
+    using type = T;
+};
+template <class... Params>
+void launch(int device, const char* what, int64_t n, void (*kernel)(Params...),
+            typename KernelParameter<Params>::type... args) {
     if (n <= 0) return;
     Context& ctx = context(device);
     kernel<<<grid_for(n, ctx), kThreads, 0, ctx.stream>>>(args...);

@@ -98,13 +98,11 @@ __global__ void pad_backward_kernel(int64_t NC, int H, int W, int top, int botto
 namespace {
 
 // Every forward (float32 or 16-bit, of x or of x upsampled 2^shift times):
-// the amounts apply to the (upsampled) size.
+// the amounts apply to the (upsampled) size, which the caller has checked
+// (check_pad, check_upsample_pad).
 template <class T>
 void launch_pad_forward(const char* op, int device, int64_t NC, int H, int W, int shift, int top, int bottom,
                         int left, int right, PadMode mode, const T* x, T* y) {
-    NST_CHECK((int64_t(H) << shift) <= INT32_MAX && (int64_t(W) << shift) <= INT32_MAX, op,
-              ": upsampled size too large for [", NC, ", ", H, ", ", W, "]");
-    check_pad(op, NC, H << shift, W << shift, top, bottom, left, right, mode);
     const int Ho = (H << shift) + top + bottom, Wo = (W << shift) + left + right;
     const int64_t total = NC * Ho * Wo;
     cuda::launch(device, op, total, pad_forward_kernel<T>, NC, H, W, shift, top, left, Ho, Wo,
@@ -115,11 +113,14 @@ void launch_pad_forward(const char* op, int device, int64_t NC, int H, int W, in
 
 void CudaBackend::pad_forward(int64_t NC, int H, int W, int top, int bottom, int left, int right,
                               PadMode mode, const float* x, float* y) {
+    check_pad("pad_forward", NC, H, W, top, bottom, left, right, mode);
     launch_pad_forward("pad_forward", index_, NC, H, W, 0, top, bottom, left, right, mode, x, y);
 }
 
 void CudaBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom,
                                 int left, int right, PadMode mode, const void* x, void* y) {
+    check_type16("pad_forward16", type);
+    check_pad("pad_forward16", NC, H, W, top, bottom, left, right, mode);
     cuda::dispatch16("pad_forward16", type, [&](auto t) {
         using T = decltype(t);
         launch_pad_forward("pad_forward16", index_, NC, H, W, 0, top, bottom, left, right, mode,
@@ -129,13 +130,14 @@ void CudaBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, i
 
 void CudaBackend::upsample_pad_forward(int64_t NC, int H, int W, int p, PadMode mode, const float* x,
                                        float* y) {
-    NST_CHECK(p >= 0, "upsample_pad_forward: negative padding ", p);
+    check_upsample_pad("upsample_pad_forward", NC, H, W, p, mode);
     launch_pad_forward("upsample_pad_forward", index_, NC, H, W, 1, p, p, p, p, mode, x, y);
 }
 
 void CudaBackend::upsample_pad_forward16(DType type, int64_t NC, int H, int W, int p, PadMode mode,
                                          const void* x, void* y) {
-    NST_CHECK(p >= 0, "upsample_pad_forward16: negative padding ", p);
+    check_type16("upsample_pad_forward16", type);
+    check_upsample_pad("upsample_pad_forward16", NC, H, W, p, mode);
     cuda::dispatch16("upsample_pad_forward16", type, [&](auto t) {
         using T = decltype(t);
         launch_pad_forward("upsample_pad_forward16", index_, NC, H, W, 1, p, p, p, p, mode,
