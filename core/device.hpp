@@ -50,9 +50,12 @@ MemoryStats cuda_memory_stats(int device = 0);
 void cuda_reset_peak_memory(int device = 0);
 // Returns the cache's free blocks to the driver.
 void cuda_empty_cache(int device = 0);
-// The same books for CPU tensors (their storage; reserved = current).
+// The same books for the CPU: what tensors, convolution scratchpads and
+// reorders hold; `reserved` adds the freed large blocks the CPU allocator
+// keeps for reuse, which cpu_empty_cache() gives back.
 MemoryStats cpu_memory_stats();
 void cpu_reset_peak_memory();
+void cpu_empty_cache();
 // A cap on what tensors may hold on a device (0: none, the default): an
 // allocation past it fails with OutOfMemoryError as if the memory were
 // physically gone, so nst shares a GPU politely (like PyTorch's
@@ -67,5 +70,15 @@ size_t parse_byte_size(const std::string& text);
 std::string format_bytes(size_t bytes);
 // Waits for all work queued on the device's stream.
 void cuda_synchronize(int device = 0);
+
+// The threads of the CPU backend: oneDNN's and our own loops alike run on one
+// OpenMP pool of this many (never more). Default: NST_NUM_THREADS when set,
+// else every core the process may run on. Set it from the thread that runs
+// the work (OpenMP keeps the setting per thread). cpu_serial_thread() makes
+// the CPU ops that the calling thread runs serial: for worker threads that
+// already run beside others (the training data loader).
+void cpu_set_threads(int threads);
+int cpu_threads();
+void cpu_serial_thread();
 
 }  // namespace nst

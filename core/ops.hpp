@@ -25,6 +25,10 @@ struct Conv2dOptions {
 // x [N, C, H, W], w [K, C, R, S], optional b [K] -> [N, K, P, Q]
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(),
               const Conv2dOptions& options = {});
+// relu(conv2d(x, w, b, options)) in one pass over the output (VGG-19's
+// layers); float32.
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b = Tensor(),
+                   const Conv2dOptions& options = {});
 
 struct ConvTranspose2dOptions {
     int stride = 1;

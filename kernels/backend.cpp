@@ -13,6 +13,8 @@ namespace nst {
 Backend& backend(Device device) {
     if (device.is_cpu()) {
         static CpuBackend cpu;
+        static const int threads = cpu_threads();  // NST_NUM_THREADS, else every core
+        (void)threads;
         return cpu;
     }
     const int count = cuda_device_count();

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/autograd.hpp"
+#include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
@@ -96,6 +97,7 @@ size_t TrainingImages::file_at(uint64_t sample) {
 }
 
 void TrainingImages::work() {
+    cpu_serial_thread();  // the workers run beside each other and the training step
     std::unique_lock<std::mutex> lock(mutex_);
     for (;;) {
         changed_.wait(lock, [&] { return stop_ || scheduled_ < cursor_ + window_; });

@@ -246,14 +246,24 @@ std::map<std::string, Tensor> Vgg19::forward(const Tensor& image,
     for (int i = 0; i <= deepest; ++i) {
         const Layer& layer = layers()[size_t(i)];
         switch (layer.op) {
-            case Op::Conv:
-                x = conv2d(x, weights_[size_t(layer.conv)], biases_[size_t(layer.conv)], Conv2dOptions::padded(1));
+            case Op::Conv: {
+                const Tensor& w = weights_[size_t(layer.conv)];
+                const Tensor& b = biases_[size_t(layer.conv)];
+                // A convolution whose own output nobody asked for goes with
+                // the ReLU after it in one pass (always the next layer).
+                if (!wanted[size_t(i)] && i < deepest && layers()[size_t(i) + 1].op == Op::Relu) {
+                    x = conv2d_relu(x, w, b, Conv2dOptions::padded(1));
+                    ++layers_evaluated_, ++i;
+                } else {
+                    x = conv2d(x, w, b, Conv2dOptions::padded(1));
+                }
                 break;
+            }
             case Op::Relu: x = relu(x); break;
             case Op::Pool: x = pooling_ == VggPooling::Max ? max_pool2x2(x) : avg_pool2x2(x); break;
         }
         ++layers_evaluated_;
-        if (wanted[size_t(i)]) out[layer.name] = x;
+        if (wanted[size_t(i)]) out[layers()[size_t(i)].name] = x;
     }
     return out;
 }

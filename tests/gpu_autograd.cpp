@@ -59,6 +59,9 @@ TEST_CASE("every op's forward and gradient on the GPU match the CPU") {
     compare_devices("conv2d reflect + bias", [](const auto& in) {
         return conv2d(in[0], in[1], in[2], Conv2dOptions::padded(4, 1, PadMode::Reflect));
     }, {x, Tensor::randn({16, 8, 9, 9}, 2, Device::cpu(), 0.f, 0.1f), Tensor::randn({16}, 3)});
+    compare_devices("conv2d_relu + bias", [](const auto& in) {
+        return conv2d_relu(in[0], in[1], in[2], Conv2dOptions::padded(1));
+    }, {x, Tensor::randn({16, 8, 3, 3}, 8, Device::cpu(), 0.f, 0.1f), Tensor::randn({16}, 9)});
     compare_devices("conv2d SAME stride 2", [](const auto& in) {
         return conv2d(in[0], in[1], Tensor(), {2, 0, 1, 0, 1, PadMode::Zero});
     }, {x, Tensor::randn({16, 8, 3, 3}, 4)});

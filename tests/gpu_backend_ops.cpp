@@ -153,17 +153,19 @@ void check_conv(const ConvShape& s, uint32_t seed, bool relu_input) {
     Twin w(random_normal(s.w_size(), seed + 1, std::sqrt(2.0f / float(s.C * s.R * s.S))));
     Twin b(random_normal(s.K, seed + 2, 0.1f));
     Twin dy(random_normal(s.y_size(), seed + 3));
-    Twin y(s.y_size()), y_nobias(s.y_size()), dx(s.x_size()), dw(s.w_size()), db(s.K);
+    Twin y(s.y_size()), y_nobias(s.y_size()), y_relu(s.y_size()), dx(s.x_size()), dw(s.w_size()), db(s.K);
     const auto op = [&](Backend& be, Side d) {
         be.conv2d_forward(s, x[d], w[d], b[d], y[d]);
         be.conv2d_forward(s, x[d], w[d], nullptr, y_nobias[d]);
+        be.conv2d_relu_forward(s, x[d], w[d], b[d], y_relu[d]);
         be.conv2d_backward_data(s, dy[d], w[d], dx[d]);
         be.conv2d_backward_filter(s, x[d], dy[d], dw[d]);
         be.conv2d_backward_bias(s, dy[d], db[d]);
     };
-    run_and_compare({&y, &y_nobias, &dx, &dw, &db}, op, [&](bool tf32) {
+    run_and_compare({&y, &y_nobias, &y_relu, &dx, &dw, &db}, op, [&](bool tf32) {
         expect_match("conv2d_forward with bias", y, gemm_tolerance(tf32));
         expect_match("conv2d_forward without bias", y_nobias, gemm_tolerance(tf32));
+        expect_match("conv2d_relu_forward", y_relu, gemm_tolerance(tf32));
         expect_match("conv2d_backward_data", dx, gemm_tolerance(tf32));
         expect_match("conv2d_backward_filter", dw, gemm_tolerance(tf32));
         expect_match("conv2d_backward_bias", db, kReduction);

@@ -273,16 +273,20 @@ void compare_conv(const ConvShape& s, uint32_t seed) {
     const Vec x = random_vec(rng, s.x_size()), w = random_vec(rng, s.w_size());
     const Vec b = random_vec(rng, s.K), dy = random_vec(rng, s.y_size());
     // Outputs start as NaN: every kernel must overwrite all of its output.
-    Vec y(s.y_size(), kNaN), y_nobias(s.y_size(), kNaN), dx(s.x_size(), kNaN);
+    Vec y(s.y_size(), kNaN), y_nobias(s.y_size(), kNaN), y_relu(s.y_size(), kNaN), dx(s.x_size(), kNaN);
     Vec dw(s.w_size(), kNaN), db(s.K, kNaN);
     cpu().conv2d_forward(s, x.data(), w.data(), b.data(), y.data());
     cpu().conv2d_forward(s, x.data(), w.data(), nullptr, y_nobias.data());
+    cpu().conv2d_relu_forward(s, x.data(), w.data(), b.data(), y_relu.data());
     cpu().conv2d_backward_data(s, dy.data(), w.data(), dx.data());
     cpu().conv2d_backward_filter(s, x.data(), dy.data(), dw.data());
     cpu().conv2d_backward_bias(s, dy.data(), db.data());
     require_close(y, naive_conv_forward(s, x, w, &b), 1e-5, 1e-5, "conv2d_forward");
     require_close(y_nobias, naive_conv_forward(s, x, w, nullptr), 1e-5, 1e-5,
                   "conv2d_forward without bias");
+    DVec relu_want = naive_conv_forward(s, x, w, &b);
+    for (double& v : relu_want) v = std::max(v, 0.0);
+    require_close(y_relu, relu_want, 1e-5, 1e-5, "conv2d_relu_forward");
     require_close(dx, naive_conv_backward_data(s, dy, w), 1e-5, 1e-5, "conv2d_backward_data");
     require_close(dw, naive_conv_backward_filter(s, x, dy), 1e-5, 1e-5,
                   "conv2d_backward_filter");

@@ -492,7 +492,11 @@ TEST_CASE("gatys: write the reference comparison's inputs and the engine's numbe
 // The backward pass makes a style loss's gradient just before the layer that
 // takes it (core/autograd.cpp), instead of making every loss term's gradient
 // first and holding them, full size, through the whole pass: the peak stays
-// close to what the forward pass stored (it was 1.32 times that before).
+// close to what the forward pass stored (it was 1.32 times that before; 1.10
+// after, with the CPU convolutions' working memory uncounted). With it booked
+// (one convolution's operands in oneDNN's blocked layouts, about 10 MB here)
+// and conv+ReLU fused (the forward stores less), it is 1.45; holding every
+// loss term's gradient again would add the 0.22 seen before, past 1.5.
 TEST_CASE("gatys: the backward pass adds little to the forward pass's memory", "[gatys]") {
     const int S = 128;
     const Tensor content = content_image(S, S);
@@ -506,5 +510,5 @@ TEST_CASE("gatys: the backward pass adds little to the forward pass's memory", "
     l.total.backward();
     const size_t peak = cpu_memory_stats().peak - base;
     INFO("forward holds " << forward << " bytes, the backward peak is " << peak);
-    CHECK(double(peak) < 1.1 * double(forward));
+    CHECK(double(peak) < 1.5 * double(forward));
 }

@@ -151,6 +151,10 @@ TEST_CASE("gradients of convolutions against finite differences") {
         gradcheck([](const auto& in) { return conv2d(in[0], in[1], in[2], Conv2dOptions::padded(1)); },
                   {param({2, 3, 7, 6}, 1), param({4, 3, 3, 3}, 2), param({4}, 3)});
     }
+    SECTION("conv2d_relu, bias") {
+        gradcheck([](const auto& in) { return conv2d_relu(in[0], in[1], in[2], Conv2dOptions::padded(1)); },
+                  {param({2, 3, 7, 6}, 12), param({4, 3, 3, 3}, 13), param({4}, 14)});
+    }
     SECTION("conv2d stride 2, asymmetric") {
         gradcheck([](const auto& in) { return conv2d(in[0], in[1], Tensor(), {2, 0, 1, 1, 0, PadMode::Zero}); },
                   {param({1, 2, 9, 8}, 4), param({3, 2, 3, 3}, 5)});

@@ -258,9 +258,13 @@ TEST_CASE("transform_net: tiled stylization matches untiled", "[transform_net]")
 // Inference frees each activation as soon as the next layer has what it needs
 // from it: the peak, at the last upsampling of the native network, is the
 // upsampled and padded activation (64 channels, made in one pass) and the
-// convolution's output. Per pixel at width 32 in float32, measured
-// 2026-11-25: 711 bytes when the upsampled activation and the layer's input
-// were held through the convolution and the norm, 391 now; half in fp16.
+// convolution's output, and on the CPU their copies in oneDNN's blocked
+// layouts for the length of the convolution (kernels/cpu/conv.cpp). Per
+// pixel at width 32 in float32: 711 bytes when the upsampled activation and
+// the layer's input were held through the convolution and the norm, 391 once
+// they were not (2026-11-25, im2col's small column buffer not counted), 814
+// with the reorders booked (2026-12-06; fp16 643: its convolutions widen to
+// float32 on the CPU).
 TEST_CASE("transform_net: inference holds few activations at once", "[transform_net]") {
     const TransformNet net = TransformNet::create(TransformNetSpec{}, 5, Device::cpu());
     const Tensor image = photo(128, 192);
@@ -271,7 +275,7 @@ TEST_CASE("transform_net: inference holds few activations at once", "[transform_
         const Tensor y = n.stylize(image);
         const double per_pixel = double(cpu_memory_stats().peak - base) / double(image.numel() / 3);
         INFO(dtype_name(type) << ": " << per_pixel << " bytes per pixel at the peak");
-        CHECK(per_pixel < (type == DType::F32 ? 450 : 225));
+        CHECK(per_pixel < (type == DType::F32 ? 900 : 720));
     }
 }
 

@@ -107,6 +107,13 @@ int main(int argc, char** argv) {
 
     CLI::App app{"nst-run: neural style transfer: feed-forward (stylize), by optimization (optimize), and training feed-forward networks (train)"};
     app.require_subcommand(1);
+    // Given before or after the command's own options: the commands hand
+    // what they do not know to nst-run itself.
+    app.fallthrough();
+    int threads = 0;
+    app.add_option("--threads", threads,
+                   "CPU threads (oneDNN and nst's own loops; default: NST_NUM_THREADS, else every core)")
+        ->transform(nst_run::whole_number(1, 1024));
 
     std::string import_from, import_out;
     CLI::App* import = app.add_subcommand(
@@ -143,6 +150,7 @@ int main(int argc, char** argv) {
             nst::cpu_set_memory_limit(bytes);
             for (int d = 0; d < nst::cuda_device_count(); ++d) nst::cuda_set_memory_limit(d, bytes);
         }
+        if (threads > 0) nst::cpu_set_threads(threads);
         if (*import) return run_import(import_from, import_out);
         if (*info) return run_info(info_path);
         if (*optimize.subcommand) return optimize.run();

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs what the GPU machine lacks (Catch2, stb, nlohmann-json, CLI11, libzip,
-# OpenBLAS and its Fortran runtime, oneDNN with the OpenMP and OpenCL loader
-# libraries it links, from this machine's Debian packages) into
+# oneDNN with the OpenMP and OpenCL loader libraries it links, from this
+# machine's Debian packages) into
 # .gpu/deps.tar.xz, a git-ignored folder that the device tool carries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,10 +15,6 @@ cp /usr/include/stb/stb_image*.h "$p/include/stb/"
 cp -r /usr/include/nlohmann /usr/include/CLI "$p/include/"
 cp /usr/include/zip.h /usr/include/zipconf.h "$p/include/"
 cp -L /usr/lib/x86_64-linux-gnu/libzip.so.4 "$p/lib/" && ln -s libzip.so.4 "$p/lib/libzip.so"
-cp /usr/include/x86_64-linux-gnu/openblas-pthread/*.h "$p/include/"
-cp -L /usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0 "$p/lib/"
-ln -s libopenblas.so.0 "$p/lib/libopenblas.so"
-cp -L /usr/lib/x86_64-linux-gnu/libgfortran.so.5 /usr/lib/x86_64-linux-gnu/libquadmath.so.0 "$p/lib/"
 cp -L /usr/lib/x86_64-linux-gnu/libdnnl.so.2 /usr/lib/x86_64-linux-gnu/libgomp.so.1 \
    /usr/lib/x86_64-linux-gnu/libOpenCL.so.1 "$p/lib/"
 ln -s libdnnl.so.2 "$p/lib/libdnnl.so"  # for running the carried binaries (tools/gpu_check.sh)

@@ -1,4 +1,4 @@
-// conv2d and conv_transpose2d. The backends convolve with symmetric zero
+// conv2d, conv2d_relu and conv_transpose2d. The backends convolve with symmetric zero
 // padding only; asymmetric and reflect padding are an explicit pad op in
 // front (conv2d) or a crop behind (conv_transpose2d), so one kernel path
 // serves TensorFlow 'SAME' networks, reflect-padded ones and VGG alike.
@@ -23,21 +23,36 @@ ConvShape conv_shape(const char* op, const Tensor& x, const Tensor& w, int strid
     return s;
 }
 
-// conv2d with symmetric zero padding straight on the backend.
-Tensor conv2d_symmetric(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int stride,
-                        int pad_h, int pad_w) {
+// conv2d (and with relu, conv2d_relu) with symmetric zero padding straight
+// on the backend.
+Tensor conv2d_symmetric(const Tensor& x_in, const Tensor& w_in, const Tensor& b_in, int stride, int pad_h, int pad_w,
+                        bool relu) {
+    const char* op = relu ? "conv2d_relu" : "conv2d";
     Tensor x = x_in.contiguous(), w = w_in.contiguous(), b = b_in.defined() ? b_in.contiguous() : b_in;
-    const ConvShape s = conv_shape("conv2d", x, w, stride, pad_h, pad_w);
+    const ConvShape s = conv_shape(op, x, w, stride, pad_h, pad_w);
     Tensor y = ops::empty_like(x, {s.N, s.K, s.P, s.Q});
     Backend& be = backend(x.device());
     if (ops::is16(x)) {
+        NST_CHECK(!relu, op, ": float32 only");
         be.conv2d_forward16(x.dtype(), s, x.raw_data(), w.raw_data(), ops::raw_or_null(b), y.raw_data());
         return y;
     }
-    be.conv2d_forward(s, x.data(), w.data(), b.defined() ? b.data() : nullptr, y.data());
-    record(y, "conv2d", {x_in, w_in, b_in}, [s, x, w](const Tensor& g_in, const ops::Needs& need) {
+    const float* bias = b.defined() ? b.data() : nullptr;
+    if (relu) {
+        be.conv2d_relu_forward(s, x.data(), w.data(), bias, y.data());
+    } else {
+        be.conv2d_forward(s, x.data(), w.data(), bias, y.data());
+    }
+    // conv2d_relu keeps its output, as relu does, to mask the gradient with.
+    Tensor mask = relu ? y.detach() : Tensor();
+    record(y, op, {x_in, w_in, b_in}, [s, x, w, mask](const Tensor& g_in, const ops::Needs& need) {
         Tensor g = g_in.contiguous();
         Backend& be = backend(g.device());
+        if (mask.defined()) {
+            Tensor masked = Tensor::empty(g.shape(), g.device());
+            be.relu_backward(g.numel(), mask.data(), g.data(), masked.data());
+            g = masked;
+        }
         ops::Grads grads(3);
         if (need[0]) {
             grads[0] = Tensor::empty(x.shape(), g.device());
@@ -56,23 +71,31 @@ Tensor conv2d_symmetric(const Tensor& x_in, const Tensor& w_in, const Tensor& b_
     return y;
 }
 
+Tensor conv2d_padded(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o, bool relu) {
+    const char* op = relu ? "conv2d_relu" : "conv2d";
+    ops::same_device(op, {&x, &w, &b});
+    ops::check_dim(op, "input", x, 4);
+    ops::check_dim(op, "weight", w, 4);
+    NST_CHECK(w.size(1) == x.size(1), op, ": weight ", shape_str(w.shape()), " expects ", w.size(1),
+              " input channels, input is ", shape_str(x.shape()));
+    NST_CHECK(!b.defined() || b.shape() == Shape{w.size(0)}, op, ": bias ", b.defined() ? shape_str(b.shape()) : "",
+              " does not match weight ", shape_str(w.shape()));
+    NST_CHECK(o.pad_top >= 0 && o.pad_bottom >= 0 && o.pad_left >= 0 && o.pad_right >= 0, op, ": negative padding");
+    const bool symmetric = o.pad_top == o.pad_bottom && o.pad_left == o.pad_right;
+    if (o.pad_mode == PadMode::Zero && symmetric)
+        return conv2d_symmetric(x, w, b, o.stride, o.pad_top, o.pad_left, relu);
+    Tensor padded = pad(x, o.pad_top, o.pad_bottom, o.pad_left, o.pad_right, o.pad_mode);
+    return conv2d_symmetric(padded, w, b, o.stride, 0, 0, relu);
+}
+
 }  // namespace
 
 Tensor conv2d(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o) {
-    ops::same_device("conv2d", {&x, &w, &b});
-    ops::check_dim("conv2d", "input", x, 4);
-    ops::check_dim("conv2d", "weight", w, 4);
-    NST_CHECK(w.size(1) == x.size(1), "conv2d: weight ", shape_str(w.shape()), " expects ",
-              w.size(1), " input channels, input is ", shape_str(x.shape()));
-    NST_CHECK(!b.defined() || b.shape() == Shape{w.size(0)}, "conv2d: bias ",
-              b.defined() ? shape_str(b.shape()) : "", " does not match weight ", shape_str(w.shape()));
-    NST_CHECK(o.pad_top >= 0 && o.pad_bottom >= 0 && o.pad_left >= 0 && o.pad_right >= 0,
-              "conv2d: negative padding");
-    const bool symmetric = o.pad_top == o.pad_bottom && o.pad_left == o.pad_right;
-    if (o.pad_mode == PadMode::Zero && symmetric)
-        return conv2d_symmetric(x, w, b, o.stride, o.pad_top, o.pad_left);
-    Tensor padded = pad(x, o.pad_top, o.pad_bottom, o.pad_left, o.pad_right, o.pad_mode);
-    return conv2d_symmetric(padded, w, b, o.stride, 0, 0);
+    return conv2d_padded(x, w, b, o, false);
+}
+
+Tensor conv2d_relu(const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dOptions& o) {
+    return conv2d_padded(x, w, b, o, true);
 }
 
 Tensor conv_transpose2d(const Tensor& x_in, const Tensor& w_in, const Tensor& b,

@@ -1,4 +1,4 @@
-// matmul: a GEMM (cuBLAS / OpenBLAS); its backward is two more.
+// matmul: a GEMM (cuBLAS / oneDNN); its backward is two more.
 #include "core/ops/common.hpp"
 
 namespace nst {

@@ -11,8 +11,8 @@
 //    the primitive's scratchpad (scratchpad_mode::user). So the CPU memory
 //    books, NST_MEMORY_LIMIT and the out-of-memory fallbacks see
 //    convolutions too.
-//  * The forward adds the bias and applies a ReLU inside the primitive
-//    (a post-op) when asked: no extra pass over the output.
+//  * The forward adds the bias, and conv2d_relu_forward applies the ReLU,
+//    inside the primitive (a post-op): no extra pass over the output.
 //
 // oneDNN runs on OpenMP, the runtime of our own parallel loops, with the
 // thread count of cpu_set_threads(). Its results are the same bits from run
@@ -202,6 +202,12 @@ void CpuBackend::conv2d_forward(const ConvShape& s, const float* x, const float*
     check_conv("conv2d_forward", s);
     if (s.N == 0) return;
     run(*this, b ? Direction::ForwardBias : Direction::Forward, s, x, w, b, nullptr, y);
+}
+
+void CpuBackend::conv2d_relu_forward(const ConvShape& s, const float* x, const float* w, const float* b, float* y) {
+    check_conv("conv2d_relu_forward", s);
+    if (s.N == 0) return;
+    run(*this, b ? Direction::ForwardBiasRelu : Direction::ForwardRelu, s, x, w, b, nullptr, y);
 }
 
 void CpuBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const float* w, float* dx) {

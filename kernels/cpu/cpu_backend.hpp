@@ -1,6 +1,7 @@
-// The CPU reference backend: the methods of core/backend_methods.inc, each
-// defined in the kernels/cpu file of its op family (kernels/README.md);
-// plain loops, GEMMs through OpenBLAS.
+// The CPU backend: the methods of core/backend_methods.inc, each defined in
+// the kernels/cpu file of its op family (kernels/README.md); convolutions and
+// GEMMs through oneDNN, our own loops threaded with OpenMP (the runtime
+// oneDNN runs on).
 #pragma once
 #include "core/backend.hpp"
 
@@ -14,5 +15,10 @@ public:
 #include "core/backend_methods.inc"
 #undef NST_BACKEND_METHOD
 };
+
+// C = alpha op(A) op(B) + beta C, row-major, on oneDNN's sgemm (kernels/cpu/matmul.cpp):
+// the one GEMM of the CPU backend.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 }  // namespace nst

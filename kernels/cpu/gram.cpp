@@ -1,10 +1,9 @@
 // CPU Gram matrices, F [N, C, HW] -> G [N, C, C] = scale * F F^T.
 //
-// Forward uses ssyrk: it computes only the upper triangle (half the flops of
-// a GEMM) and the lower one is mirrored, so G is exactly symmetric, which a
-// GEMM would not guarantee bit for bit. Backward folds dG + dG^T into one
+// Forward is one GEMM F F^T (oneDNN's sgemm, kernels/cpu/matmul.cpp) whose
+// upper triangle is then mirrored, so G is exactly symmetric, which a GEMM
+// alone would not guarantee bit for bit. Backward folds dG + dG^T into one
 // small C x C matrix first, then does a single GEMM with F.
-#include <cblas.h>
 
 #include <vector>
 
@@ -19,13 +18,12 @@ void CpuBackend::gram_forward(int N, int C, int64_t HW, float scale, const float
     const int64_t CC = int64_t(C) * C;
     for (int n = 0; n < N; ++n) {
         float* Gn = G + n * CC;
-        if (HW == 0) {  // BLAS rejects K == 0 with lda 0
+        if (HW == 0) {  // a GEMM rejects K == 0 with lda 0
             for (int64_t i = 0; i < CC; ++i) Gn[i] = 0.0f;
             continue;
         }
         if (C == 0) continue;
-        cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, C, int(HW), scale, F + n * C * HW,
-                    int(HW), 0.0f, Gn, C);
+        sgemm(false, true, C, C, HW, scale, F + n * C * HW, HW, F + n * C * HW, HW, 0.0f, Gn, C);
         for (int i = 1; i < C; ++i)
             for (int j = 0; j < i; ++j) Gn[int64_t(i) * C + j] = Gn[int64_t(j) * C + i];
     }
@@ -42,8 +40,7 @@ void CpuBackend::gram_backward(int N, int C, int64_t HW, float scale, const floa
         for (int i = 0; i < C; ++i)
             for (int j = 0; j < C; ++j)
                 sym[size_t(i) * C + j] = dGn[int64_t(i) * C + j] + dGn[int64_t(j) * C + i];
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, C, int(HW), C, scale, sym.data(),
-                    C, F + n * C * HW, int(HW), 0.0f, dF + n * C * HW, int(HW));
+        sgemm(false, false, C, HW, C, scale, sym.data(), C, F + n * C * HW, HW, 0.0f, dF + n * C * HW, HW);
     }
 }
 

@@ -1,13 +1,22 @@
-// CPU GEMM: a thin row-major wrapper over OpenBLAS sgemm. The only logic here
-// is the degenerate shapes BLAS rejects or leaves undefined: an empty output
-// does nothing, and K == 0 still scales C by beta (beta == 0 clears it, so a
-// NaN in an uninitialised C never leaks through).
-#include <cblas.h>
+// CPU GEMM: a row-major wrapper over oneDNN's sgemm (threaded on OpenMP,
+// like the convolutions, so one thread pool serves every CPU op). The only
+// logic here is the degenerate shapes: an empty output does nothing, and
+// K == 0 still scales C by beta (beta == 0 clears it, so a NaN in an
+// uninitialised C never leaks through).
+#include <dnnl.h>
 
 #include "core/error.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
 namespace nst {
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+    const dnnl_status_t status =
+        dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    NST_CHECK(status == dnnl_success, "sgemm: oneDNN failed (status ", int(status), ") for M ", M, " N ", N, " K ",
+              K);
+}
 
 void CpuBackend::matmul(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                         const float* A, const float* B, float beta, float* C) {
@@ -18,9 +27,7 @@ void CpuBackend::matmul(bool trans_a, bool trans_b, int M, int N, int K, float a
         for (int64_t i = 0; i < n; ++i) C[i] = beta == 0.0f ? 0.0f : beta * C[i];
         return;
     }
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, trans_a ? M : K, B,
-                trans_b ? K : N, beta, C, N);
+    sgemm(trans_a, trans_b, M, N, K, alpha, A, trans_a ? M : K, B, trans_b ? K : N, beta, C, N);
 }
 
 }  // namespace nst

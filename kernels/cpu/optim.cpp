@@ -5,6 +5,7 @@
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/parallel.hpp"
 
 namespace nst {
 
@@ -12,6 +13,7 @@ void CpuBackend::axpby(int64_t n, float alpha, const float* x, float beta, float
     check_count("axpby", n);
     // beta == 0 must not read y: it may be uninitialised memory holding NaN.
     if (beta == 0.0f) return scale_forward(n, alpha, x, y);
+#pragma omp parallel for if (n >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
 }
 
@@ -20,6 +22,7 @@ void CpuBackend::adam_step(int64_t n, float lr, float beta1, float beta2, float 
     check_count("adam_step", n);
     NST_CHECK(bc1 > 0 && bc2 > 0, "adam_step: bias corrections must be positive");
     const float step = lr / bc1, sqrt_bc2 = std::sqrt(bc2);
+#pragma omp parallel for if (n >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < n; ++i) {
         const float g = grad[i];
         m[i] = beta1 * m[i] + (1.f - beta1) * g;

@@ -14,6 +14,7 @@
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/parallel.hpp"
 #include "kernels/cpu/storage16.hpp"
 
 namespace nst {
@@ -55,6 +56,7 @@ struct Readers {
 void gather(int64_t NC, int H, int W, const std::vector<int>& rows, const std::vector<int>& cols,
             const float* x, float* y) {
     const int Ho = int(rows.size()), Wo = int(cols.size());
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * Ho * Wo;
@@ -98,6 +100,7 @@ void CpuBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int
     const std::vector<int> cols = source_map(W, left, right, mode);
     const Readers row_readers(rows, H), col_readers(cols, W);
     const int Ho = int(rows.size()), Wo = int(cols.size());
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;

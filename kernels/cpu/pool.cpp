@@ -6,6 +6,7 @@
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/parallel.hpp"
 
 namespace nst {
 
@@ -26,6 +27,7 @@ inline int first_max(float a, float b, float c, float d) {
 void CpuBackend::max_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
     check_planes("max_pool2x2_forward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * Ho * Wo;
@@ -44,6 +46,7 @@ void CpuBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, 
                                       float* dx) {
     check_planes("max_pool2x2_backward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
         const float* dyi = dy + i * Ho * Wo;
@@ -64,6 +67,7 @@ void CpuBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, 
 void CpuBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
     check_planes("avg_pool2x2_forward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * Ho * Wo;
@@ -80,6 +84,7 @@ void CpuBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, f
 void CpuBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy, float* dx) {
     check_planes("avg_pool2x2_backward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;

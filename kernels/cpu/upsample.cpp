@@ -13,6 +13,7 @@
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
+#include "kernels/cpu/parallel.hpp"
 
 namespace nst {
 
@@ -42,6 +43,7 @@ struct BilinearTaps {
 void CpuBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
     check_planes("upsample_nearest2x_forward", NC, H, W);
     const int Wo = 2 * W;
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * 4 * H * W;
@@ -58,6 +60,7 @@ void CpuBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const flo
                                              float* dx) {
     check_planes("upsample_nearest2x_backward", NC, H, W);
     const int Wo = 2 * W;
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* dyi = dy + i * 4 * H * W;
         float* dxi = dx + i * H * W;
@@ -75,6 +78,7 @@ void CpuBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const flo
     check_planes("upsample_bilinear2x_forward", NC, H, W);
     const BilinearTaps rows(H), cols(W);
     const int Ho = 2 * H, Wo = 2 * W;
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * Ho * Wo;
@@ -97,6 +101,7 @@ void CpuBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const fl
     check_planes("upsample_bilinear2x_backward", NC, H, W);
     const BilinearTaps rows(H), cols(W);
     const int Ho = 2 * H, Wo = 2 * W;
+#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
     for (int64_t i = 0; i < NC; ++i) {
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;

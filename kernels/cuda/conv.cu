@@ -360,6 +360,14 @@ void CudaBackend::conv2d_forward(const ConvShape& s, const float* x, const float
     }
 }
 
+// cuDNN's fused conv + bias + activation (cudnnConvolutionBiasActivationForward)
+// takes a narrower set of algorithms: the ReLU is its own in-place pass.
+void CudaBackend::conv2d_relu_forward(const ConvShape& s, const float* x, const float* w, const float* b,
+                                      float* y) {
+    conv2d_forward(s, x, w, b, y);
+    relu_forward(s.y_size(), y, y);
+}
+
 void CudaBackend::conv2d_backward_data(const ConvShape& s, const float* dy, const float* w,
                                        float* dx) {
     check_conv("conv2d_backward_data", s);

@@ -1,0 +1,33 @@
+// How the CPU backend's own loops use the cores: OpenMP, the runtime oneDNN
+// runs on, so there is one thread pool (kernels/cpu/context.cpp). Loops
+// shorter than kParallelFrom elements stay serial (a parallel region costs a
+// few microseconds). Reductions are deterministic whatever the thread count:
+// deterministic_sum() adds fixed chunks, each in index order in double, then
+// the chunk sums in chunk order.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+namespace nst::cpu {
+
+constexpr int64_t kParallelFrom = int64_t(1) << 15;
+constexpr int64_t kSumChunk = int64_t(1) << 16;
+
+// sum over i in [0, n) of term(i), in double.
+template <class Term>
+double deterministic_sum(int64_t n, Term term) {
+    const int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
+    std::vector<double> partial(size_t(std::max<int64_t>(chunks, 1)), 0.0);
+#pragma omp parallel for if (n >= kParallelFrom) schedule(static)
+    for (int64_t c = 0; c < chunks; ++c) {
+        double s = 0.0;
+        for (int64_t i = c * kSumChunk, end = std::min(n, (c + 1) * kSumChunk); i < end; ++i) s += term(i);
+        partial[size_t(c)] = s;
+    }
+    double total = 0.0;
+    for (const double p : partial) total += p;
+    return total;
+}
+
+}  // namespace nst::cpu
