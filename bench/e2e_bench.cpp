@@ -19,6 +19,7 @@
 // usage: e2e_bench stylize|train|optimize [--device D] [--height H] [--width W]
 //        [--batch N] [--iters K] [--warmup K] [--tf32] [--adam]
 //        [--precision fp32|fp16|bf16]   (stylize only: the network's storage)
+//        [--tile N]                     (optimize only: tiles of N pixels)
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -43,7 +44,7 @@ namespace {
 
 struct Args {
     std::string workload, device, precision = "fp32";
-    int height = 1080, width = 1920, batch = 1, iters = 20, warmup = 3;
+    int height = 1080, width = 1920, batch = 1, iters = 20, warmup = 3, tile = 0;
     bool tf32 = false, adam = false;
 };
 
@@ -59,11 +60,11 @@ Args parse(int argc, char** argv) {
             NST_CHECK(i + 1 < argc, flag, " needs a value");
             return argv[++i];
         };
-        auto number = [&] {
+        auto number = [&](long least = 1) {
             const std::string v = value();
             char* end = nullptr;
             const long n = std::strtol(v.c_str(), &end, 10);
-            NST_CHECK(!v.empty() && *end == '\0' && n > 0, flag, ": '", v, "' is not a positive integer");
+            NST_CHECK(!v.empty() && *end == '\0' && n >= least, flag, ": '", v, "' is not an integer >= ", least);
             return int(n);
         };
         if (flag == "--device") a.device = value();
@@ -71,10 +72,11 @@ Args parse(int argc, char** argv) {
         else if (flag == "--width") a.width = number();
         else if (flag == "--batch") a.batch = number();
         else if (flag == "--iters") a.iters = number();
-        else if (flag == "--warmup") a.warmup = number();
+        else if (flag == "--warmup") a.warmup = number(0);
         else if (flag == "--tf32") a.tf32 = true;
         else if (flag == "--adam") a.adam = true;
         else if (flag == "--precision") a.precision = value();
+        else if (flag == "--tile") a.tile = number(0);
         else fail("unknown option " + flag);
     }
     NST_CHECK(a.precision == "fp32" || a.workload == "stylize", "--precision is for stylize only");
@@ -128,14 +130,10 @@ int main(int argc, char** argv) {
             const Vgg19 vgg = Vgg19::random(19, d, VggPooling::Avg);
             const Tensor content = Tensor::rand({1, 3, a.height, a.width}, 5, d);
             GatysOptions o;
-            const GatysObjective objective(vgg, content, {{Tensor::rand({1, 3, a.height, a.width}, 6, d), 1.f}}, o);
+            o.tile = a.tile;
+            GatysObjective objective(vgg, content, {{Tensor::rand({1, 3, a.height, a.width}, 6, d), 1.f}}, o);
             Tensor x = content.clone().set_requires_grad(true);
-            auto evaluate = [&] {
-                x.zero_grad();
-                const StyleLosses l = objective.evaluate(x);
-                l.total.backward();
-                return l.total;
-            };
+            auto evaluate = [&] { return objective.evaluate_with_gradient(x).total; };
             if (a.adam) {
                 Adam adam({x}, Adam::Options{default_learning_rate(GatysOptimizer::Adam)});
                 ms = median_ms(a, d, [&] {

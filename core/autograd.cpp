@@ -4,6 +4,7 @@
 #include <atomic>
 #include <queue>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/backend.hpp"
 #include "core/error.hpp"
@@ -92,29 +93,41 @@ void record(Tensor& output, const char* op, const std::vector<Tensor>& inputs,
     output.impl()->grad_fn = std::make_shared<Node>(op, std::move(next), std::move(backward));
 }
 
-void run_backward(const Tensor& root, const Tensor& grad) {
-    NST_CHECK(root.requires_grad(), "backward: the tensor does not require grad "
-              "(no input of the computation had set_requires_grad)");
-    Tensor root_grad = grad;
-    if (!root_grad.defined()) {
-        NST_CHECK(root.numel() == 1, "backward: an implicit gradient needs a one-element "
-                  "tensor, got ", shape_str(root.shape()));
-        root_grad = Tensor::full(root.shape(), 1.f, root.device());
+void run_backward(const Tensor& root, const Tensor& grad) { run_backward(std::vector<Tensor>{root}, {grad}); }
+
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds) {
+    NST_CHECK(!roots.empty() && seeds.size() == roots.size(), "backward: ", roots.size(), " roots and ",
+              seeds.size(), " gradients");
+    // Every root's edge and seed; a root met twice gets the sum of its seeds.
+    std::vector<std::pair<std::shared_ptr<Node>, Tensor>> starts;
+    for (size_t r = 0; r < roots.size(); ++r) {
+        const Tensor& root = roots[r];
+        NST_CHECK(root.requires_grad(), "backward: the tensor does not require grad "
+                  "(no input of the computation had set_requires_grad)");
+        Tensor root_grad = seeds[r];
+        if (!root_grad.defined()) {
+            NST_CHECK(root.numel() == 1, "backward: an implicit gradient needs a one-element "
+                      "tensor, got ", shape_str(root.shape()));
+            root_grad = Tensor::full(root.shape(), 1.f, root.device());
+        }
+        NST_CHECK(root_grad.shape() == root.shape(), "backward: gradient of shape ",
+                  shape_str(root_grad.shape()), " for a tensor of shape ", shape_str(root.shape()));
+        starts.emplace_back(grad_edge(root), root_grad);
     }
-    NST_CHECK(root_grad.shape() == root.shape(), "backward: gradient of shape ",
-              shape_str(root_grad.shape()), " for a tensor of shape ", shape_str(root.shape()));
-    std::shared_ptr<Node> start = grad_edge(root);
 
     // Count, for every reachable node, how many edges point to it.
     std::unordered_map<Node*, int> pending;
-    std::vector<Node*> stack{start.get()};
-    pending[start.get()] = 0;
+    std::unordered_set<Node*> seen;
+    std::vector<Node*> stack;
+    for (const auto& s : starts)
+        if (seen.insert(s.first.get()).second) stack.push_back(s.first.get());
     while (!stack.empty()) {
         Node* node = stack.back();
         stack.pop_back();
         for (const auto& n : node->next()) {
             if (!n) continue;
-            if (pending[n.get()]++ == 0) stack.push_back(n.get());
+            ++pending[n.get()];
+            if (seen.insert(n.get()).second) stack.push_back(n.get());
         }
     }
 
@@ -139,8 +152,25 @@ void run_backward(const Tensor& root, const Tensor& grad) {
     std::priority_queue<Entry, std::vector<Entry>, decltype(later_first)> ready(later_first);
     NoGradGuard no_grad;
     std::unordered_map<Node*, Tensor> grads;
-    ready.emplace(key(start), start);
-    grads[start.get()] = root_grad;
+    // Sums b into the gradient pending for node n.
+    auto accumulate = [&grads](Node* n, const Tensor& b_in) {
+        Tensor& slot = grads[n];
+        if (!slot.defined()) {
+            slot = b_in;
+            return;
+        }
+        Tensor a = slot.contiguous(), b = b_in.contiguous();
+        Tensor sum = Tensor::empty(a.shape(), a.device());
+        backend(sum.device()).add_forward(sum.numel(), a.data(), b.data(), sum.data());
+        slot = sum;
+    };
+    // A root that another root's graph also reaches (a feature map that is a
+    // root and feeds a Gram matrix that is one too) waits for its consumers.
+    for (const auto& s : starts) {
+        const bool first = grads.find(s.first.get()) == grads.end();
+        accumulate(s.first.get(), s.second);
+        if (first && pending[s.first.get()] == 0) ready.emplace(key(s.first), s.first);
+    }
     while (!ready.empty()) {
         std::shared_ptr<Node> node = ready.top().second;
         ready.pop();
@@ -157,17 +187,7 @@ void run_backward(const Tensor& root, const Tensor& grad) {
         for (size_t i = 0; i < next.size(); ++i) {
             if (!next[i]) continue;
             Node* n = next[i].get();
-            if (i < input_grads.size() && input_grads[i].defined()) {
-                Tensor& slot = grads[n];
-                if (!slot.defined()) {
-                    slot = input_grads[i];
-                } else {
-                    Tensor a = slot.contiguous(), b = input_grads[i].contiguous();
-                    Tensor sum = Tensor::empty(a.shape(), a.device());
-                    backend(sum.device()).add_forward(sum.numel(), a.data(), b.data(), sum.data());
-                    slot = sum;
-                }
-            }
+            if (i < input_grads.size() && input_grads[i].defined()) accumulate(n, input_grads[i]);
             if (--pending[n] == 0) ready.emplace(key(next[i]), next[i]);
         }
     }

@@ -63,5 +63,10 @@ void record(Tensor& output, const char* op, const std::vector<Tensor>& inputs,
             BackwardFn backward);
 
 void run_backward(const Tensor& root, const Tensor& grad);
+// One backward pass from several roots at once (PyTorch's
+// torch.autograd.backward(tensors, grad_tensors)): each root's gradient is
+// seeds[i] (undefined: 1, for a one-element root). Nodes shared by several
+// roots' graphs run once, with the sum.
+void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& seeds);
 
 }  // namespace nst

@@ -64,8 +64,13 @@ static std::atomic<bool> g_allow_tf32{false};
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 
+size_t memory_capacity(Device device) {
+    return device.is_cuda() ? cuda_memory_capacity(device.index) : cpu_memory_capacity();
+}
+
 #ifndef NST_CUDA
 // CPU-only build: no GPU, and the memory functions describe an empty device.
+size_t cuda_memory_capacity(int) { return 0; }
 int cuda_device_count() { return 0; }
 MemoryStats cuda_memory_stats(int) { return {}; }
 void cuda_set_memory_limit(int, size_t) {}

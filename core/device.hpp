@@ -64,6 +64,12 @@ void cpu_empty_cache();
 // nst-run reads it from NST_MEMORY_LIMIT.
 void cuda_set_memory_limit(int device, size_t bytes);
 void cpu_set_memory_limit(size_t bytes);
+// The most that tensors may hold on a device, for memory plans: the limit
+// when one is set, else on the CPU the physical memory, on a GPU what the
+// card has free plus what nst already holds there.
+size_t memory_capacity(Device device);
+size_t cpu_memory_capacity();
+size_t cuda_memory_capacity(int device = 0);
 // "512M", "2G", "100000" (bytes) -> bytes; throws nst::Error otherwise.
 size_t parse_byte_size(const std::string& text);
 // "812 bytes", "12.5 KiB", "3072.0 MiB": sizes in messages.

@@ -73,6 +73,7 @@ public:
     // it may grow now.
     float step(const std::function<Tensor()>& evaluate, bool* converged = nullptr);
     int history() const { return capacity_; }
+    int pairs() const { return int(s_.size()); }  // curvature pairs held now
 
 private:
     // f(), retried after shortening the history for as long as it runs out

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cmath>
 #include <map>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "core/image.hpp"
 #include "core/ops.hpp"
 #include "core/optim.hpp"
+#include "nets/memory_plan.hpp"
 
 namespace nst {
 namespace {
@@ -106,8 +108,8 @@ Tensor resize_image01(const Tensor& image, int height, int width) {
 // ---- the objective ---------------------------------------------------------------------
 
 GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
-                               const std::vector<StyleInput>& styles, const GatysOptions& o)
-    : net_(net) {
+                               const std::vector<StyleInput>& styles, const GatysOptions& o, int first_tile)
+    : net_(net), tile_(o.tile > 0 ? o.tile : std::max(first_tile, 0)), tile_given_(o.tile > 0) {
     NoGradGuard no_grad;
     check_image("content image", content);
     check_finite("content image", content);
@@ -116,6 +118,7 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
     check_weight("the TV weight", o.tv_weight);
     NST_CHECK(std::isfinite(o.style_scale) && o.style_scale > 0,
               "optimize: the style scale must be positive, got ", o.style_scale);
+    NST_CHECK(o.tile >= 0, "optimize: the tile size must be >= 0, got ", o.tile);
     const Device device = net.device();
     content_ = content.detach().to(device).contiguous();
 
@@ -126,14 +129,7 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
     NST_CHECK(!layers_.empty() || o.tv_weight > 0,
               "optimize: nothing to optimize (no content or style layer with a positive weight)");
     if (!layers_.empty()) check_min_size("content image", content_, layers_);
-
-    if (!content_layers.empty()) {
-        const auto features = net.forward(content_, layer_names_of(content_layers));
-        for (const auto& l : content_layers) {
-            const Tensor& target = features.at(l.layer);
-            content_terms_.push_back({l.layer, target, o.content_weight * l.weight * relative_error_factor(target)});
-        }
-    }
+    for (const auto& l : content_layers) content_terms_.push_back({l.layer, o.content_weight * l.weight, {}, 0, {}});
 
     if (!style_layers.empty()) {
         NST_CHECK(!styles.empty(), "optimize: no style image (the style weight is positive)");
@@ -144,7 +140,6 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
         }
         NST_CHECK(weight_sum > 0, "optimize: the style blend weights are all zero");
         const int side = int(std::lround(o.style_scale * double(std::max(content_.size(2), content_.size(3)))));
-        std::map<std::string, Tensor> blended;
         for (size_t i = 0; i < styles.size(); ++i) {
             check_image("style image", styles[i].image);
             check_finite("style image " + std::to_string(i + 1), styles[i].image);
@@ -153,20 +148,12 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
             const std::string what = "style image " + std::to_string(i + 1) + " (after the style scale)";
             check_min_size(what.c_str(), style, layer_names_of(style_layers));
             styles_.push_back(style);
-            const float k = float(styles[i].weight / weight_sum);
-            const auto features = net.forward(style, layer_names_of(style_layers));
-            for (const auto& l : style_layers) {
-                const Tensor g = scale(style_gram(features.at(l.layer)), k);
-                Tensor& b = blended[l.layer];
-                b = b.defined() ? add(b, g) : g;
-            }
+            style_weights_.push_back(float(styles[i].weight / weight_sum));
         }
-        for (const auto& l : style_layers) {
-            const Tensor& target = blended.at(l.layer);
-            style_terms_.push_back({l.layer, target, o.style_weight * l.weight * relative_error_factor(target)});
-        }
+        for (const auto& l : style_layers) style_terms_.push_back({l.layer, o.style_weight * l.weight, {}, 0, {}});
     }
     tv_factor_ = o.tv_weight / float(content_.numel());
+    make_targets();
 }
 
 const Tensor& GatysObjective::style_target(const std::string& layer) const {
@@ -179,6 +166,8 @@ StyleLosses GatysObjective::evaluate(const Tensor& image) const {
     NST_CHECK(image.defined() && image.shape() == content_.shape(), "optimize: image ",
               image.defined() ? shape_str(image.shape()) : std::string("undefined"),
               " does not match the content ", shape_str(content_.shape()));
+    NST_CHECK(!tiled(), "optimize: evaluate() is untiled; this objective runs in tiles of ", tile_,
+              " (evaluate_with_gradient)");
     const Device device = content_.device();
     StyleLosses l;
     l.content = Tensor::zeros({}, device);
@@ -200,7 +189,7 @@ StyleLosses GatysObjective::evaluate(const Tensor& image) const {
 namespace {
 
 struct Stage {
-    int height, width;
+    int height, width, iterations;
 };
 
 Tensor initial_image(const GatysOptions& o, const Tensor& content) {
@@ -240,7 +229,6 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
                                const std::vector<StyleInput>& styles, const GatysOptions& o,
                                const GatysCallback& callback) {
     check_image("content image", content_in);
-    NST_CHECK(o.iterations > 0, "optimize: iterations must be positive, got ", o.iterations);
     NST_CHECK(o.save_every >= 0, "optimize: save_every must be >= 0, got ", o.save_every);
     NST_CHECK(o.lbfgs_history > 0, "optimize: the L-BFGS history must be positive, got ", o.lbfgs_history);
     NST_CHECK(std::isfinite(o.learning_rate) && o.learning_rate >= 0,
@@ -248,26 +236,55 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
     const float lr = o.learning_rate > 0 ? o.learning_rate : default_learning_rate(o.optimizer);
 
     std::vector<Stage> stages;
-    if (o.scales.empty()) stages.push_back({int(content_in.size(2)), int(content_in.size(3))});
+    if (o.scales.empty()) stages.push_back({int(content_in.size(2)), int(content_in.size(3)), 0});
     for (int side : o.scales) {
         NST_CHECK(side > 0, "optimize: scales must be positive, got ", side);
         const auto [h, w] = fit_longest_side(content_in.size(2), content_in.size(3), side);
-        stages.push_back({h, w});
+        stages.push_back({h, w, 0});
+    }
+    NST_CHECK(o.stage_iterations.empty() || o.stage_iterations.size() == stages.size(), "optimize: ",
+              o.stage_iterations.size(), " iteration counts for ", stages.size(), " stage(s)");
+    int total_iterations = 0;
+    for (size_t i = 0; i < stages.size(); ++i) {
+        stages[i].iterations = o.stage_iterations.empty() ? o.iterations : o.stage_iterations[i];
+        NST_CHECK(stages[i].iterations > 0, "optimize: iterations must be positive, got ", stages[i].iterations);
+        NST_CHECK(stages[i].iterations <= INT_MAX - total_iterations, "optimize: too many iterations");
+        total_iterations += stages[i].iterations;
     }
 
     const auto start = std::chrono::steady_clock::now();
     const Device device = net.device();
+    // Where the run could come near the memory: the tiles and the L-BFGS
+    // history that a plan finds to fit.
+    std::vector<int> first_tiles(stages.size(), 0), histories(stages.size(), o.lbfgs_history);
+    if (plan_needed(device, {content_in.size(2), content_in.size(3)}, o)) {
+        std::vector<std::pair<int64_t, int64_t>> style_hw;
+        for (const auto& s : styles)
+            if (s.image.defined() && s.image.dim() == 4) style_hw.emplace_back(s.image.size(2), s.image.size(3));
+        OptimizePlan plan;
+        try {
+            plan = plan_optimization(net, {content_in.size(2), content_in.size(3)}, style_hw, o);
+        } catch (const OutOfMemoryError&) {
+            // Not even the measuring steps fit: the run's own fallbacks (tiles, history) go on from here.
+        }
+        for (size_t i = 0; i < plan.stages.size(); ++i) {
+            const StagePlan& sp = plan.stages[i];
+            // Not fitting anywhere: try anyway from the smallest tiles and history.
+            first_tiles[i] = sp.fits ? sp.tile : (o.tile > 0 ? o.tile : kMinOptimizeTile);
+            if (o.optimizer == GatysOptimizer::LBFGS) histories[i] = sp.fits ? std::max(1, sp.lbfgs_history) : 1;
+        }
+    }
     const Tensor content_device = content_in.detach().to(device);
     GatysProgress p;
     p.stages = int(stages.size());
-    p.iterations = o.iterations;
-    p.total_iterations = o.iterations * p.stages;
+    p.total_iterations = total_iterations;
     Tensor image;  // the previous stage's result, then the current one
 
     for (p.stage = 0; p.stage < p.stages; ++p.stage) {
         const Stage& st = stages[size_t(p.stage)];
-        p.height = st.height, p.width = st.width;
-        const GatysObjective objective(net, resize_image01(content_device, st.height, st.width), styles, o);
+        p.height = st.height, p.width = st.width, p.iterations = st.iterations;
+        GatysObjective objective(net, resize_image01(content_device, st.height, st.width), styles, o,
+                                 first_tiles[size_t(p.stage)]);
         const Tensor& content = objective.content();
         {
             NoGradGuard no_grad;
@@ -284,13 +301,16 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
         if (o.optimizer == GatysOptimizer::Adam) {
             adam = std::make_unique<Adam>(std::vector<Tensor>{image}, Adam::Options{lr, 0.9f, 0.999f, 1e-8f});
         } else {
-            lbfgs = std::make_unique<LBFGS>(image, LBFGS::Options{lr, o.lbfgs_history, 1e-9f});
+            lbfgs = std::make_unique<LBFGS>(image, LBFGS::Options{lr, histories[size_t(p.stage)], 1e-9f});
         }
 
-        // Zeroes the gradient, evaluates, checks, runs backward.
+        // The losses and the gradient (in tiles if need be), checked. Out of
+        // memory, L-BFGS gives up history first (core/optim.hpp); without
+        // history, the objective goes to smaller tiles.
+        p.planned_tile = objective.tile();
         auto evaluate = [&]() -> Tensor {
-            image.zero_grad();
-            const StyleLosses l = objective.evaluate(image);
+            const StyleLosses l = objective.evaluate_with_gradient(image, !lbfgs || lbfgs->pairs() == 0);
+            p.tile = objective.tile();
             p.content_loss = l.content.item(), p.style_loss = l.style.item(), p.tv_loss = l.tv.item();
             p.total_loss = l.total.item();
             if (!std::isfinite(p.total_loss)) {
@@ -305,7 +325,6 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
             }
             axpby(1.f, image, 0.f, last_good);  // last_good = image, in its own memory
             last_good_iteration = p.total_iteration;
-            l.total.backward();
             if (!lbfgs) return l.total;
             // L-BFGS (PyTorch's algorithm) is scale-invariant but for its
             // first step, min(1, 1/|g|) * lr, and its absolute thresholds
@@ -323,7 +342,7 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
             return scale(l.total.detach(), lbfgs_scale);
         };
 
-        for (p.iteration = 1; p.iteration <= o.iterations; ++p.iteration) {
+        for (p.iteration = 1; p.iteration <= st.iterations; ++p.iteration) {
             bool converged = false;
             if (adam) {
                 evaluate();

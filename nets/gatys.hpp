@@ -19,7 +19,9 @@
 // original at every stage and the styles by `style_scale` relative to it.
 // Targets are computed once per stage, without a graph.
 #pragma once
+#include <algorithm>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -53,7 +55,8 @@ struct GatysOptions {
     // Longer side of each stage, coarse to fine; empty: one stage at the
     // content's own size.
     std::vector<int> scales;
-    int iterations = 500;  // per stage
+    int iterations = 500;  // per stage, unless stage_iterations lists them
+    std::vector<int> stage_iterations;  // one per stage, coarse to fine
     GatysOptimizer optimizer = GatysOptimizer::LBFGS;
     float learning_rate = 0.f;  // 0: the optimizer's default (see default_learning_rate)
     int lbfgs_history = 100;
@@ -65,6 +68,11 @@ struct GatysOptions {
     // > 0: every N iterations (counted over all stages) the callback gets the
     // image as the run would return it at that point.
     int save_every = 0;
+    // > 0: every step in tiles of this many pixels (rounded up to the deepest
+    // layer's stride; nets/vgg_tiles.hpp): the untiled result, with a step's
+    // memory bounded by the tile instead of the image. 0: untiled until
+    // memory runs out, then tiles of 2048, 1024, ... down to 64 pixels.
+    int tile = 0;
 };
 
 // 1 for L-BFGS (neural-style's), 0.02 for Adam (neural-style's 10 on 0..255,
@@ -77,11 +85,22 @@ float default_learning_rate(GatysOptimizer optimizer);
 class GatysObjective {
 public:
     // `content` fixes the size; everything is moved to the network's device.
+    // `first_tile`: with options.tile 0, start in tiles of this size (a
+    // memory plan's choice, nets/memory_plan.hpp), still smaller ones
+    // when memory runs out.
     GatysObjective(const Vgg19& net, const Tensor& content, const std::vector<StyleInput>& styles,
-                   const GatysOptions& options);
+                   const GatysOptions& options, int first_tile = 0);
 
     // image: [1, 3, H, W] of the content's size, on the network's device.
+    // The losses as a graph (untiled).
     StyleLosses evaluate(const Tensor& image) const;
+    // The losses' values (no graph) and their gradient, in image.grad()
+    // (image must require grad): in tiles when the options or memory say so.
+    // `may_tile` false: running out of memory is the caller's to handle
+    // (L-BFGS gives up history first), no switch to smaller tiles.
+    StyleLosses evaluate_with_gradient(const Tensor& image, bool may_tile = true);
+    // The tile size in use (0: untiled).
+    int tile() const { return tiled() ? tile_ : 0; }
 
     const Tensor& content() const { return content_; }
     // The blended style Gram matrix that is the target at a layer.
@@ -92,15 +111,38 @@ public:
 private:
     struct Term {
         std::string layer;
-        Tensor target;
-        float factor;  // layer weight * global weight / mean(target^2)
+        float weight;   // layer weight * global weight
+        Tensor target;  // untiled: the content's features or the blended Gram
+        float factor;   // weight / mean(target^2)
+        // Tiled content terms: the content's features each tile owns
+        // (undefined where it owns none; nets/gatys_tiles.cpp).
+        std::vector<Tensor> tile_targets;
     };
+    // Runs f, and again in smaller tiles while memory runs out (unless the
+    // tile size was given).
+    template <class F>
+    auto fitting(F&& f, bool may_tile = true);
+    bool smaller_tiles();
+    // Whether the steps run in tiles: a tile size smaller than the image.
+    bool tiled() const { return tile_ > 0 && tile_ < std::max(content_.size(2), content_.size(3)); }
+    // Every target and factor, in tiles when memory says so (nets/gatys_tiles.cpp).
+    void make_targets();
+    // The content terms' targets for the current tile size; their factors
+    // too with `set_factors`.
+    void make_content_targets(bool set_factors);
+    void make_style_targets();
+    StyleLosses tiled_evaluate_with_gradient(const Tensor& image) const;
+
     const Vgg19& net_;
     Tensor content_;
     std::vector<Tensor> styles_;
+    std::vector<float> style_weights_;  // normalized blend weights
     std::vector<Term> content_terms_, style_terms_;
     std::vector<std::string> layers_;  // everything forward() must return
     float tv_factor_;
+    int tile_ = 0;
+    int targets_tile_ = -1;  // the tile size the content targets were made for
+    bool tile_given_ = false;
 };
 
 struct GatysProgress {
@@ -115,6 +157,8 @@ struct GatysProgress {
     // How long L-BFGS's history may grow: lbfgs_history, or less once memory
     // ran short (core/optim.hpp); 0 with Adam.
     int lbfgs_history = 0;
+    int tile = 0;  // the stage's tile size (0: untiled) ...
+    int planned_tile = 0;  // ... and the one it started with (a memory plan's)
 };
 
 // Called after every iteration; `image` is defined only on snapshots (then it

@@ -222,6 +222,14 @@ expect "the random network is announced once" test "$(grep -c 'random weights' e
 run 0 optimize --content fx/photos/a.png --style fx/photos/b.jpg --style fx/photos/a.png \
   --style-blend 1,0 --scales 24,32 --optimizer adam --original-colors --out opt2.png --iters 2 --quiet --device cpu
 expect "multi-scale result written" test -s opt2.png
+# Tiles (shallow layers: a halo of 4) give the untiled losses.
+for t in 0 16; do
+  run 0 optimize --content fx/photos/a.png --style fx/photos/b.jpg --out "tiles$t.png" --size 48 --iters 2 \
+    --content-layers relu2_1 --style-layers relu1_1,relu2_1 --tile "$t" --log "tiles$t.csv" --quiet --device cpu
+done
+expect "tiled and untiled losses agree" awk -F, 'NR == FNR { a[FNR] = $8; next }
+  FNR > 1 { d = $8 - a[FNR]; if (d < 0) d = -d; if (d > 1e-5 * a[FNR]) exit 1 }' tiles0.csv tiles16.csv
+expect "the tiled log has its rows" test "$(wc -l < tiles16.csv)" = 3
 run 1 optimize --content nowhere.png --style fx/photos/b.jpg --out opt3.png --iters 1 --device cpu
 failed_cleanly opt3.png
 run 1 optimize --content fx/photos/a.png --style fx/photos/b.jpg --out opt3.png --iters 1 \

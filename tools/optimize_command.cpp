@@ -21,6 +21,8 @@
 #include "core/image.hpp"
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
+#include "nets/memory_plan.hpp"
+#include "nets/vgg_tiles.hpp"
 #include "nets/vgg19.hpp"
 #include "tools/command_files.hpp"
 #include "tools/command_helpers.hpp"
@@ -42,10 +44,25 @@ struct Settings {
     std::vector<int> scales;
     LossFlags loss{0.05f, 1.f, 0.f, "relu4_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"};
     float style_scale = 1.f, lr = 0.f;
-    int size = 512, iters = 500, history = 100, save_every = 0;
+    std::vector<int> iters;
+    int size = 512, history = 100, save_every = 0, tile = 0;
     uint64_t seed = 0;
-    bool original_colors = false, quiet = false, size_given = false;
+    bool original_colors = false, quiet = false, size_given = false, plan = false;
 };
+
+// Coarse to fine by default: most of the work at half size, where an
+// iteration costs a quarter, then a few at full size (measured in the README).
+std::vector<int> default_scales(int size) {
+    if (size < 256) return {size};
+    return {size / 2, size};
+}
+
+std::vector<int> default_iterations(int stages) {
+    if (stages == 1) return {500};
+    std::vector<int> n(size_t(stages), 250);
+    n.back() = 80;
+    return n;
+}
 
 Tensor load01(const std::string& path) { return nst::scale(load_input_image(path), 1.f / 255.f); }
 void save01(const Tensor& image, const std::string& path) { nst::save_image(nst::scale(image, 255.f), path); }
@@ -59,14 +76,18 @@ int run_optimize(const Settings& s) {
     if (!s.log.empty()) check_output(s.log, "--log");
     NST_CHECK(s.blend.empty() || s.blend.size() == s.styles.size(), "--style-blend: ", s.blend.size(),
               " weights for ", s.styles.size(), " style image(s)");
-    int final_size = s.size;
-    if (!s.scales.empty()) {
-        NST_CHECK(!s.size_given || s.scales.back() == s.size, "--size ", s.size, " and --scales (last ",
-                  s.scales.back(), ") disagree: the last scale is the final size");
-        final_size = s.scales.back();
-    }
-    const int stages = int(std::max<size_t>(1, s.scales.size()));
-    const int64_t total_iterations = int64_t(s.iters) * stages;
+    std::vector<int> scales = s.scales;
+    if (scales.empty()) scales = default_scales(s.size);
+    NST_CHECK(!s.size_given || scales.back() == s.size, "--size ", s.size, " and --scales (last ", scales.back(),
+              ") disagree: the last scale is the final size");
+    const int final_size = scales.back();
+    const int stages = int(scales.size());
+    std::vector<int> iters = s.iters.empty() ? default_iterations(stages) : s.iters;
+    if (iters.size() == 1) iters.assign(size_t(stages), iters[0]);
+    NST_CHECK(int(iters.size()) == stages, "--iters: ", iters.size(), " counts for ", stages,
+              " stages (give one, or one per stage)");
+    int64_t total_iterations = 0;
+    for (int n : iters) total_iterations += n;
     // out.png -> out_0100.png, zero-padded to the width of the last iteration.
     const NumberedOutputs snapshots = numbered_outputs("--save-every", s.out, "_", "",
                                                        int(std::to_string(total_iterations).size()),
@@ -85,16 +106,25 @@ int run_optimize(const Settings& s) {
     nst::GatysOptions o;
     o.content_layers = parse_layers("--content-layers", s.loss.content_layers);
     o.style_layers = parse_layers("--style-layers", s.loss.style_layers);
+    if (s.tile > 0) {
+        std::vector<std::string> layers = nst::layer_names_of(o.content_layers);
+        for (const auto& l : o.style_layers) layers.push_back(l.layer);
+        const int64_t halo = nst::VggTiling::halo(layers);
+        NST_CHECK(s.tile >= halo, "--tile ", s.tile, " is under the ", halo,
+                  " pixels that each tile reads beyond its own on every side for these layers (a tile would "
+                  "read more than 9 times its own area); use at least ", halo);
+    }
     o.content_weight = s.loss.content_weight, o.style_weight = s.loss.style_weight, o.tv_weight = s.loss.tv_weight;
     o.style_scale = s.style_scale;
-    o.scales = s.scales;
-    o.iterations = s.iters;
+    o.scales = scales;
+    o.stage_iterations = iters;
     o.optimizer = s.optimizer == "adam" ? nst::GatysOptimizer::Adam : nst::GatysOptimizer::LBFGS;
     o.learning_rate = s.lr;
     o.lbfgs_history = s.history;
     o.seed = s.seed;
     o.original_colors = s.original_colors;
     o.save_every = s.save_every;
+    o.tile = s.tile;
     if (s.init == "random") {
         o.init = nst::GatysInit::Random;
     } else if (s.init != "content") {
@@ -110,9 +140,35 @@ int run_optimize(const Settings& s) {
     std::vector<nst::StyleInput> styles;
     for (size_t i = 0; i < s.styles.size(); ++i)
         styles.push_back({load01(s.styles[i]), s.blend.empty() ? 1.f : s.blend[i]});
-    CsvLog log(s.log, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s");
     const nst::Vgg19 net =
         load_vgg(s.vgg, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg, s.quiet);
+    // The memory plan (nets/memory_plan.hpp): printed with --plan, and a
+    // run that would not fit even in the smallest tiles refused before it starts.
+    if (s.plan || nst::plan_needed(device, {height, width}, o)) {
+        std::vector<std::pair<int64_t, int64_t>> style_hw;
+        for (const auto& st : styles) style_hw.emplace_back(st.image.size(2), st.image.size(3));
+        nst::OptimizePlan plan;
+        try {
+            plan = nst::plan_optimization(net, {height, width}, style_hw, o);
+        } catch (const nst::OutOfMemoryError&) {
+            if (s.plan) throw;  // else the run's own fallbacks go on from here
+        }
+        if (s.plan) {
+            std::printf("%s", nst::describe(plan, o).c_str());
+            return 0;
+        }
+        for (size_t i = 0; i < plan.stages.size(); ++i) {
+            const nst::StagePlan& st = plan.stages[i];
+            if (st.fits) continue;
+            throw nst::OutOfMemoryError(
+                "optimize: stage " + std::to_string(i + 1) + " (" + std::to_string(st.width) + "x" +
+                std::to_string(st.height) + ") does not fit in memory, even in tiles of " +
+                std::to_string(s.tile > 0 ? s.tile : nst::kMinOptimizeTile) + " (untiled it needs " +
+                nst::format_bytes(st.untiled) + ", the device has " + nst::format_bytes(plan.capacity) +
+                "); try a smaller --size" + (o.optimizer == nst::GatysOptimizer::LBFGS ? " or --optimizer adam" : ""));
+        }
+    }
+    CsvLog log(s.log, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s");
 
     // ---- the run ---------------------------------------------------------------------------
     std::unique_ptr<Progress> bar;
@@ -121,16 +177,24 @@ int run_optimize(const Settings& s) {
         if (bar) bar->finish();
         if (!s.quiet && stages > 1)
             std::fprintf(stderr, "stage %d/%d: %lldx%lld\n", stage + 1, stages, (long long)w, (long long)h);
-        bar = std::make_unique<Progress>(s.iters, "iteration", s.quiet);
+        bar = std::make_unique<Progress>(iters[size_t(stage)], "iteration", s.quiet);
         bar_stage = stage;
     };
     // The first bar now, so a terminal shows it during the first (slowest) iteration.
-    const auto [h0, w0] = nst::fit_longest_side(height, width, s.scales.empty() ? final_size : s.scales[0]);
+    const auto [h0, w0] = nst::fit_longest_side(height, width, scales[0]);
     start_stage(0, stages, h0, w0);
-    int done = 0, history = s.history;
+    int done = 0, history = s.history, tile = s.tile;
     const auto callback = [&](const nst::GatysProgress& p, const Tensor& image) {
         if (p.stage != bar_stage) start_stage(p.stage, p.stages, p.height, p.width);
         done = p.total_iteration;
+        if (p.tile != tile && p.tile > 0 && s.tile == 0 && !s.quiet) {
+            const std::string what = std::to_string(p.width) + "x" + std::to_string(p.height) + " in tiles of " +
+                                     std::to_string(p.tile) + " pixels (the same result, slower)";
+            bar->message(p.tile == p.planned_tile && p.iteration == 1
+                             ? "nst-run: note: memory plan: optimizing " + what
+                             : "nst-run: note: out of memory: optimizing " + what);
+        }
+        tile = p.tile;
         if (o.optimizer == nst::GatysOptimizer::LBFGS && p.lbfgs_history < history) {
             history = p.lbfgs_history;
             if (!s.quiet)
@@ -149,7 +213,7 @@ int run_optimize(const Settings& s) {
         }
         bar->step(label);
         if (p.iteration == p.iterations && p.stage + 1 < p.stages) {  // the next bar before its first iteration
-            const auto [h, w] = nst::fit_longest_side(height, width, s.scales[size_t(p.stage + 1)]);
+            const auto [h, w] = nst::fit_longest_side(height, width, scales[size_t(p.stage + 1)]);
             start_stage(p.stage + 1, p.stages, h, w);
         }
         return !nst_run::interrupted();
@@ -176,7 +240,7 @@ int run_optimize(const Settings& s) {
     save01(result, s.out);
     if (nst_run::interrupted())
         throw Error("interrupted after iteration " + std::to_string(done) + " of " +
-                    std::to_string(s.iters * stages) +
+                    std::to_string(total_iterations) +
                     "; the image so far was saved to " + s.out);
     return 0;
 }
@@ -192,7 +256,7 @@ Command add_optimize_command(CLI::App& app) {
     cmd->footer(
         "Each layer's content and style loss is divided by its target's mean square, so the losses "
         "are relative errors and the weights balance them. The defaults (content weight 0.05, style "
-        "weight 1, no TV, average pooling, L-BFGS, 500 iterations at 512 px) were chosen with the "
+        "weight 1, no TV, average pooling, L-BFGS, 250 iterations at 256 px then 80 at 512 px) were chosen with the "
         "embedded random VGG-19; raise --content-weight to keep more of the photo. Without --vgg, weights/vgg19-dcbb9e9d.pth or "
         "weights/vgg19-d01eb7cb.pth in the current directory are used when present (fetch them with "
         "weights/fetch_vgg19.sh), else the embedded random VGG-19 (--vgg random forces it), which is far "
@@ -210,16 +274,26 @@ Command add_optimize_command(CLI::App& app) {
                             ->capture_default_str()
                             ->transform(whole_number(kMinInputSide, nst::kMaxImageSide));
     cmd->add_option("--scales", s->scales,
-                    "Multi-scale: longer side of each stage, coarse to fine, e.g. 256,512,1024; each stage "
-                    "starts from the previous result upsampled; the last is the final size")
+                    "Longer side of each stage, coarse to fine, e.g. 256,512,1024; each stage starts from the "
+                    "previous result upsampled; the last is the final size (default: half of --size, then "
+                    "--size, from 256 up; --scales 512 runs one stage)")
         ->delimiter(',')
         ->transform(whole_number(kMinInputSide, nst::kMaxImageSide));
-    cmd->add_option("--iters", s->iters, "Iterations (per stage)")->capture_default_str()->transform(whole_number(1, kMaxIterations));
+    cmd->add_option("--iters", s->iters,
+                    "Iterations: one count for every stage, or one per stage (default: 250 per coarser stage and "
+                    "80 at the final size; 500 for a single stage)")
+        ->delimiter(',')
+        ->transform(whole_number(1, kMaxIterations));
     cmd->add_option("--optimizer", s->optimizer, "lbfgs or adam")
         ->capture_default_str()
         ->check(CLI::IsMember({"lbfgs", "adam"}));
     cmd->add_option("--lr", s->lr, "Learning rate (default: 1 for lbfgs, 0.02 for adam; images are 0..1)")
         ->check(real_number(0, true));
+    cmd->add_option("--tile", s->tile,
+                    "Optimize in tiles of N pixels (rounded up to the deepest layer's stride, 16 for relu5_1): the untiled result with a step's memory "
+                    "bounded by the tile (default 0: only when the image does not fit)")
+        ->capture_default_str()
+        ->transform(whole_number(0, nst::kMaxImageSide));
     cmd->add_option("--history", s->history, "L-BFGS history size")->capture_default_str()->transform(whole_number(1, 10000));
     add_loss_options(cmd, s->loss);
     cmd->add_option("--pooling", s->pooling, "VGG pooling: max or avg")
@@ -227,6 +301,9 @@ Command add_optimize_command(CLI::App& app) {
         ->check(CLI::IsMember({"max", "avg"}));
     cmd->add_option("--init", s->init, "Starting image: content, random (seeded noise) or an image file")
         ->capture_default_str();
+    cmd->add_flag("--plan", s->plan,
+                  "Print the memory plan (each stage's predicted peak, untiled and in the tiles the run would "
+                  "use) and exit without optimizing; nothing is written");
     cmd->add_flag("--original-colors", s->original_colors, "Keep the content's colours (luminance transfer at the end)");
     cmd->add_option("--vgg", s->vgg,
                     "VGG-19 weights: torchvision or Caffe .pth, or .safetensors (flavour from the name: "

@@ -29,6 +29,7 @@
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
+#include "nets/memory_plan.hpp"
 #include "nets/transform_net.hpp"
 #include "tools/command_files.hpp"
 #include "tools/progress.hpp"
@@ -44,8 +45,19 @@ namespace {
 struct Settings {
     std::string model, in, out, device, precision = "fp32";
     int max_size = 0, batch = 1, tile = 0;
-    bool preserve_color = false, quiet = false;
+    bool preserve_color = false, quiet = false, plan = false;
 };
+
+// A video's frames as stylized: (width, height) after --max-size.
+std::pair<int, int> frame_size(const VideoInfo& info, int max_size) {
+    int width = info.width, height = info.height;
+    if (max_size > 0 && std::max(width, height) > max_size) {
+        const double k = double(max_size) / std::max(width, height);
+        width = std::max(1, int(std::lround(width * k)));
+        height = std::max(1, int(std::lround(height * k)));
+    }
+    return {width, height};
+}
 
 std::string size_str(const Tensor& t) { return std::to_string(t.size(3)) + "x" + std::to_string(t.size(2)); }
 
@@ -76,6 +88,7 @@ std::vector<Tensor> unstack(const Tensor& batch) {
 class Stylizer {
 public:
     Stylizer(const nst::TransformNet& net, const Settings& s) : net_(net), s_(s) {}
+    const nst::TransformNet& net() const { return net_; }
 
     // Photos [1, 3, H, W] of one size on the CPU -> the stylized images on the CPU.
     std::vector<Tensor> run(const std::vector<Tensor>& photos) const {
@@ -142,6 +155,32 @@ private:
 std::string extension_of(const std::string& path) { return fs::path(path).extension().string(); }
 
 // Each mode adds its files to `files` (which holds the model) and checks them before any work.
+// The memory plan (nets/memory_plan.hpp) of images of height x width:
+// printed with --plan (then true: the command is done); a run that fits
+// nowhere (not even one image in tiles of 64) refused before it starts.
+// Measured only when the images could come near the device's memory, or
+// when asked.
+bool plan_or_refuse(const nst::TransformNet& net, const Settings& o, int64_t h, int64_t w) {
+    const double rough = double(h * w) * std::max(1, o.batch) * 3000.0 + 256e6;
+    if (!o.plan && rough <= 0.45 * double(nst::memory_capacity(net.device()))) return false;
+    nst::StylizePlan plan;
+    try {
+        plan = nst::plan_stylize(net, h, w, o.batch);
+    } catch (const nst::OutOfMemoryError&) {
+        if (o.plan) throw;
+        return false;  // not even the small measurements fit: the run's own fallbacks say what to do
+    }
+    if (o.plan) {
+        std::printf("%s", nst::describe(plan).c_str());
+        return true;
+    }
+    if (!plan.fits)
+        throw nst::OutOfMemoryError("stylize: " + std::to_string(w) + "x" + std::to_string(h) +
+                                    " images do not fit in memory, even one at a time in tiles of 64 (the device "
+                                    "has " + nst::format_bytes(plan.capacity) + "); try --max-size");
+    return false;
+}
+
 int stylize_image(const Stylizer& s, const Settings& o, CommandFiles& files) {
     NST_CHECK(nst::is_writable_image_path(o.out), o.out, ": cannot write images of type '",
               extension_of(o.out), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
@@ -149,8 +188,10 @@ int stylize_image(const Stylizer& s, const Settings& o, CommandFiles& files) {
     files.reads("--in", o.in);
     files.writes("--out", o.out);
     files.check();
+    const Tensor photo = s.load(o.in);
+    if (plan_or_refuse(s.net(), o, photo.size(2), photo.size(3))) return 0;
     Progress progress(1, "image", o.quiet);
-    const Tensor result = s.run({s.load(o.in)}).front();
+    const Tensor result = s.run({photo}).front();
     check_interrupted();  // not worth saving: the user asked to stop
     nst::save_image(result, o.out);
     progress.step(fs::path(o.in).filename().string());
@@ -243,12 +284,8 @@ int stylize_video(const Stylizer& s, const Settings& o, CommandFiles& files) {
     files.writes("--out", o.out);
     files.check();
     const VideoInfo info = probe_video(o.in);
-    int width = info.width, height = info.height;
-    if (o.max_size > 0 && std::max(width, height) > o.max_size) {
-        const double k = double(o.max_size) / std::max(width, height);
-        width = std::max(1, int(std::lround(width * k)));
-        height = std::max(1, int(std::lround(height * k)));
-    }
+    const auto [width, height] = frame_size(info, o.max_size);
+    if (plan_or_refuse(s.net(), o, height, width)) return 0;
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, o.in, ": frames of ", width, "x", height,
               " pixels; nst-run needs at least ", kMinInputSide, "x", kMinInputSide);
     VideoReader reader(o.in, info, width, height);
@@ -303,6 +340,7 @@ int run_stylize(const Settings& o) {
                     "own work; use --tile " + std::to_string(net.tile_halo()) + " or more (512: about " + cost +
                     " times)");
     }
+    NST_CHECK(!directory || !o.plan, "--plan takes an image or a video (a directory's images have sizes of their own)");
     if (dtype != nst::DType::F32 && device.is_cpu() && !o.quiet)
         std::fprintf(stderr, "nst-run: note: %s on the CPU is emulated and slower than fp32; it pays off on GPUs\n",
                      o.precision.c_str());
@@ -342,6 +380,9 @@ Command add_stylize_command(CLI::App& app) {
         ->capture_default_str()
         ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
     cmd->add_flag("--preserve-color", s->preserve_color, "Keep the photo's colours (transfer luminance only)");
+    cmd->add_flag("--plan", s->plan,
+                  "Print the memory plan (the predicted peak, and whether the run goes one image at a time or in "
+                  "tiles) and exit without stylizing; nothing is written");
     cmd->add_flag("--quiet,-q", s->quiet, "No progress output");
     return {cmd, [s] { return run_stylize(*s); }};
 }

@@ -24,6 +24,7 @@
 #include "core/ops.hpp"
 #include "weights/safetensors.hpp"
 #include "nets/gatys.hpp"
+#include "nets/memory_plan.hpp"
 #include "nets/training.hpp"
 #include "nets/training_data.hpp"
 #include "tools/command_files.hpp"
@@ -45,7 +46,7 @@ struct Settings {
     double epochs = 0;
     float lr = 1e-3f;
     uint64_t seed = 0;
-    bool quiet = false;
+    bool quiet = false, plan = false;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {
@@ -169,6 +170,29 @@ int run_train(const Settings& s) {
     nst::StyleTrainer trainer(std::move(network), vgg, style, o);
     if (!s.resume.empty()) trainer.restore_optimizer(ckpt, s.resume);
     ckpt = {};
+    // The memory plan (nets/memory_plan.hpp): printed with --plan; a batch
+    // that cannot fit refused before training. Measured only when the batch
+    // could come near the device's memory, or when asked.
+    const double rough = double(s.batch) * s.size * s.size * 16000.0 + 1e9;
+    if (s.plan || rough > 0.45 * double(nst::memory_capacity(device))) {
+        nst::TrainingPlan plan;
+        try {
+            plan = nst::plan_training(vgg, style, o, s.batch, s.size);
+        } catch (const nst::OutOfMemoryError&) {
+            if (s.plan) throw;
+            plan.fits = true;  // not even the small measurements fit: the first step's error says what to do
+        }
+        if (s.plan) {
+            std::printf("%s", nst::describe(plan).c_str());
+            return 0;
+        }
+        if (!plan.fits)
+            throw nst::OutOfMemoryError(
+                "train: a step of " + std::to_string(s.batch) + " photos of " + std::to_string(s.size) + "x" +
+                std::to_string(s.size) + " needs " + nst::format_bytes(plan.peak) + ", the device has " +
+                nst::format_bytes(plan.capacity) + "; try " +
+                (plan.largest_batch > 0 ? "--batch " + std::to_string(plan.largest_batch) : std::string("a smaller --size")));
+    }
     CsvLog log(s.log, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s", start_step);
     if (!s.quiet)
         std::fprintf(stderr, "nst-run: training on %zu images under %s, %lld steps of %d at %dx%d%s\n", data.files(),
@@ -279,6 +303,9 @@ Command add_train_command(CLI::App& app) {
         ->transform(whole_number(0, UINT64_MAX));
     cmd->add_option("--log", s->log, "CSV log: step, epoch, each loss, images/s, elapsed seconds");
     cmd->add_option("--device", s->device, "cpu, cuda or cuda:N (default: first GPU, else CPU)");
+    cmd->add_flag("--plan", s->plan,
+                  "Print the memory plan (a step's predicted peak, the largest batch that fits) and exit without "
+                  "training; nothing is written");
     cmd->add_flag("--quiet,-q", s->quiet, "No progress output");
     return {cmd, [s] { return run_train(*s); }};
 }

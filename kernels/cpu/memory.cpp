@@ -8,7 +8,8 @@
 // CUDA allocator does: a fresh large block comes from mmap, and its first
 // touch costs a page fault per 4 KiB page, which was a sixth of a CPU
 // optimization step before this cache. Sizes are rounded up to eighths of a
-// power of two; a request takes a cached block of at most twice its size.
+// power of two; a request takes a cached block at most a quarter larger
+// (larger ones would make the peak depend on what happened to be cached).
 // The cache never holds more than the peak of what was in use, and gives
 // everything back when an allocation fails. Small blocks go straight to
 // malloc, which reuses them without page faults itself.
@@ -23,6 +24,8 @@
 #include <mutex>
 #include <new>
 #include <unordered_map>
+
+#include <unistd.h>
 
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
@@ -82,7 +85,8 @@ void* CpuBackend::allocate(size_t bytes) {
     size_t got = size;
     if (size >= kCachedFrom) {
         const auto it = b.free_blocks.lower_bound(size);
-        if (it != b.free_blocks.end() && it->first / 2 <= size) {
+        if (it != b.free_blocks.end() && it->first - size <= size / 4 &&
+            (!b.limit || b.current + it->first <= b.limit)) {
             ptr = it->second, got = it->first;
             b.free_blocks.erase(it);
             b.cached -= got;
@@ -140,6 +144,16 @@ void cpu_set_memory_limit(size_t bytes) {
     Books& b = books();
     std::lock_guard<std::mutex> lock(b.mutex);
     b.limit = bytes;
+}
+
+size_t cpu_memory_capacity() {
+    {
+        Books& b = books();
+        std::lock_guard<std::mutex> lock(b.mutex);
+        if (b.limit) return b.limit;
+    }
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : SIZE_MAX;
 }
 
 void cpu_empty_cache() {

@@ -170,6 +170,17 @@ void cuda_set_memory_limit(int device, size_t bytes) {
     s.devices[device].limit = bytes;
 }
 
+size_t cuda_memory_capacity(int device) {
+    cuda::State& s = cuda::state();
+    std::lock_guard<std::mutex> lock(s.mutex);
+    cuda::DeviceCache& cache = s.devices[device];
+    if (cache.limit) return cache.limit;
+    cuda::context(device);  // cudaMemGetInfo reads the current device
+    size_t free_bytes = 0, total_bytes = 0;
+    cuda::check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
+    return free_bytes + cache.reserved;
+}
+
 void cuda_reset_peak_memory(int device) {
     cuda::State& s = cuda::state();
     std::lock_guard<std::mutex> lock(s.mutex);

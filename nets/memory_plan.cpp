@@ -1,0 +1,387 @@
+#include "nets/memory_plan.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+
+#include "core/autograd.hpp"
+#include "core/device.hpp"
+#include "core/error.hpp"
+#include "nets/vgg_tiles.hpp"
+
+namespace nst {
+namespace {
+
+constexpr size_t kFloat = sizeof(float);
+constexpr double kHeadroom = 0.9;  // of the capacity: fragmentation, what the plan does not see
+
+MemoryStats stats(Device d) { return d.is_cuda() ? cuda_memory_stats(d.index) : cpu_memory_stats(); }
+void reset_peak(Device d) { d.is_cuda() ? cuda_reset_peak_memory(d.index) : cpu_reset_peak_memory(); }
+void empty_cache(Device d) { d.is_cuda() ? cuda_empty_cache(d.index) : cpu_empty_cache(); }
+
+std::vector<std::pair<int64_t, int64_t>> stage_sizes(std::pair<int64_t, int64_t> content_hw, const GatysOptions& o) {
+    if (o.scales.empty()) return {content_hw};
+    std::vector<std::pair<int64_t, int64_t>> out;
+    for (int side : o.scales) out.push_back(fit_longest_side(content_hw.first, content_hw.second, side));
+    return out;
+}
+
+std::vector<std::string> all_layers(const GatysOptions& o) {
+    std::vector<std::string> layers;
+    for (const auto& l : active_layers(o.content_layers, o.content_weight, "optimize")) layers.push_back(l.layer);
+    for (const auto& l : active_layers(o.style_layers, o.style_weight, "optimize")) layers.push_back(l.layer);
+    return layers;
+}
+
+// Channels of a layer's output: those of the convolution at or before it.
+int64_t channels_at(const std::string& layer) {
+    int conv = -1;
+    const int index = Vgg19::layer_index(layer);
+    for (int i = 0; i <= index; ++i) conv += Vgg19::layer_names()[size_t(i)].rfind("conv", 0) == 0;
+    return Vgg19::conv_channels(std::max(conv, 0));
+}
+
+// What a stage holds between steps, optimizer state aside.
+size_t held_bytes(int64_t h, int64_t w, const std::vector<std::pair<int64_t, int64_t>>& style_hw,
+                  const GatysOptions& o) {
+    const size_t pixels = size_t(h * w);
+    size_t bytes = 3 * kFloat * pixels * 3;  // the stage's content, the image, its last good copy
+    for (const auto& l : active_layers(o.content_layers, o.content_weight, "optimize")) {
+        const int64_t s = VggTiling::stride(l.layer);
+        bytes += kFloat * size_t(channels_at(l.layer) * (h / s) * (w / s));
+    }
+    for (const auto& l : active_layers(o.style_layers, o.style_weight, "optimize"))
+        bytes += kFloat * size_t(channels_at(l.layer) * channels_at(l.layer));
+    if (o.style_weight > 0) {
+        const int side = int(std::lround(o.style_scale * double(std::max(h, w))));
+        for (const auto& [sh, sw] : style_hw) {
+            const auto [rh, rw] = fit_longest_side(sh, sw, std::max(side, 1));
+            bytes += 3 * kFloat * size_t(rh * rw);  // resized (the caller's own are in use already)
+        }
+    }
+    return bytes;
+}
+
+// The largest area a tile reads.
+int64_t read_area(int64_t h, int64_t w, const std::vector<std::string>& layers, int tile) {
+    const VggTiling tiling(h, w, layers, tile);
+    int64_t area = 0;
+    for (const VggTile& t : tiling.tiles()) area = std::max(area, (t.in_y1 - t.in_y0) * (t.in_x1 - t.in_x0));
+    return area;
+}
+
+// The peak of f() over what was in use before it, on the device: the
+// second of two runs (the first creates the convolution primitives and
+// their caches).
+template <class F>
+size_t measured_peak(Device device, F&& f) {
+    f();
+    empty_cache(device);
+    const size_t base = stats(device).current;
+    reset_peak(device);
+    f();
+    const size_t peak = stats(device).peak;
+    return peak > base ? peak - base : 0;
+}
+
+// fixed + per_pixel * pixels through two measured points.
+std::pair<size_t, double> line_through(double p1, double m1, double p2, double m2) {
+    const double per_pixel = p2 > p1 ? std::max(0.0, (m2 - m1) / (p2 - p1)) : m2 / p2;
+    return {size_t(std::max(0.0, m1 - per_pixel * p1)), per_pixel};
+}
+
+// (height, width) with the longer side `side`, each at least `least`.
+std::pair<int64_t, int64_t> calibration_size(int64_t h, int64_t w, int side, int64_t least) {
+    const auto [a, b] = fit_longest_side(h, w, side);
+    return {std::max<int64_t>(a, least), std::max<int64_t>(b, least)};
+}
+
+// One untiled step at a small size, measured on the device.
+size_t measure_step(const Vgg19& net, int64_t h, int64_t w, const GatysOptions& o) {
+    const Device device = net.device();
+    GatysOptions small = o;
+    small.tile = int(std::max(h, w));  // untiled, and no falling back to tiles
+    small.scales.clear();
+    small.style_scale = 1.f;  // a step's memory does not depend on the style's size
+    const Tensor content = Tensor::randn({1, 3, h, w}, 1, device, 0.5f, 0.2f);
+    const Tensor style = Tensor::randn({1, 3, h, w}, 2, device, 0.5f, 0.2f);
+    GatysObjective objective(net, content, {{style, 1.f}}, small);
+    Tensor x = content.clone().set_requires_grad(true);
+    return measured_peak(device, [&] {
+        x.zero_grad();
+        objective.evaluate_with_gradient(x);
+    });
+}
+
+}  // namespace
+
+size_t predicted_peak(const OptimizePlan& plan, int64_t h, int64_t w,
+                      const std::vector<std::pair<int64_t, int64_t>>& style_hw, const GatysOptions& o, int tile,
+                      int lbfgs_history) {
+    const size_t pixels = size_t(h * w), image = 3 * kFloat * pixels;
+    const std::vector<std::string> layers = all_layers(o);
+    const bool tiled = tile > 0 && tile < std::max(h, w) && !layers.empty();
+    const int64_t area = tiled ? read_area(h, w, layers, tile) : h * w;
+    // The step: its graph (and the gradient, in the measured per-pixel
+    // cost); tiled, the whole gradient and a crop's gradient beside it, and
+    // the owned crop of every tapped layer's features (saved for the Grams).
+    size_t step = plan.step_fixed + size_t(plan.step_per_pixel * double(area));
+    if (tiled) {
+        step += 2 * image;
+        std::vector<std::string> unique = layers;
+        std::sort(unique.begin(), unique.end());
+        unique.erase(std::unique(unique.begin(), unique.end()), unique.end());
+        const int64_t t = VggTiling(h, w, layers, tile).tile();  // rounded up to the stride
+        const int64_t owned = t * t;
+        for (const auto& l : unique) {
+            const int64_t s = VggTiling::stride(l);
+            step += kFloat * size_t(channels_at(l) * (owned / (s * s)));
+        }
+    }
+    const size_t held = held_bytes(h, w, style_hw, o);
+    if (o.optimizer == GatysOptimizer::Adam) return held + 2 * image + step;
+    // L-BFGS: its direction and previous gradient, `history` pairs between
+    // steps; while it updates, one pair more, the gradient and its copy.
+    const size_t state = 2 * image + 2 * image * size_t(lbfgs_history);
+    return held + state + std::max(step, 2 * image + 2 * image);
+}
+
+OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> content_hw,
+                               const std::vector<std::pair<int64_t, int64_t>>& style_hw, const GatysOptions& o,
+                               size_t capacity) {
+    OptimizePlan plan;
+    const Device device = net.device();
+    plan.capacity = capacity ? capacity : memory_capacity(device);
+    plan.in_use = stats(device).current;
+    const std::vector<std::string> layers = all_layers(o);
+    if (!layers.empty()) {
+        // Two sizes of the content's shape; a line through them.
+        const int64_t need = min_side_for(layers);
+        const auto [h1, w1] = calibration_size(content_hw.first, content_hw.second, 128, need);
+        const auto [h2, w2] = calibration_size(content_hw.first, content_hw.second, 256, need);
+        double m1 = 0, m2 = 0;
+        try {
+            m1 = double(measure_step(net, h1, w1, o)), m2 = double(measure_step(net, h2, w2, o));
+        } catch (const OutOfMemoryError& e) {
+            throw OutOfMemoryError(std::string("optimize: not even a step at 256 pixels fits in memory (") +
+                                   e.what() + ")");
+        }
+        std::tie(plan.step_fixed, plan.step_per_pixel) = line_through(double(h1 * w1), m1, double(h2 * w2), m2);
+    }
+    const int history = o.optimizer == GatysOptimizer::LBFGS ? o.lbfgs_history : 0;
+    const double budget = kHeadroom * double(plan.capacity) - double(plan.in_use);
+    for (const auto& [h, w] : stage_sizes(content_hw, o)) {
+        StagePlan s;
+        s.height = h, s.width = w, s.lbfgs_history = history;
+        s.untiled = s.peak = predicted_peak(plan, h, w, style_hw, o, 0, history);
+        const int side = int(std::max(h, w));
+        // The candidates, largest first: the caller's tile, or the whole
+        // image and then 2048, 1024, ... 64 pixels.
+        std::vector<int> tiles;
+        if (o.tile > 0) {
+            tiles.push_back(o.tile < side ? o.tile : 0);
+        } else {
+            tiles.push_back(0);
+            for (int t = 2048; t >= kMinOptimizeTile && !layers.empty(); t /= 2)
+                if (t < side) tiles.push_back(t);
+        }
+        const size_t pair = 2 * 3 * kFloat * size_t(h * w);
+        // The most history that fits beside tiles of t (capped at the asked history).
+        const auto history_fitting = [&](int t) {
+            const double rest = budget - double(predicted_peak(plan, h, w, style_hw, o, t, 0));
+            return rest < 0 ? -1 : int(std::min<double>(history, rest / double(pair)));
+        };
+        // Tiles cost time (tiles of 512 read 1.7 times their area with the
+        // default layers' halo, tiles of 64 twelve times) and L-BFGS history
+        // helps less past about 20 steps, so: the whole history with tiles
+        // of 512 or more; else 20 steps (or what was asked, if less) with
+        // the largest tile; else the history the smallest tile leaves.
+        const int enough = std::min(history, 20);
+        const auto choose = [&](int t, int with_history) {
+            s.tile = t, s.lbfgs_history = with_history, s.fits = true;
+            s.peak = predicted_peak(plan, h, w, style_hw, o, t, with_history);
+        };
+        s.fits = false;
+        for (int t : tiles) {
+            if (t != 0 && t < 512 && o.tile == 0) break;
+            if (history_fitting(t) >= history) {
+                choose(t, history);
+                break;
+            }
+        }
+        if (!s.fits && o.optimizer == GatysOptimizer::LBFGS) {
+            for (int t : tiles)
+                if (history_fitting(t) >= enough) {
+                    choose(t, history_fitting(t));
+                    break;
+                }
+            // Less than that anywhere: as much as the smallest tiles leave,
+            // with the largest tiles that leave as much (a pair of images
+            // outweighs a tile's graph at such sizes).
+            const int most = history_fitting(tiles.back());
+            for (int t : tiles)
+                if (!s.fits && most >= 1 && history_fitting(t) >= most) choose(t, most);
+        }
+        if (!s.fits && o.optimizer == GatysOptimizer::Adam) {
+            for (int t : tiles)
+                if (history_fitting(t) >= 0) {
+                    choose(t, 0);
+                    break;
+                }
+        }
+        plan.stages.push_back(s);
+    }
+    return plan;
+}
+
+bool plan_needed(Device device, std::pair<int64_t, int64_t> content_hw, const GatysOptions& o) {
+    int64_t pixels = 0;
+    for (const auto& [h, w] : stage_sizes(content_hw, o)) pixels = std::max(pixels, h * w);
+    // Far above the measured ~2000 bytes per pixel of a step plus the state.
+    const int history = o.optimizer == GatysOptimizer::LBFGS ? o.lbfgs_history : 2;
+    const double rough = double(pixels) * (8000.0 + 24.0 * history) + 512e6;
+    return rough > double(memory_capacity(device)) * kHeadroom / 2;
+}
+
+std::string describe(const OptimizePlan& plan, const GatysOptions& o) {
+    std::string out = "memory plan: capacity " + format_bytes(plan.capacity) + ", " + format_bytes(plan.in_use) +
+                      " in use (90% planned); a step measured at " +
+                      "128 and 256 px: " + format_bytes(plan.step_fixed) + " + " +
+                      std::to_string(int64_t(std::lround(plan.step_per_pixel))) + " bytes per pixel\n";
+    for (size_t i = 0; i < plan.stages.size(); ++i) {
+        const StagePlan& s = plan.stages[i];
+        out += "stage " + std::to_string(i + 1) + "/" + std::to_string(plan.stages.size()) + ": " +
+               std::to_string(s.width) + "x" + std::to_string(s.height) + ": untiled " + format_bytes(s.untiled);
+        if (!s.fits) {
+            out += ": does not fit, even in tiles of " + std::to_string(kMinOptimizeTile) +
+                   (o.optimizer == GatysOptimizer::LBFGS ? " without L-BFGS history" : "") + "\n";
+            continue;
+        }
+        out += s.tile == 0 ? " -> untiled" : " -> tiles of " + std::to_string(s.tile) + ": " + format_bytes(s.peak);
+        if (o.optimizer == GatysOptimizer::LBFGS && s.lbfgs_history < o.lbfgs_history)
+            out += ", L-BFGS history " + std::to_string(s.lbfgs_history) + " of " + std::to_string(o.lbfgs_history);
+        out += "\n";
+    }
+    return out;
+}
+
+// ---- stylize ----------------------------------------------------------------------------
+
+namespace {
+
+// The largest window a tile of stylize_tiled reads: the tile and the halo.
+int64_t tile_read_area(const TransformNet& net, int64_t h, int64_t w, int tile) {
+    const int64_t halo = net.tile_halo();
+    return std::min(h, tile + 2 * halo) * std::min(w, tile + 2 * halo);
+}
+
+}  // namespace
+
+size_t predicted_stylize_peak(const StylizePlan& plan, const TransformNet& net, int batch, int tile) {
+    const int64_t h = plan.height, w = plan.width;
+    if (tile <= 0 || tile >= std::max(h, w)) return plan.fixed + size_t(plan.per_pixel * double(batch * h * w));
+    // One tile's passes, and the whole output image beside them.
+    return plan.fixed + size_t(plan.tile_per_pixel * double(tile_read_area(net, h, w, tile))) +
+           3 * kFloat * size_t(h * w);
+}
+
+StylizePlan plan_stylize(const TransformNet& net, int64_t h, int64_t w, int batch, size_t capacity) {
+    NoGradGuard no_grad;
+    StylizePlan plan;
+    const Device device = net.device();
+    plan.capacity = capacity ? capacity : memory_capacity(device);
+    plan.in_use = stats(device).current;
+    plan.height = h, plan.width = w, plan.batch = batch;
+    double m[2], p[2];
+    for (int i = 0; i < 2; ++i) {
+        const auto [hs, ws] = calibration_size(h, w, i == 0 ? 128 : 256, 16);
+        const Tensor x = Tensor::rand({1, 3, hs, ws}, 7, device, 0.f, 255.f);
+        m[i] = double(measured_peak(device, [&] { net.stylize(x); }));
+        p[i] = double(hs * ws);
+    }
+    std::tie(plan.fixed, plan.per_pixel) = line_through(p[0], m[0], p[1], m[1]);
+    {
+        // Tiles: stylize_tiled at 256 pixels in tiles of 64 (its passes
+        // stop at each norm layer and keep less than a whole stylization).
+        const auto [hs, ws] = calibration_size(h, w, 256, 16);
+        const Tensor x = Tensor::rand({1, 3, hs, ws}, 7, device, 0.f, 255.f);
+        const double mt = double(measured_peak(device, [&] { net.stylize_tiled(x, 64); }));
+        const double held = double(plan.fixed) + 3.0 * kFloat * double(hs * ws);
+        plan.tile_per_pixel = std::max(0.0, (mt - held) / double(tile_read_area(net, hs, ws, 64)));
+    }
+    const double budget = kHeadroom * double(plan.capacity) - double(plan.in_use);
+    plan.batch_peak = plan.peak = predicted_stylize_peak(plan, net, batch, 0);
+    if (double(plan.batch_peak) <= budget) return plan;
+    plan.one_at_a_time = batch > 1;
+    plan.peak = predicted_stylize_peak(plan, net, 1, 0);
+    if (double(plan.peak) <= budget) return plan;
+    for (int t = 1024; t >= 64; t /= 2) {
+        if (t >= std::max(h, w)) continue;
+        plan.tile = t;
+        plan.peak = predicted_stylize_peak(plan, net, 1, t);
+        if (double(plan.peak) <= budget) return plan;
+    }
+    plan.fits = false;
+    return plan;
+}
+
+std::string describe(const StylizePlan& plan) {
+    std::string out = "memory plan: capacity " + format_bytes(plan.capacity) + ", " + format_bytes(plan.in_use) +
+                      " in use (90% planned); one image measured at 128 and 256 px: " + format_bytes(plan.fixed) +
+                      " + " + std::to_string(int64_t(std::lround(plan.per_pixel))) + " bytes per pixel\n";
+    out += std::to_string(plan.width) + "x" + std::to_string(plan.height) + ", batch " + std::to_string(plan.batch) +
+           ": " + format_bytes(plan.batch_peak);
+    if (!plan.fits) return out + ": does not fit, even one image in tiles of 64\n";
+    if (plan.tile > 0) return out + " -> one image at a time in tiles of " + std::to_string(plan.tile) + ": " +
+                              format_bytes(plan.peak) + "\n";
+    if (plan.one_at_a_time) return out + " -> one image at a time: " + format_bytes(plan.peak) + "\n";
+    return out + " -> fits\n";
+}
+
+// ---- train ------------------------------------------------------------------------------
+
+size_t predicted_training_peak(const TrainingPlan& plan, int batch, int size) {
+    const double pixels = double(batch) * double(size) * double(size);
+    // The step, and the batch of photos the data loader made for it.
+    return plan.fixed + size_t(plan.per_pixel * pixels + 3.0 * kFloat * pixels);
+}
+
+TrainingPlan plan_training(const Vgg19& vgg, const Tensor& style, const TrainingOptions& o, int batch, int size,
+                           size_t capacity) {
+    TrainingPlan plan;
+    const Device device = vgg.device();
+    plan.capacity = capacity ? capacity : memory_capacity(device);
+    plan.in_use = stats(device).current;
+    plan.batch = batch, plan.size = size;
+    {
+        // A trainer of its own (a fresh network and Adam state, as much
+        // memory as the real one's, which is in use already).
+        StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, 0, device), vgg, style, o);
+        double m[2], p[2];
+        for (int i = 0; i < 2; ++i) {
+            const int side = i == 0 ? 64 : 128;
+            const Tensor photos = Tensor::rand({1, 3, side, side}, 8, device, 0.f, 255.f);
+            m[i] = double(measured_peak(device, [&] { trainer.step(photos); }));
+            p[i] = double(side) * side;
+        }
+        std::tie(plan.fixed, plan.per_pixel) = line_through(p[0], m[0], p[1], m[1]);
+    }
+    const double budget = kHeadroom * double(plan.capacity) - double(plan.in_use);
+    plan.peak = predicted_training_peak(plan, batch, size);
+    plan.fits = double(plan.peak) <= budget;
+    const double per_photo = (plan.per_pixel + 3.0 * kFloat) * double(size) * double(size);
+    plan.largest_batch = budget > double(plan.fixed) ? int(std::min(1e6, (budget - double(plan.fixed)) / per_photo)) : 0;
+    return plan;
+}
+
+std::string describe(const TrainingPlan& plan) {
+    std::string out = "memory plan: capacity " + format_bytes(plan.capacity) + ", " + format_bytes(plan.in_use) +
+                      " in use (90% planned); a step measured at 64 and 128 px: " + format_bytes(plan.fixed) + " + " +
+                      std::to_string(int64_t(std::lround(plan.per_pixel))) + " bytes per pixel\n";
+    out += "batch " + std::to_string(plan.batch) + " of " + std::to_string(plan.size) + "x" + std::to_string(plan.size) +
+           ": " + format_bytes(plan.peak) + (plan.fits ? " -> fits" : " -> does not fit") + "; the largest batch " +
+           "that fits at this size: " + std::to_string(plan.largest_batch) + "\n";
+    return out;
+}
+
+}  // namespace nst

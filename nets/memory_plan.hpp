@@ -1,0 +1,123 @@
+// Memory plans, made before a run: what it will hold at its peak on its
+// device, and how it will fit (tiles, one image at a time, the L-BFGS
+// history), for `nst-run optimize|stylize|train --plan` and for refusing a
+// run that cannot fit before it starts.
+//
+// Each plan measures the work at two small sizes on the run's device and
+// network (the memory books of core/device.hpp) and draws a line through
+// them: a fixed cost and bytes per pixel, the convolution libraries'
+// scratch included. What is held besides is counted from the options.
+//
+// Optimization (nets/gatys.hpp): for each stage, the predicted peak
+// untiled, and the tile size (nets/vgg_tiles.hpp) and L-BFGS history that
+// fit. A step's memory is measured, not modelled layer by layer: one untiled
+// step at two sizes of the content's shape (128 and 256 pixels on the
+// longer side), on the run's device and network, gives a step's fixed cost
+// and its bytes per pixel, scratch of the convolution libraries included.
+// What the run holds between steps is counted from the options: the image
+// and its last good copy, the content and its targets, the resized style
+// images, the optimizer's state (L-BFGS: 2 x history + 2 image-sized
+// vectors; Adam: 2). A tiled step adds a whole-image gradient, one
+// image-sized crop gradient and the owned crops of the tapped features to
+// the graph of its largest tile. The inputs (content, styles) and the
+// network are counted as in use when the plan is made.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nets/gatys.hpp"
+#include "nets/training.hpp"
+#include "nets/transform_net.hpp"
+
+namespace nst {
+
+struct StagePlan {
+    int64_t height = 0, width = 0;
+    size_t untiled = 0;     // predicted peak of the stage untiled, full history
+    int tile = 0;           // the tile size the run starts with (0: untiled)
+    size_t peak = 0;        // predicted peak with that tile and history
+    int lbfgs_history = 0;  // the L-BFGS history that fits (0 with Adam)
+    bool fits = true;       // false: not even tiles of the smallest size fit
+};
+
+struct OptimizePlan {
+    size_t capacity = 0;     // what the device lets tensors hold (memory_capacity)
+    size_t in_use = 0;       // what they held when the plan was made (the network)
+    size_t step_fixed = 0;   // a step's measured cost: fixed part ...
+    double step_per_pixel = 0;  // ... and bytes per pixel
+    std::vector<StagePlan> stages;
+};
+
+// The smallest tile the plan and the run consider (pixels).
+constexpr int kMinOptimizeTile = 64;
+
+// `content_hw`: the content's size at the final stage (or its own size when
+// options.scales is empty); `style_hw`: the style images' own sizes;
+// `capacity`: 0 for the device's (memory_capacity). Measuring the step
+// runs two small steps on the network's device (a second or two on a CPU).
+OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> content_hw,
+                               const std::vector<std::pair<int64_t, int64_t>>& style_hw,
+                               const GatysOptions& options, size_t capacity = 0);
+
+// The predicted peak of one stage of height x width with a tile size (0:
+// untiled) and an L-BFGS history, from a plan's measured step: what the
+// stage adds to what was in use before the run (the inputs included).
+size_t predicted_peak(const OptimizePlan& plan, int64_t height, int64_t width,
+                      const std::vector<std::pair<int64_t, int64_t>>& style_hw, const GatysOptions& options,
+                      int tile, int lbfgs_history);
+
+// Whether a run could come near the device's memory (a rough bound, no
+// measurement): runs that cannot skip the plan.
+bool plan_needed(Device device, std::pair<int64_t, int64_t> content_hw, const GatysOptions& options);
+
+// Plain lines for `nst-run optimize --plan`.
+std::string describe(const OptimizePlan& plan, const GatysOptions& options);
+
+// ---- stylize ----------------------------------------------------------------------------
+// Feed-forward stylization (TransformNet::stylize) of a batch of images of
+// one size: the whole batch at once if it fits, else one image at a time,
+// else in tiles of 1024, 512, ... 64 pixels (as stylize_fitting falls back).
+// Measured: one image at 128 and 256 pixels, and in tiles of 64 at 256. A
+// tiled run holds the whole output image and one tile's passes over its
+// read window (the tile and the network's halo).
+struct StylizePlan {
+    size_t capacity = 0, in_use = 0;
+    size_t fixed = 0;
+    double per_pixel = 0;       // of a whole stylization
+    double tile_per_pixel = 0;  // of a tile's read window, in stylize_tiled
+    int64_t height = 0, width = 0;
+    int batch = 1;
+    size_t batch_peak = 0;  // the whole batch at once
+    size_t peak = 0;        // as the run will go
+    bool one_at_a_time = false;
+    int tile = 0;           // > 0: each image in tiles of this size
+    bool fits = true;
+};
+StylizePlan plan_stylize(const TransformNet& net, int64_t height, int64_t width, int batch, size_t capacity = 0);
+size_t predicted_stylize_peak(const StylizePlan& plan, const TransformNet& net, int batch, int tile);
+std::string describe(const StylizePlan& plan);
+
+// ---- train ------------------------------------------------------------------------------
+// A training step (StyleTrainer::step) on a batch of size x size photos.
+// Measured: steps of one photo at 64 and 128 pixels on a trainer of its own
+// (the real one's weights and Adam state are in use already). No tiles:
+// what does not fit needs a smaller batch or size, and the plan says which
+// batch fits.
+struct TrainingPlan {
+    size_t capacity = 0, in_use = 0;
+    size_t fixed = 0;
+    double per_pixel = 0;
+    int batch = 1, size = 256;
+    size_t peak = 0;
+    int largest_batch = 0;  // that fits at this size (0: not even one photo)
+    bool fits = true;
+};
+TrainingPlan plan_training(const Vgg19& vgg, const Tensor& style, const TrainingOptions& options, int batch,
+                           int size, size_t capacity = 0);
+size_t predicted_training_peak(const TrainingPlan& plan, int batch, int size);
+std::string describe(const TrainingPlan& plan);
+
+}  // namespace nst
