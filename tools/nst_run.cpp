@@ -30,6 +30,7 @@
 #include "tools/optimize_command.hpp"
 #include "tools/stylize_command.hpp"
 #include "tools/train_command.hpp"
+#include "tools/video_metrics_command.hpp"
 #include "weights/tf_fast_style.hpp"
 
 namespace fs = std::filesystem;
@@ -129,6 +130,7 @@ int main(int argc, char** argv) {
     const nst_run::Command stylize = nst_run::add_stylize_command(app);
     const nst_run::Command optimize = nst_run::add_optimize_command(app);
     const nst_run::Command train = nst_run::add_train_command(app);
+    const nst_run::Command video_metrics = nst_run::add_video_metrics_command(app);
 
     try {
         app.parse(argc, argv);
@@ -155,6 +157,7 @@ int main(int argc, char** argv) {
         if (*info) return run_info(info_path);
         if (*optimize.subcommand) return optimize.run();
         if (*train.subcommand) return train.run();
+        if (*video_metrics.subcommand) return video_metrics.run();
         return stylize.run();
     } catch (const nst::OutOfMemoryError& e) {
         const std::string m = e.what();  // the command may have said what to try already

@@ -3,7 +3,7 @@
 # The CUDA toolkit with cuBLAS and cuDNN 9 is optional and not installed here:
 # without it nst builds CPU-only.
 set -euo pipefail
-packages=(cmake g++ make pkg-config catch2 libdnnl-dev libstb-dev nlohmann-json3-dev libcli11-dev libzip-dev ffmpeg)
+packages=(cmake g++ make pkg-config catch2 libdnnl-dev libstb-dev nlohmann-json3-dev libcli11-dev libzip-dev libopencv-video-dev ffmpeg)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

@@ -34,6 +34,7 @@
 #include "tools/command_files.hpp"
 #include "tools/progress.hpp"
 #include "tools/video.hpp"
+#include "tools/video_flow.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
@@ -45,8 +46,12 @@ namespace {
 struct Settings {
     std::string model, in, out, device, precision = "fp32";
     int max_size = 0, batch = 1, tile = 0;
-    bool preserve_color = false, quiet = false, plan = false;
+    bool preserve_color = false, quiet = false, plan = false, no_stabilize = false;
 };
+
+// The stabilizer's weight of the moved previous output (tools/video_flow.hpp),
+// chosen by measurement (README, video).
+constexpr float kStabilizeWeight = 0.7f;
 
 // A video's frames as stylized: (width, height) after --max-size.
 std::pair<int, int> frame_size(const VideoInfo& info, int max_size) {
@@ -291,20 +296,26 @@ int stylize_video(const Stylizer& s, const Settings& o, CommandFiles& files) {
     VideoReader reader(o.in, info, width, height);
     VideoWriter writer(o.out, width, height, info.frame_rate, info.has_audio ? o.in : std::string());
     Progress progress(info.frames, "frame", o.quiet);
-    std::vector<uint8_t> rgb;
+    Stabilizer stabilizer(kStabilizeWeight);
+    Frame output{width, height, {}};
+    std::vector<Frame> inputs;  // this batch's input frames, for the flow
     std::vector<Tensor> frames;
     auto flush = [&] {
         if (frames.empty()) return;
         check_interrupted();
-        for (const Tensor& y : s.run(frames)) {
-            nst::image_to_rgb8(y, rgb);
-            writer.write(rgb);
+        const std::vector<Tensor> stylized = s.run(frames);
+        for (size_t i = 0; i < stylized.size(); ++i) {
+            nst::image_to_rgb8(stylized[i], output.rgb);
+            if (!o.no_stabilize) stabilizer.next(inputs[i], output);
+            writer.write(output.rgb);
             progress.step();
         }
-        frames.clear();
+        frames.clear(), inputs.clear();
     };
-    while (reader.read(rgb)) {
-        frames.push_back(nst::image_from_rgb8(rgb.data(), height, width));
+    Frame input{width, height, {}};
+    while (reader.read(input.rgb)) {
+        frames.push_back(nst::image_from_rgb8(input.rgb.data(), height, width));
+        inputs.push_back(input);
         if (int(frames.size()) == o.batch) flush();
     }
     flush();
@@ -380,6 +391,9 @@ Command add_stylize_command(CLI::App& app) {
         ->capture_default_str()
         ->check(CLI::IsMember({"fp32", "fp16", "bf16"}));
     cmd->add_flag("--preserve-color", s->preserve_color, "Keep the photo's colours (transfer luminance only)");
+    cmd->add_flag("--no-stabilize", s->no_stabilize,
+                  "Videos: stylize every frame on its own (by default the output follows the input's optical "
+                  "flow where the scene stays visible, so the painted texture does not flicker)");
     cmd->add_flag("--plan", s->plan,
                   "Print the memory plan (the predicted peak, and whether the run goes one image at a time or in "
                   "tiles) and exit without stylizing; nothing is written");

@@ -1,0 +1,150 @@
+#include "tools/video_flow.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <opencv2/video/tracking.hpp>
+
+#include "core/error.hpp"
+
+namespace nst_run {
+namespace {
+
+cv::Mat gray(const Frame& f) {
+    // const_cast: OpenCV's header does not copy, and cvtColor only reads it.
+    const cv::Mat rgb(f.height, f.width, CV_8UC3, const_cast<uint8_t*>(f.rgb.data()));
+    cv::Mat g;
+    cv::cvtColor(rgb, g, cv::COLOR_RGB2GRAY);
+    return g;
+}
+
+// Bilinear sample of a 2-channel flow at (x, y), borders clamped.
+void sample(const Flow& f, float x, float y, float& u, float& v) {
+    x = std::clamp(x, 0.f, float(f.width - 1)), y = std::clamp(y, 0.f, float(f.height - 1));
+    const int x0 = int(x), y0 = int(y), x1 = std::min(x0 + 1, f.width - 1), y1 = std::min(y0 + 1, f.height - 1);
+    const float ax = x - float(x0), ay = y - float(y0);
+    auto at = [&](int xx, int yy, int c) { return f.xy[(size_t(yy) * f.width + xx) * 2 + c]; };
+    for (int c = 0; c < 2; ++c) {
+        const float top = at(x0, y0, c) + ax * (at(x1, y0, c) - at(x0, y0, c));
+        const float bottom = at(x0, y1, c) + ax * (at(x1, y1, c) - at(x0, y1, c));
+        (c == 0 ? u : v) = top + ay * (bottom - top);
+    }
+}
+
+}  // namespace
+
+Flow optical_flow(const Frame& from, const Frame& to) {
+    NST_CHECK(from.width == to.width && from.height == to.height && from.width > 0 && from.height > 0,
+              "optical flow: frames of different sizes (", from.width, "x", from.height, " and ", to.width, "x",
+              to.height, ")");
+    const cv::Ptr<cv::DISOpticalFlow> dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
+    cv::Mat flow;
+    dis->calc(gray(from), gray(to), flow);
+    Flow out;
+    out.width = from.width, out.height = from.height;
+    out.xy.assign(reinterpret_cast<const float*>(flow.data),
+                  reinterpret_cast<const float*>(flow.data) + size_t(from.width) * from.height * 2);
+    return out;
+}
+
+std::vector<float> warp(const Frame& frame, const Flow& flow) {
+    NST_CHECK(frame.width == flow.width && frame.height == flow.height, "warp: the frame is ", frame.width, "x",
+              frame.height, ", the flow ", flow.width, "x", flow.height);
+    const int W = frame.width, H = frame.height;
+    std::vector<float> out(size_t(W) * H * 3);
+    for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {
+            const size_t i = size_t(y) * W + x;
+            const float sx = std::clamp(float(x) + flow.xy[2 * i], 0.f, float(W - 1));
+            const float sy = std::clamp(float(y) + flow.xy[2 * i + 1], 0.f, float(H - 1));
+            const int x0 = int(sx), y0 = int(sy), x1 = std::min(x0 + 1, W - 1), y1 = std::min(y0 + 1, H - 1);
+            const float ax = sx - float(x0), ay = sy - float(y0);
+            for (int c = 0; c < 3; ++c) {
+                auto at = [&](int xx, int yy) { return float(frame.rgb[(size_t(yy) * W + xx) * 3 + c]) / 255.f; };
+                const float top = at(x0, y0) + ax * (at(x1, y0) - at(x0, y0));
+                const float bottom = at(x0, y1) + ax * (at(x1, y1) - at(x0, y1));
+                out[i * 3 + c] = top + ay * (bottom - top);
+            }
+        }
+    return out;
+}
+
+std::vector<uint8_t> consistent_pixels(const Flow& backward, const Flow& forward) {
+    const int W = backward.width, H = backward.height;
+    std::vector<uint8_t> mask(size_t(W) * H, 0);
+    for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {
+            const size_t i = size_t(y) * W + x;
+            const float bu = backward.xy[2 * i], bv = backward.xy[2 * i + 1];
+            const float px = float(x) + bu, py = float(y) + bv;
+            if (px < 0 || py < 0 || px > float(W - 1) || py > float(H - 1)) continue;  // came from outside
+            float fu = 0, fv = 0;
+            sample(forward, px, py, fu, fv);
+            const float du = bu + fu, dv = bv + fv;
+            mask[i] = du * du + dv * dv < 0.01f * (bu * bu + bv * bv + fu * fu + fv * fv) + 0.5f;
+        }
+    return mask;
+}
+
+double warping_error(const Frame& input_prev, const Frame& input, const Frame& output_prev, const Frame& output) {
+    for (const Frame* f : {&input_prev, &output_prev, &output})
+        NST_CHECK(f->width == input.width && f->height == input.height, "warping error: frames of ", f->width, "x",
+                  f->height, " and ", input.width, "x", input.height);
+    const Flow backward = optical_flow(input, input_prev);
+    const Flow forward = optical_flow(input_prev, input);
+    const std::vector<uint8_t> mask = consistent_pixels(backward, forward);
+    const std::vector<float> moved = warp(output_prev, backward);
+    double sum = 0, count = 0;
+    for (size_t i = 0; i < mask.size(); ++i) {
+        if (!mask[i]) continue;
+        for (int c = 0; c < 3; ++c) {
+            const double d = double(output.rgb[i * 3 + c]) / 255.0 - double(moved[i * 3 + c]);
+            sum += d * d;
+        }
+        count += 3;
+    }
+    return count > 0 ? sum / count : 0.0;
+}
+
+void Stabilizer::next(const Frame& input, Frame& stylized) {
+    NST_CHECK(stylized.width == input.width && stylized.height == input.height, "stabilize: the stylized frame is ",
+              stylized.width, "x", stylized.height, ", the input ", input.width, "x", input.height);
+    fresh_ = previous_input_.rgb.empty() || previous_input_.width != input.width ||
+             previous_input_.height != input.height;
+    if (!fresh_) {
+        const Flow backward = optical_flow(input, previous_input_);
+        const Flow forward = optical_flow(previous_input_, input);
+        std::vector<uint8_t> mask = consistent_pixels(backward, forward);
+        // The flow must also predict the input's colour (0.1 of the range
+        // per channel, root mean square).
+        const std::vector<float> predicted = warp(previous_input_, backward);
+        size_t kept = 0;
+        for (size_t i = 0; i < mask.size(); ++i) {
+            float d2 = 0;
+            for (int c = 0; c < 3; ++c) {
+                const float d = float(input.rgb[i * 3 + c]) / 255.f - predicted[i * 3 + c];
+                d2 += d * d;
+            }
+            if (d2 > 3 * 0.01f) mask[i] = 0;
+            kept += mask[i];
+        }
+        fresh_ = kept * 3 < mask.size();  // a scene cut
+        if (!fresh_) {
+            const std::vector<float> moved = warp(previous_output_, backward);
+            for (size_t i = 0; i < mask.size(); ++i) {
+                if (!mask[i]) continue;
+                for (int c = 0; c < 3; ++c) {
+                    uint8_t& v = stylized.rgb[i * 3 + c];
+                    const float out = weight_ * moved[i * 3 + c] * 255.f + (1 - weight_) * float(v);
+                    v = uint8_t(std::clamp(std::lround(out), 0L, 255L));
+                }
+            }
+        }
+    }
+    previous_input_ = input;
+    previous_output_ = stylized;
+}
+
+}  // namespace nst_run

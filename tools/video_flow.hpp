@@ -1,0 +1,79 @@
+// Optical flow between video frames and the temporal warping error of a
+// stylized clip, the standard measure of flicker (Lai et al., "Learning
+// Blind Video Temporal Consistency", ECCV 2018):
+//
+//   E = mean over frames t >= 1 of  sum_x M_t(x) |O_t(x) - W(O_{t-1})(x)|^2 / (3 sum_x M_t(x))
+//
+// with O the output frames on 0..1, W(O_{t-1}) the previous output frame
+// moved by the input clip's backward flow (frame t to t-1, bilinear), and
+// M_t the pixels whose flow passes the forward-backward consistency check
+// (Sundaram et al. 2010, as Ruder et al. use it for video style transfer):
+// a pixel is occluded, or moved out of view, when following the backward
+// flow and then the forward flow does not come back near where it started.
+// The flow is computed on the input frames, where it is reliable, by
+// OpenCV's DIS optical flow (Kroeger et al. 2016; Debian
+// libopencv-video-dev), the medium preset.
+#pragma once
+#include <cstdint>
+#include <vector>
+
+namespace nst_run {
+
+// An 8-bit RGB frame, row-major, 3 bytes a pixel.
+struct Frame {
+    int width = 0, height = 0;
+    std::vector<uint8_t> rgb;
+};
+
+// Per pixel (dx, dy): where in the other frame this pixel's content is.
+struct Flow {
+    int width = 0, height = 0;
+    std::vector<float> xy;  // 2 floats a pixel
+};
+
+// Flow from `from` to `to`: for each pixel x of `from`, x + flow(x) is
+// where its content is in `to`. Frames of one size.
+Flow optical_flow(const Frame& from, const Frame& to);
+
+// `frame` moved by `flow` (computed from the frame being made to `frame`):
+// out(x) = frame(x + flow(x)), bilinear, borders clamped. RGB on 0..1 floats.
+std::vector<float> warp(const Frame& frame, const Flow& flow);
+
+// 1 where the backward flow (t to t-1) and the forward flow (t-1 to t)
+// agree, 0 where the pixel is occluded or leaves the frame.
+std::vector<uint8_t> consistent_pixels(const Flow& backward, const Flow& forward);
+
+// The warping error above of one pair of consecutive frames: the input's
+// give the flow and the mask, the output's are measured (all of one size).
+double warping_error(const Frame& input_prev, const Frame& input, const Frame& output_prev, const Frame& output);
+
+// Temporal stabilization of a stylized clip, one frame at a time (what
+// `nst-run stylize` does to videos unless --no-stabilize): where the input's
+// motion is known, the output follows it, and elsewhere it is the fresh
+// stylization S_t:
+//
+//   out_t = M_t * (w * W(out_{t-1}) + (1 - w) * S_t) + (1 - M_t) * S_t
+//
+// with W the backward flow of the input frames and M_t the pixels whose flow
+// passes the forward-backward check and whose input colour the flow
+// predicts (|I_t - W(I_{t-1})| small: flat regions where the flow means
+// nothing are caught too). An exponential average along the motion: the
+// painted texture moves with the scene instead of being redrawn in every
+// frame, and since each frame adds (1 - w) of its fresh stylization, the
+// output keeps following the stylization (no freezing). A scene cut (under
+// a third of the pixels consistent) starts afresh: that frame is S_t.
+class Stabilizer {
+public:
+    explicit Stabilizer(float weight) : weight_(weight) {}
+    // `input`: the input frame t; `stylized`: S_t, replaced by out_t.
+    void next(const Frame& input, Frame& stylized);
+    // Whether the last frame was taken for a scene cut (or was the first).
+    bool fresh() const { return fresh_; }
+
+private:
+    float weight_;
+    Frame previous_input_, previous_output_;
+    bool fresh_ = true;
+};
+
+}  // namespace nst_run
