@@ -13,6 +13,8 @@ namespace nst_run {
 namespace {
 
 cv::Mat gray(const Frame& f) {
+    NST_CHECK(f.rgb.size() == size_t(f.width) * f.height * 3, "optical flow: a frame of ", f.rgb.size(),
+              " bytes is not ", f.width, "x", f.height, " RGB");
     // const_cast: OpenCV's header does not copy, and cvtColor only reads it.
     const cv::Mat rgb(f.height, f.width, CV_8UC3, const_cast<uint8_t*>(f.rgb.data()));
     cv::Mat g;
@@ -42,6 +44,8 @@ Flow optical_flow(const Frame& from, const Frame& to) {
     const cv::Ptr<cv::DISOpticalFlow> dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
     cv::Mat flow;
     dis->calc(gray(from), gray(to), flow);
+    NST_CHECK(flow.type() == CV_32FC2 && flow.isContinuous() && flow.cols == from.width && flow.rows == from.height,
+              "optical flow: unexpected result from OpenCV");
     Flow out;
     out.width = from.width, out.height = from.height;
     out.xy.assign(reinterpret_cast<const float*>(flow.data),
@@ -57,8 +61,10 @@ std::vector<float> warp(const Frame& frame, const Flow& flow) {
     for (int y = 0; y < H; ++y)
         for (int x = 0; x < W; ++x) {
             const size_t i = size_t(y) * W + x;
-            const float sx = std::clamp(float(x) + flow.xy[2 * i], 0.f, float(W - 1));
-            const float sy = std::clamp(float(y) + flow.xy[2 * i + 1], 0.f, float(H - 1));
+            const float u = flow.xy[2 * i], v = flow.xy[2 * i + 1];
+            const bool finite = std::isfinite(u) && std::isfinite(v);  // else: stay in place
+            const float sx = std::clamp(float(x) + (finite ? u : 0.f), 0.f, float(W - 1));
+            const float sy = std::clamp(float(y) + (finite ? v : 0.f), 0.f, float(H - 1));
             const int x0 = int(sx), y0 = int(sy), x1 = std::min(x0 + 1, W - 1), y1 = std::min(y0 + 1, H - 1);
             const float ax = sx - float(x0), ay = sy - float(y0);
             for (int c = 0; c < 3; ++c) {
@@ -79,7 +85,8 @@ std::vector<uint8_t> consistent_pixels(const Flow& backward, const Flow& forward
             const size_t i = size_t(y) * W + x;
             const float bu = backward.xy[2 * i], bv = backward.xy[2 * i + 1];
             const float px = float(x) + bu, py = float(y) + bv;
-            if (px < 0 || py < 0 || px > float(W - 1) || py > float(H - 1)) continue;  // came from outside
+            // Came from outside (or the flow is not a number: the test is false for NaN).
+            if (!(px >= 0 && py >= 0 && px <= float(W - 1) && py <= float(H - 1))) continue;
             float fu = 0, fv = 0;
             sample(forward, px, py, fu, fv);
             const float du = bu + fu, dv = bv + fv;
@@ -88,24 +95,28 @@ std::vector<uint8_t> consistent_pixels(const Flow& backward, const Flow& forward
     return mask;
 }
 
-double warping_error(const Frame& input_prev, const Frame& input, const Frame& output_prev, const Frame& output) {
-    for (const Frame* f : {&input_prev, &output_prev, &output})
-        NST_CHECK(f->width == input.width && f->height == input.height, "warping error: frames of ", f->width, "x",
-                  f->height, " and ", input.width, "x", input.height);
-    const Flow backward = optical_flow(input, input_prev);
-    const Flow forward = optical_flow(input_prev, input);
-    const std::vector<uint8_t> mask = consistent_pixels(backward, forward);
-    const std::vector<float> moved = warp(output_prev, backward);
+Motion motion(const Frame& previous, const Frame& current) {
+    Motion m;
+    m.backward = optical_flow(current, previous);
+    m.mask = consistent_pixels(m.backward, optical_flow(previous, current));
+    return m;
+}
+
+double warping_error(const Motion& motion, const Frame& output_prev, const Frame& output) {
+    for (const Frame* f : {&output_prev, &output})
+        NST_CHECK(f->width == motion.backward.width && f->height == motion.backward.height, "warping error: frames of ",
+                  f->width, "x", f->height, " and ", motion.backward.width, "x", motion.backward.height);
+    const std::vector<float> moved = warp(output_prev, motion.backward);
     double sum = 0, count = 0;
-    for (size_t i = 0; i < mask.size(); ++i) {
-        if (!mask[i]) continue;
+    for (size_t i = 0; i < motion.mask.size(); ++i) {
+        if (!motion.mask[i]) continue;
         for (int c = 0; c < 3; ++c) {
             const double d = double(output.rgb[i * 3 + c]) / 255.0 - double(moved[i * 3 + c]);
             sum += d * d;
         }
         count += 3;
     }
-    return count > 0 ? sum / count : 0.0;
+    return count > 0 ? sum / count : std::nan("");
 }
 
 void Stabilizer::next(const Frame& input, Frame& stylized) {
@@ -114,9 +125,9 @@ void Stabilizer::next(const Frame& input, Frame& stylized) {
     fresh_ = previous_input_.rgb.empty() || previous_input_.width != input.width ||
              previous_input_.height != input.height;
     if (!fresh_) {
-        const Flow backward = optical_flow(input, previous_input_);
-        const Flow forward = optical_flow(previous_input_, input);
-        std::vector<uint8_t> mask = consistent_pixels(backward, forward);
+        Motion m = motion(previous_input_, input);
+        const Flow& backward = m.backward;
+        std::vector<uint8_t>& mask = m.mask;
         // The flow must also predict the input's colour (0.1 of the range
         // per channel, root mean square).
         const std::vector<float> predicted = warp(previous_input_, backward);

@@ -43,9 +43,18 @@ std::vector<float> warp(const Frame& frame, const Flow& flow);
 // agree, 0 where the pixel is occluded or leaves the frame.
 std::vector<uint8_t> consistent_pixels(const Flow& backward, const Flow& forward);
 
-// The warping error above of one pair of consecutive frames: the input's
-// give the flow and the mask, the output's are measured (all of one size).
-double warping_error(const Frame& input_prev, const Frame& input, const Frame& output_prev, const Frame& output);
+// The motion from one input frame to the next: the backward flow and the
+// pixels it holds for (the forward-backward check).
+struct Motion {
+    Flow backward;
+    std::vector<uint8_t> mask;
+};
+Motion motion(const Frame& previous, const Frame& current);
+
+// The warping error above of one pair of consecutive output frames, with the
+// input's motion between them; NaN when no pixel passes the check (a scene
+// cut), which a mean over a clip leaves out.
+double warping_error(const Motion& motion, const Frame& output_prev, const Frame& output);
 
 // Temporal stabilization of a stylized clip, one frame at a time (what
 // `nst-run stylize` does to videos unless --no-stabilize): where the input's

@@ -2,10 +2,12 @@
 // decoded side by side, one frame pair at a time (ffmpeg, tools/video.hpp):
 // the stylized clip's frames scaled to the input's size if they differ. It
 // prints the mean warping error of the stylized clip and, for scale, of the
-// input clip itself; --csv writes one line per frame pair.
+// input clip itself (pairs across a scene cut, with no pixel in common, left
+// out); --csv writes one line per frame pair.
 #include "tools/video_metrics_command.hpp"
 
 #include <CLI/CLI.hpp>
+#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -33,6 +35,8 @@ int run_video_metrics(const Settings& s) {
     if (!s.csv.empty()) files.writes("--csv", s.csv);
     files.check();
     const VideoInfo info = probe_video(s.in);
+    NST_CHECK(info.width >= kMinInputSide && info.height >= kMinInputSide, s.in, ": frames of ", info.width, "x",
+              info.height, " pixels; video-metrics needs at least ", kMinInputSide, "x", kMinInputSide);
     const VideoInfo styled_info = probe_video(s.stylized);
     VideoReader input(s.in, info, info.width, info.height);
     VideoReader output(s.stylized, styled_info, info.width, info.height);
@@ -50,16 +54,17 @@ int run_video_metrics(const Settings& s) {
                   frames, " frames)");
         if (!got_in) break;
         if (frames > 0) {
-            const double e = warping_error(in_prev, in_now, out_prev, out_now);
-            const double e_in = warping_error(in_prev, in_now, in_prev, in_now);
+            const Motion m = motion(in_prev, in_now);
+            const double e = warping_error(m, out_prev, out_now), e_in = warping_error(m, in_prev, in_now);
             csv.row("%lld,%.9g,%.9g", (long long)frames, e, e_in);
-            sum += e, input_sum += e_in, ++pairs;
+            if (std::isfinite(e)) sum += e, input_sum += e_in, ++pairs;  // a scene cut has no pixels to compare
         }
         std::swap(in_prev.rgb, in_now.rgb);
         std::swap(out_prev.rgb, out_now.rgb);
         ++frames;
     }
-    NST_CHECK(pairs > 0, "video-metrics: ", s.in, " has ", frames, " frame(s); at least 2 are needed");
+    NST_CHECK(frames > 1, "video-metrics: ", s.in, " has ", frames, " frame(s); at least 2 are needed");
+    NST_CHECK(pairs > 0, "video-metrics: no two consecutive frames of ", s.in, " share any pixel (scene cuts only)");
     std::printf("frames: %lld\nwarping error: %.4g\ninput warping error: %.4g\nratio: %.3g\n", (long long)frames,
                 sum / double(pairs), input_sum / double(pairs), input_sum > 0 ? sum / input_sum : 0.0);
     return 0;
