@@ -153,6 +153,17 @@ GatysObjective::GatysObjective(const Vgg19& net, const Tensor& content,
         for (const auto& l : style_layers) style_terms_.push_back({l.layer, o.style_weight * l.weight, {}, 0, {}});
     }
     tv_factor_ = o.tv_weight / float(content_.numel());
+    check_weight("the temporal weight", o.temporal_weight);
+    if (o.temporal_weight > 0) {
+        for (const Tensor* t : {&o.temporal_target, &o.temporal_mask})
+            NST_CHECK(t->defined() && t->shape() == content_.shape(), "optimize: the temporal target and mask must be ",
+                      shape_str(content_.shape()), " (the stage's size), got ",
+                      t->defined() ? shape_str(t->shape()) : std::string("nothing"));
+        check_finite("temporal target", o.temporal_target);
+        temporal_target_ = o.temporal_target.detach().to(device).contiguous();
+        temporal_mask_ = o.temporal_mask.detach().to(device).contiguous();
+        temporal_factor_ = o.temporal_weight / float(content_.numel());
+    }
     make_targets();
 }
 
@@ -181,7 +192,14 @@ StyleLosses GatysObjective::evaluate(const Tensor& image) const {
     }
     l.tv = tv_factor_ > 0 ? scale(tv_loss(image), tv_factor_) : Tensor::zeros({}, device);
     l.total = add(add(l.content, l.style), l.tv);
+    l.temporal = temporal_loss(image);
+    if (l.temporal.defined()) l.total = add(l.total, l.temporal);
     return l;
+}
+
+Tensor GatysObjective::temporal_loss(const Tensor& image) const {
+    if (temporal_factor_ <= 0) return Tensor();
+    return scale(sum_squares(mul(temporal_mask_, add(image, scale(temporal_target_, -1.f)))), temporal_factor_);
 }
 
 // ---- the run ------------------------------------------------------------------------------
@@ -312,6 +330,7 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
             const StyleLosses l = objective.evaluate_with_gradient(image, !lbfgs || lbfgs->pairs() == 0);
             p.tile = objective.tile();
             p.content_loss = l.content.item(), p.style_loss = l.style.item(), p.tv_loss = l.tv.item();
+            p.temporal_loss = l.temporal.defined() ? l.temporal.item() : 0.f;
             p.total_loss = l.total.item();
             if (!std::isfinite(p.total_loss)) {
                 throw NonFiniteLossError(

@@ -68,6 +68,13 @@ struct GatysOptions {
     // > 0: every N iterations (counted over all stages) the callback gets the
     // image as the run would return it at that point.
     int save_every = 0;
+    // Video (Ruder et al., "Artistic style transfer for videos", 2016): a
+    // temporal loss temporal_weight * mean(mask * (image - target)^2) that
+    // holds the image to the previous frame's result moved by the optical
+    // flow, where the flow holds (mask 1) and nowhere else (mask 0). Target
+    // and mask [1, 3, H, W] of the content's size, so one stage only.
+    Tensor temporal_target, temporal_mask;
+    float temporal_weight = 0.f;
     // > 0: every step in tiles of this many pixels (rounded up to the deepest
     // layer's stride; nets/vgg_tiles.hpp): the untiled result, with a step's
     // memory bounded by the tile instead of the image. 0: untiled until
@@ -140,6 +147,10 @@ private:
     std::vector<Term> content_terms_, style_terms_;
     std::vector<std::string> layers_;  // everything forward() must return
     float tv_factor_;
+    Tensor temporal_target_, temporal_mask_;
+    float temporal_factor_ = 0.f;  // temporal_weight / numel
+    // The temporal term of `image` (a graph), or undefined without one.
+    Tensor temporal_loss(const Tensor& image) const;
     int tile_ = 0;
     int targets_tile_ = -1;  // the tile size the content targets were made for
     bool tile_given_ = false;
@@ -152,6 +163,7 @@ struct GatysProgress {
     int total_iteration = 0, total_iterations = 0;  // over all stages
     // Losses of the image this iteration's step started from (weighted).
     float content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
+    float temporal_loss = 0;  // video frames only (GatysOptions::temporal_weight)
     double elapsed_seconds = 0;  // since the run started
     bool snapshot = false;       // save_every fell due: `image` is defined
     // How long L-BFGS's history may grow: lbfgs_history, or less once memory

@@ -15,8 +15,8 @@
 //     the image, so the backward adds the tile's gradient, halo included,
 //     into image.grad().
 // A step costs two forwards and one backward per tile, over the tiles' halos
-// too, and holds one tile's graph. Total variation is cheap (3 values per
-// pixel) and is computed on the whole image.
+// too, and holds one tile's graph. Total variation and the temporal loss of
+// video frames are cheap (3 values per pixel) and computed on the whole image.
 //
 // Targets: the content's features are made tile by tile and kept per tile
 // (what each owns, 32 bytes per pixel at relu4_2); the style images' Grams
@@ -270,8 +270,13 @@ StyleLosses GatysObjective::tiled_evaluate_with_gradient(const Tensor& image) co
         tv.backward();
         l.tv = tv.detach();
     }
+    if (Tensor temporal = temporal_loss(image); temporal.defined()) {
+        temporal.backward();
+        l.temporal = temporal.detach();
+    }
     NoGradGuard no_grad;
     l.total = add(add(l.content, l.style), l.tv);
+    if (l.temporal.defined()) l.total = add(l.total, l.temporal);
     return l;
 }
 

@@ -20,9 +20,10 @@ struct LayerWeight {
     float weight = 1.f;
 };
 
-// The weighted loss terms (scalar tensors); total = content + style + tv.
+// The weighted loss terms (scalar tensors); total = content + style + tv
+// (+ temporal: optimization mode on a video's frames; undefined elsewhere).
 struct StyleLosses {
-    Tensor content, style, tv, total;
+    Tensor content, style, tv, total, temporal;
 };
 
 // Gram matrix of features [N, C, H, W] divided by C*H*W: [N, C, C].

@@ -89,6 +89,7 @@ table=(
   "2|o.png|--batch: expected a whole number from 1 to 1024, got '0'|stylize --model $M --in $P --out o.png --batch 0"
   "1|o.png|--tile 16: smaller than the 44 pixels this network reads around each tile|stylize --model $M --in $P --out o.png --tile 16"
   "1|-|--in $P: not a video|video-metrics --in $P --stylized $P"
+  "1|o.png|--temporal-weight is for videos|optimize --content $P --style $P --out o.png --temporal-weight 2"
   "1|-|nowhere.mp4: cannot open: no such file|video-metrics --in nowhere.mp4 --stylized nowhere.mp4"
   "1|o.png|--tile 32 is under the 80 pixels that each tile reads|optimize --content $P --style $P --out o.png --tile 32"
   "2|o.png|--tile: expected a whole number from 0 to 65535, got '-1'|optimize --content $P --style $P --out o.png --tile -1"

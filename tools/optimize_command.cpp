@@ -27,6 +27,8 @@
 #include "tools/command_files.hpp"
 #include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
+#include "tools/optimize_video.hpp"
+#include "tools/video.hpp"
 #include "tools/progress.hpp"
 
 namespace fs = std::filesystem;
@@ -36,6 +38,10 @@ using nst::Tensor;
 namespace nst_run {
 namespace {
 
+// The temporal loss's weight for videos (tools/optimize_video.hpp), chosen
+// by measurement (README, video).
+constexpr float kTemporalWeight = 5.f;
+
 struct Settings {
     std::string content, out, optimizer = "lbfgs", pooling = "avg", init = "content", vgg, log,
                                 device;
@@ -43,11 +49,11 @@ struct Settings {
     std::vector<float> blend;
     std::vector<int> scales;
     LossFlags loss{0.05f, 1.f, 0.f, "relu4_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"};
-    float style_scale = 1.f, lr = 0.f;
+    float style_scale = 1.f, lr = 0.f, temporal_weight = kTemporalWeight;
     std::vector<int> iters;
     int size = 512, history = 100, save_every = 0, tile = 0;
     uint64_t seed = 0;
-    bool original_colors = false, quiet = false, size_given = false, plan = false;
+    bool original_colors = false, quiet = false, size_given = false, plan = false, temporal_weight_given = false;
 };
 
 // Coarse to fine by default: most of the work at half size, where an
@@ -70,8 +76,17 @@ void save01(const Tensor& image, const std::string& path) { nst::save_image(nst:
 int run_optimize(const Settings& s) {
     // ---- everything that can fail early --------------------------------------------------
     const nst::Device device = nst::usable_device(s.device);
-    NST_CHECK(nst::is_writable_image_path(s.out), "--out ", s.out, ": cannot write images of type '",
-              fs::path(s.out).extension().string(), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
+    const bool video = is_video_path(s.content);
+    if (video) {
+        NST_CHECK(is_video_path(s.out), "--out ", s.out,
+                  ": the content is a video, so the output must be one too (.mp4, .mkv, .mov, .webm, ...)");
+        NST_CHECK(s.log.empty() && s.save_every == 0 && !s.plan, "--log, --save-every and --plan are for images");
+        NST_CHECK(s.init == "content" || s.init == "random", "--init: videos start from the content or from noise");
+    } else {
+        NST_CHECK(nst::is_writable_image_path(s.out), "--out ", s.out, ": cannot write images of type '",
+                  fs::path(s.out).extension().string(), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
+        NST_CHECK(s.temporal_weight_given == false, "--temporal-weight is for videos");
+    }
     check_output(s.out, "--out");
     if (!s.log.empty()) check_output(s.log, "--log");
     NST_CHECK(s.blend.empty() || s.blend.size() == s.styles.size(), "--style-blend: ", s.blend.size(),
@@ -132,6 +147,17 @@ int run_optimize(const Settings& s) {
         o.init_image = load01(s.init);
     }
 
+    if (video) {
+        std::vector<nst::StyleInput> styles;
+        for (size_t i = 0; i < s.styles.size(); ++i)
+            styles.push_back({load01(s.styles[i]), s.blend.empty() ? 1.f : s.blend[i]});
+        const nst::Vgg19 net =
+            load_vgg(s.vgg, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg, s.quiet);
+        VideoOptimization v;
+        v.in = s.content, v.out = s.out, v.size = final_size, v.first = o;
+        v.later_iterations = iters.back(), v.temporal_weight = s.temporal_weight, v.quiet = s.quiet;
+        return optimize_video(v, net, styles);
+    }
     Tensor content = load01(s.content);
     // Plain ints, not a structured binding: the callback below captures them.
     const std::pair<int, int> final_hw = nst::fit_longest_side(content.size(2), content.size(3), final_size);
@@ -261,7 +287,7 @@ Command add_optimize_command(CLI::App& app) {
         "weights/vgg19-d01eb7cb.pth in the current directory are used when present (fetch them with "
         "weights/fetch_vgg19.sh), else the embedded random VGG-19 (--vgg random forces it), which is far "
         "weaker than trained weights.");
-    cmd->add_option("--content", s->content, "Content photo (PNG, JPEG, BMP, NPY)")->required();
+    cmd->add_option("--content", s->content, "Content photo (PNG, JPEG, BMP, NPY) or video")->required();
     cmd->add_option("--style", s->styles, "Style image; repeat to blend several")->required();
     cmd->add_option("--out", s->out, "Output image; the format follows the extension")->required();
     cmd->add_option("--style-blend", s->blend, "Blend weights of the style images, e.g. 0.7,0.3 (normalized to sum 1; default equal)")
@@ -301,6 +327,11 @@ Command add_optimize_command(CLI::App& app) {
         ->check(CLI::IsMember({"max", "avg"}));
     cmd->add_option("--init", s->init, "Starting image: content, random (seeded noise) or an image file")
         ->capture_default_str();
+    CLI::Option* temporal = cmd->add_option("--temporal-weight", s->temporal_weight,
+                    "Videos: weight of the temporal loss that holds each frame to the previous result moved by "
+                    "the optical flow (0: frames optimized independently, from that moved result)")
+        ->capture_default_str()
+        ->check(real_number(0, false));
     cmd->add_flag("--plan", s->plan,
                   "Print the memory plan (each stage's predicted peak, untiled and in the tiles the run would "
                   "use) and exit without optimizing; nothing is written");
@@ -314,8 +345,9 @@ Command add_optimize_command(CLI::App& app) {
     cmd->add_option("--log", s->log, "CSV log: iteration, stage, size, each loss, elapsed seconds");
     cmd->add_option("--device", s->device, "cpu, cuda or cuda:N (default: first GPU, else CPU)");
     cmd->add_flag("--quiet,-q", s->quiet, "No progress output");
-    return {cmd, [s, size] {
+    return {cmd, [s, size, temporal] {
                 s->size_given = size->count() > 0;
+                s->temporal_weight_given = temporal->count() > 0;
                 return run_optimize(*s);
             }};
 }
