@@ -2,9 +2,9 @@
 // tiles' owned blocks partition every feature map; a tiled step's losses and
 // gradient are the untiled ones within 1e-5 (relative, L2) at odd sizes, with
 // tiles that do not divide the image and tiles smaller than the halo, for
-// both poolings, several layer sets and blended styles; a few tiled L-BFGS
-// iterations give the untiled image; running out of memory switches to
-// tiles by itself.
+// both poolings, several layer sets and blended styles, and with a video
+// frame's temporal loss; a few tiled L-BFGS iterations give the untiled
+// image; running out of memory switches to tiles by itself.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -212,4 +212,30 @@ TEST_CASE("gatys tiles: running out of memory switches to tiles", "[gatys_tiles]
     CHECK(objective.tile() < 200);
     CHECK(std::fabs(l.total.item() - whole.losses.total.item()) <= 1e-5 * whole.losses.total.item());
     CHECK(relative_l2(x.grad(), whole.grad) < 1e-5);
+}
+
+// Video frames (GatysOptions::temporal_*): the temporal loss, on the whole
+// image, adds the same to a tiled step as to an untiled one.
+TEST_CASE("gatys tiles: a tiled step with a temporal loss is the untiled one", "[gatys_tiles]") {
+    GatysOptions o;
+    o.content_layers = {{"relu2_2", 1}};
+    o.style_layers = {{"relu1_1", 1}, {"relu2_1", 1}, {"relu3_1", 1}};
+    const Tensor content = picture(70, 90, 11);
+    std::vector<float> mask(size_t(3) * 70 * 90);
+    for (size_t i = 0; i < mask.size(); ++i) mask[i] = float((i / 7) % 3 != 0);
+    o.temporal_target = add(content, scale(picture(70, 90, 12), 0.1f));
+    o.temporal_mask = Tensor::from_vector(mask, {1, 3, 70, 90});
+    o.temporal_weight = 3.f;
+    const std::vector<StyleInput> styles{{picture(64, 64, 13), 1.f}};
+    const Tensor image = add(content, scale(picture(70, 90, 14), 0.2f));
+    const Step whole = step(net(VggPooling::Avg), content, styles, o, image, 0);
+    const Step tiled = step(net(VggPooling::Avg), content, styles, o, image, 24);
+    REQUIRE(whole.losses.temporal.defined());
+    CHECK(whole.losses.temporal.item() > 0);
+    CHECK(tiled.losses.temporal.item() == whole.losses.temporal.item());
+    CHECK(std::fabs(tiled.losses.total.item() - whole.losses.total.item()) <= 1e-5 * whole.losses.total.item());
+    CHECK(relative_l2(tiled.grad, whole.grad) < 1e-5);
+    // Without the loss the gradient differs: the term is really there.
+    o.temporal_weight = 0;
+    CHECK(relative_l2(step(net(VggPooling::Avg), content, styles, o, image, 0).grad, whole.grad) > 1e-3);
 }

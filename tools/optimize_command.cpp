@@ -28,8 +28,8 @@
 #include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/optimize_video.hpp"
-#include "tools/video.hpp"
 #include "tools/progress.hpp"
+#include "tools/video.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
@@ -289,7 +289,8 @@ Command add_optimize_command(CLI::App& app) {
         "weaker than trained weights.");
     cmd->add_option("--content", s->content, "Content photo (PNG, JPEG, BMP, NPY) or video")->required();
     cmd->add_option("--style", s->styles, "Style image; repeat to blend several")->required();
-    cmd->add_option("--out", s->out, "Output image; the format follows the extension")->required();
+    cmd->add_option("--out", s->out, "Output image (the format follows the extension), or video for a video")
+        ->required();
     cmd->add_option("--style-blend", s->blend, "Blend weights of the style images, e.g. 0.7,0.3 (normalized to sum 1; default equal)")
         ->delimiter(',')
         ->check(real_number(0, false));
