@@ -170,7 +170,8 @@ OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> con
     }
     const int history = o.optimizer == GatysOptimizer::LBFGS ? o.lbfgs_history : 0;
     const double budget = kHeadroom * double(plan.capacity) - double(plan.in_use);
-    for (const auto& [h, w] : stage_sizes(content_hw, o)) {
+    for (const auto& hw : stage_sizes(content_hw, o)) {
+        const int64_t h = hw.first, w = hw.second;  // plain: the lambdas below capture them
         StagePlan s;
         s.height = h, s.width = w, s.lbfgs_history = history;
         s.untiled = s.peak = predicted_peak(plan, h, w, style_hw, o, 0, history);
