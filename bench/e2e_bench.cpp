@@ -92,7 +92,7 @@ template <class Step>
 double median_ms(const Args& a, Device d, Step&& step, std::vector<double>& all) {
     for (int i = 0; i < a.warmup; ++i) step();
     sync(d);
-    d.is_cuda() ? cuda_reset_peak_memory(d.index) : cpu_reset_peak_memory();
+    reset_peak_memory(d);
     for (int i = 0; i < a.iters; ++i) {
         const auto t0 = std::chrono::steady_clock::now();
         step();
@@ -147,7 +147,7 @@ int main(int argc, char** argv) {
                 history = lbfgs.history();
             }
         }
-        const MemoryStats m = d.is_cuda() ? cuda_memory_stats(d.index) : cpu_memory_stats();
+        const MemoryStats m = memory_stats(d);
         std::printf("{\"engine\": \"nst\", \"workload\": \"%s\", \"device\": \"%s\", \"height\": %d, \"width\": %d, "
                     "\"batch\": %d, \"tf32\": %s, \"precision\": \"%s\", \"optimizer\": \"%s\", \"iters\": %d, \"median_ms\": %.4f, "
                     "\"min_ms\": %.4f, \"images_per_s\": %.2f, \"peak_bytes\": %zu, \"lbfgs_history\": %d}\n",

@@ -67,6 +67,11 @@ bool allow_tf32() { return g_allow_tf32; }
 size_t memory_capacity(Device device) {
     return device.is_cuda() ? cuda_memory_capacity(device.index) : cpu_memory_capacity();
 }
+MemoryStats memory_stats(Device device) {
+    return device.is_cuda() ? cuda_memory_stats(device.index) : cpu_memory_stats();
+}
+void reset_peak_memory(Device device) { device.is_cuda() ? cuda_reset_peak_memory(device.index) : cpu_reset_peak_memory(); }
+void empty_cache(Device device) { device.is_cuda() ? cuda_empty_cache(device.index) : cpu_empty_cache(); }
 
 #ifndef NST_CUDA
 // CPU-only build: no GPU, and the memory functions describe an empty device.

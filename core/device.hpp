@@ -68,6 +68,10 @@ void cpu_set_memory_limit(size_t bytes);
 // when one is set, else on the CPU the physical memory, on a GPU what the
 // card has free plus what nst already holds there.
 size_t memory_capacity(Device device);
+// The books, the peak reset and the cache of whichever device it is.
+MemoryStats memory_stats(Device device);
+void reset_peak_memory(Device device);
+void empty_cache(Device device);
 size_t cpu_memory_capacity();
 size_t cuda_memory_capacity(int device = 0);
 // "512M", "2G", "100000" (bytes) -> bytes; throws nst::Error otherwise.

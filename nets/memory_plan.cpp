@@ -15,9 +15,6 @@ namespace {
 constexpr size_t kFloat = sizeof(float);
 constexpr double kHeadroom = 0.9;  // of the capacity: fragmentation, what the plan does not see
 
-MemoryStats stats(Device d) { return d.is_cuda() ? cuda_memory_stats(d.index) : cpu_memory_stats(); }
-void reset_peak(Device d) { d.is_cuda() ? cuda_reset_peak_memory(d.index) : cpu_reset_peak_memory(); }
-void empty_cache(Device d) { d.is_cuda() ? cuda_empty_cache(d.index) : cpu_empty_cache(); }
 
 std::vector<std::pair<int64_t, int64_t>> stage_sizes(std::pair<int64_t, int64_t> content_hw, const GatysOptions& o) {
     if (o.scales.empty()) return {content_hw};
@@ -77,11 +74,18 @@ template <class F>
 size_t measured_peak(Device device, F&& f) {
     f();
     empty_cache(device);
-    const size_t base = stats(device).current;
-    reset_peak(device);
+    const size_t base = memory_stats(device).current;
+    reset_peak_memory(device);
     f();
-    const size_t peak = stats(device).peak;
+    const size_t peak = memory_stats(device).peak;
     return peak > base ? peak - base : 0;
+}
+
+// Whether a rough upper bound of a run's memory (several times what the
+// plans measure) reaches half of what the plans allow: only such runs are
+// worth measuring before they start.
+bool near_capacity(Device device, double rough_bytes) {
+    return rough_bytes > double(memory_capacity(device)) * kHeadroom / 2;
 }
 
 // fixed + per_pixel * pixels through two measured points.
@@ -152,7 +156,7 @@ OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> con
     OptimizePlan plan;
     const Device device = net.device();
     plan.capacity = capacity ? capacity : memory_capacity(device);
-    plan.in_use = stats(device).current;
+    plan.in_use = memory_stats(device).current;
     const std::vector<std::string> layers = all_layers(o);
     if (!layers.empty()) {
         // Two sizes of the content's shape; a line through them.
@@ -240,8 +244,7 @@ bool plan_needed(Device device, std::pair<int64_t, int64_t> content_hw, const Ga
     for (const auto& [h, w] : stage_sizes(content_hw, o)) pixels = std::max(pixels, h * w);
     // Far above the measured ~2000 bytes per pixel of a step plus the state.
     const int history = o.optimizer == GatysOptimizer::LBFGS ? o.lbfgs_history : 2;
-    const double rough = double(pixels) * (8000.0 + 24.0 * history) + 512e6;
-    return rough > double(memory_capacity(device)) * kHeadroom / 2;
+    return near_capacity(device, double(pixels) * (8000.0 + 24.0 * history) + 512e6);
 }
 
 std::string describe(const OptimizePlan& plan, const GatysOptions& o) {
@@ -291,7 +294,7 @@ StylizePlan plan_stylize(const TransformNet& net, int64_t h, int64_t w, int batc
     StylizePlan plan;
     const Device device = net.device();
     plan.capacity = capacity ? capacity : memory_capacity(device);
-    plan.in_use = stats(device).current;
+    plan.in_use = memory_stats(device).current;
     plan.height = h, plan.width = w, plan.batch = batch;
     double m[2], p[2];
     for (int i = 0; i < 2; ++i) {
@@ -326,6 +329,10 @@ StylizePlan plan_stylize(const TransformNet& net, int64_t h, int64_t w, int batc
     return plan;
 }
 
+bool stylize_plan_needed(Device device, int64_t height, int64_t width, int batch) {
+    return near_capacity(device, double(height * width) * std::max(1, batch) * 3000.0 + 256e6);
+}
+
 std::string describe(const StylizePlan& plan) {
     std::string out = "memory plan: capacity " + format_bytes(plan.capacity) + ", " + format_bytes(plan.in_use) +
                       " in use (90% planned); one image measured at 128 and 256 px: " + format_bytes(plan.fixed) +
@@ -352,7 +359,7 @@ TrainingPlan plan_training(const Vgg19& vgg, const Tensor& style, const Training
     TrainingPlan plan;
     const Device device = vgg.device();
     plan.capacity = capacity ? capacity : memory_capacity(device);
-    plan.in_use = stats(device).current;
+    plan.in_use = memory_stats(device).current;
     plan.batch = batch, plan.size = size;
     {
         // A trainer of its own (a fresh network and Adam state, as much
@@ -373,6 +380,10 @@ TrainingPlan plan_training(const Vgg19& vgg, const Tensor& style, const Training
     const double per_photo = (plan.per_pixel + 3.0 * kFloat) * double(size) * double(size);
     plan.largest_batch = budget > double(plan.fixed) ? int(std::min(1e6, (budget - double(plan.fixed)) / per_photo)) : 0;
     return plan;
+}
+
+bool training_plan_needed(Device device, int batch, int size) {
+    return near_capacity(device, double(batch) * size * size * 16000.0 + 1e9);
 }
 
 std::string describe(const TrainingPlan& plan) {

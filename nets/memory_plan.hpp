@@ -99,6 +99,8 @@ struct StylizePlan {
 StylizePlan plan_stylize(const TransformNet& net, int64_t height, int64_t width, int batch, size_t capacity = 0);
 size_t predicted_stylize_peak(const StylizePlan& plan, const TransformNet& net, int batch, int tile);
 std::string describe(const StylizePlan& plan);
+// Whether stylizing could come near the device's memory (a rough bound).
+bool stylize_plan_needed(Device device, int64_t height, int64_t width, int batch);
 
 // ---- train ------------------------------------------------------------------------------
 // A training step (StyleTrainer::step) on a batch of size x size photos.
@@ -119,5 +121,7 @@ TrainingPlan plan_training(const Vgg19& vgg, const Tensor& style, const Training
                            int size, size_t capacity = 0);
 size_t predicted_training_peak(const TrainingPlan& plan, int batch, int size);
 std::string describe(const TrainingPlan& plan);
+// Whether a training step could come near the device's memory (a rough bound).
+bool training_plan_needed(Device device, int batch, int size);
 
 }  // namespace nst

@@ -147,12 +147,14 @@ int run_optimize(const Settings& s) {
         o.init_image = load01(s.init);
     }
 
+    std::vector<nst::StyleInput> styles;
+    for (size_t i = 0; i < s.styles.size(); ++i)
+        styles.push_back({load01(s.styles[i]), s.blend.empty() ? 1.f : s.blend[i]});
+    const auto load_net = [&] {
+        return load_vgg(s.vgg, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg, s.quiet);
+    };
     if (video) {
-        std::vector<nst::StyleInput> styles;
-        for (size_t i = 0; i < s.styles.size(); ++i)
-            styles.push_back({load01(s.styles[i]), s.blend.empty() ? 1.f : s.blend[i]});
-        const nst::Vgg19 net =
-            load_vgg(s.vgg, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg, s.quiet);
+        const nst::Vgg19 net = load_net();
         VideoOptimization v;
         v.in = s.content, v.out = s.out, v.size = final_size, v.first = o;
         v.later_iterations = iters.back(), v.temporal_weight = s.temporal_weight, v.quiet = s.quiet;
@@ -163,11 +165,7 @@ int run_optimize(const Settings& s) {
     const std::pair<int, int> final_hw = nst::fit_longest_side(content.size(2), content.size(3), final_size);
     const int height = final_hw.first, width = final_hw.second;
     content = nst::resize_image01(content, height, width);
-    std::vector<nst::StyleInput> styles;
-    for (size_t i = 0; i < s.styles.size(); ++i)
-        styles.push_back({load01(s.styles[i]), s.blend.empty() ? 1.f : s.blend[i]});
-    const nst::Vgg19 net =
-        load_vgg(s.vgg, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg, s.quiet);
+    const nst::Vgg19 net = load_net();
     // The memory plan (nets/memory_plan.hpp): printed with --plan, and a
     // run that would not fit even in the smallest tiles refused before it starts.
     if (s.plan || nst::plan_needed(device, {height, width}, o)) {

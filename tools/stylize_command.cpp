@@ -166,8 +166,7 @@ std::string extension_of(const std::string& path) { return fs::path(path).extens
 // Measured only when the images could come near the device's memory, or
 // when asked.
 bool plan_or_refuse(const nst::TransformNet& net, const Settings& o, int64_t h, int64_t w) {
-    const double rough = double(h * w) * std::max(1, o.batch) * 3000.0 + 256e6;
-    if (!o.plan && rough <= 0.45 * double(nst::memory_capacity(net.device()))) return false;
+    if (!o.plan && !nst::stylize_plan_needed(net.device(), h, w, o.batch)) return false;
     nst::StylizePlan plan;
     try {
         plan = nst::plan_stylize(net, h, w, o.batch);

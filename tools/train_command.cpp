@@ -173,8 +173,7 @@ int run_train(const Settings& s) {
     // The memory plan (nets/memory_plan.hpp): printed with --plan; a batch
     // that cannot fit refused before training. Measured only when the batch
     // could come near the device's memory, or when asked.
-    const double rough = double(s.batch) * s.size * s.size * 16000.0 + 1e9;
-    if (s.plan || rough > 0.45 * double(nst::memory_capacity(device))) {
+    if (s.plan || nst::training_plan_needed(device, s.batch, s.size)) {
         nst::TrainingPlan plan;
         try {
             plan = nst::plan_training(vgg, style, o, s.batch, s.size);

@@ -22,17 +22,17 @@ cv::Mat gray(const Frame& f) {
     return g;
 }
 
-// Bilinear sample of a 2-channel flow at (x, y), borders clamped.
-void sample(const Flow& f, float x, float y, float& u, float& v) {
-    x = std::clamp(x, 0.f, float(f.width - 1)), y = std::clamp(y, 0.f, float(f.height - 1));
-    const int x0 = int(x), y0 = int(y), x1 = std::min(x0 + 1, f.width - 1), y1 = std::min(y0 + 1, f.height - 1);
-    const float ax = x - float(x0), ay = y - float(y0);
-    auto at = [&](int xx, int yy, int c) { return f.xy[(size_t(yy) * f.width + xx) * 2 + c]; };
-    for (int c = 0; c < 2; ++c) {
-        const float top = at(x0, y0, c) + ax * (at(x1, y0, c) - at(x0, y0, c));
-        const float bottom = at(x0, y1, c) + ax * (at(x1, y1, c) - at(x0, y1, c));
-        (c == 0 ? u : v) = top + ay * (bottom - top);
-    }
+// Bilinear interpolation of at(x, y) at the point (x, y), clamped to the
+// W x H grid; a point that is not a number stays at (x0, y0).
+template <class At>
+float bilinear(At at, float x, float y, float x0, float y0, int W, int H) {
+    if (!std::isfinite(x) || !std::isfinite(y)) x = x0, y = y0;
+    x = std::clamp(x, 0.f, float(W - 1)), y = std::clamp(y, 0.f, float(H - 1));
+    const int xa = int(x), ya = int(y), xb = std::min(xa + 1, W - 1), yb = std::min(ya + 1, H - 1);
+    const float ax = x - float(xa), ay = y - float(ya);
+    const float top = at(xa, ya) + ax * (at(xb, ya) - at(xa, ya));
+    const float bottom = at(xa, yb) + ax * (at(xb, yb) - at(xa, yb));
+    return top + ay * (bottom - top);
 }
 
 }  // namespace
@@ -61,17 +61,10 @@ std::vector<float> warp(const Frame& frame, const Flow& flow) {
     for (int y = 0; y < H; ++y)
         for (int x = 0; x < W; ++x) {
             const size_t i = size_t(y) * W + x;
-            const float u = flow.xy[2 * i], v = flow.xy[2 * i + 1];
-            const bool finite = std::isfinite(u) && std::isfinite(v);  // else: stay in place
-            const float sx = std::clamp(float(x) + (finite ? u : 0.f), 0.f, float(W - 1));
-            const float sy = std::clamp(float(y) + (finite ? v : 0.f), 0.f, float(H - 1));
-            const int x0 = int(sx), y0 = int(sy), x1 = std::min(x0 + 1, W - 1), y1 = std::min(y0 + 1, H - 1);
-            const float ax = sx - float(x0), ay = sy - float(y0);
+            const float sx = float(x) + flow.xy[2 * i], sy = float(y) + flow.xy[2 * i + 1];
             for (int c = 0; c < 3; ++c) {
                 auto at = [&](int xx, int yy) { return float(frame.rgb[(size_t(yy) * W + xx) * 3 + c]) / 255.f; };
-                const float top = at(x0, y0) + ax * (at(x1, y0) - at(x0, y0));
-                const float bottom = at(x0, y1) + ax * (at(x1, y1) - at(x0, y1));
-                out[i * 3 + c] = top + ay * (bottom - top);
+                out[i * 3 + c] = bilinear(at, sx, sy, float(x), float(y), W, H);
             }
         }
     return out;
@@ -87,8 +80,10 @@ std::vector<uint8_t> consistent_pixels(const Flow& backward, const Flow& forward
             const float px = float(x) + bu, py = float(y) + bv;
             // Came from outside (or the flow is not a number: the test is false for NaN).
             if (!(px >= 0 && py >= 0 && px <= float(W - 1) && py <= float(H - 1))) continue;
-            float fu = 0, fv = 0;
-            sample(forward, px, py, fu, fv);
+            auto at = [&](int c) {
+                return [&forward, c](int xx, int yy) { return forward.xy[(size_t(yy) * forward.width + xx) * 2 + c]; };
+            };
+            const float fu = bilinear(at(0), px, py, px, py, W, H), fv = bilinear(at(1), px, py, px, py, W, H);
             const float du = bu + fu, dv = bv + fv;
             mask[i] = du * du + dv * dv < 0.01f * (bu * bu + bv * bv + fu * fu + fv * fv) + 0.5f;
         }
