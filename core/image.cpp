@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/backend.hpp"
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/ops.hpp"
@@ -55,11 +56,6 @@ void check_image_tensor(const char* op, const Tensor& image) {
               image.defined() ? shape_str(image.shape()) : "an undefined tensor");
     NST_CHECK(image.size(2) > 0 && image.size(3) > 0, op, ": empty image ",
               shape_str(image.shape()));
-}
-
-uint8_t to_byte(float v) {
-    // NaN compares false and lands on 0.
-    return v >= 255.f ? 255 : v > 0.f ? uint8_t(std::lround(v)) : 0;
 }
 
 float clamp255(float v) { return v >= 255.f ? 255.f : v > 0.f ? v : 0.f; }
@@ -383,22 +379,49 @@ void save_image(const Tensor& image, const std::string& path) {
     file.commit();
 }
 
+Tensor images_from_rgb8(const uint8_t* rgb, int count, int height, int width, Device device) {
+    NST_CHECK(count > 0 && height > 0 && width > 0, "images_from_rgb8: empty images ", count, " x ", width, "x",
+              height);
+    const int64_t plane = int64_t(height) * width;
+    NST_CHECK(count <= ((int64_t(1) << 31) - 1) / (3 * plane), "images_from_rgb8: ", count, " images of ", width,
+              "x", height, " exceed the kernels' 32-bit limit");
+    Backend& b = backend(device);
+    Tensor images = Tensor::empty({count, 3, height, width}, device);
+    if (device.is_cpu()) {
+        b.rgb8_to_planar(count, plane, rgb, images.data());
+        return images;
+    }
+    const size_t bytes = size_t(plane) * 3 * size_t(count);
+    Storage staging(bytes, device);
+    b.copy_from_host(staging.data(), rgb, bytes);
+    b.rgb8_to_planar(count, plane, static_cast<const uint8_t*>(staging.data()), images.data());
+    return images;
+}
+
+void images_to_rgb8(const Tensor& images, std::vector<uint8_t>& rgb) {
+    NST_CHECK(images.defined() && images.dim() == 4 && images.size(0) > 0 && images.size(1) == 3 &&
+                  images.size(2) > 0 && images.size(3) > 0,
+              "images_to_rgb8: expected images [N, 3, H, W], got ",
+              images.defined() ? shape_str(images.shape()) : "an undefined tensor");
+    const Tensor x = images.detach().to(DType::F32).contiguous();
+    const int count = int(x.size(0));
+    const int64_t plane = x.size(2) * x.size(3);
+    const size_t bytes = size_t(plane) * 3 * size_t(count);
+    rgb.resize(bytes);
+    Backend& b = backend(x.device());
+    if (x.device().is_cpu()) return b.planar_to_rgb8(count, plane, x.data(), rgb.data());
+    Storage staging(bytes, x.device());
+    b.planar_to_rgb8(count, plane, x.data(), static_cast<uint8_t*>(staging.data()));
+    b.copy_to_host(rgb.data(), staging.data(), bytes);
+}
+
 Tensor image_from_rgb8(const uint8_t* rgb, int height, int width) {
-    NST_CHECK(height > 0 && width > 0, "image_from_rgb8: empty image ", width, "x", height);
-    const size_t plane = size_t(height) * width;
-    std::vector<float> planar(3 * plane);
-    for (size_t i = 0; i < plane; ++i)
-        for (int c = 0; c < 3; ++c) planar[c * plane + i] = rgb[3 * i + c];
-    return Tensor::from_vector(planar, {1, 3, height, width});
+    return images_from_rgb8(rgb, 1, height, width, Device::cpu());
 }
 
 void image_to_rgb8(const Tensor& image, std::vector<uint8_t>& rgb) {
     check_image_tensor("image_to_rgb8", image);
-    const std::vector<float> planar = image.to_vector();
-    const size_t plane = size_t(image.size(2)) * image.size(3);
-    rgb.resize(3 * plane);
-    for (size_t i = 0; i < plane; ++i)
-        for (int c = 0; c < 3; ++c) rgb[3 * i + c] = to_byte(planar[c * plane + i]);
+    images_to_rgb8(image, rgb);
 }
 
 Tensor resize_image(const Tensor& image, int height, int width) {

@@ -35,9 +35,16 @@ Tensor load_image(const std::string& path);
 // and rounded to 8 bits; .npy: float32, clamped, not rounded. Any device.
 void save_image(const Tensor& image, const std::string& path);
 
-// 8-bit interleaved RGB (video frames) <-> [1, 3, H, W] 0..255 on the CPU.
+// 8-bit interleaved RGB <-> [N, 3, H, W] float32 on 0..255. The bytes cross
+// to and from the device as they are (a quarter of the floats' traffic) and
+// are converted there, in parallel (video frames at 1080p are 6 million
+// values each way). To bytes: float32, or contiguous fp16/bf16; clamped,
+// rounded half away from zero, NaN as 0.
+Tensor images_from_rgb8(const uint8_t* rgb, int count, int height, int width, Device device);
+void images_to_rgb8(const Tensor& images, std::vector<uint8_t>& rgb);
+// One image [1, 3, H, W] on the CPU, and back.
 Tensor image_from_rgb8(const uint8_t* rgb, int height, int width);
-void image_to_rgb8(const Tensor& image, std::vector<uint8_t>& rgb);  // clamps, rounds
+void image_to_rgb8(const Tensor& image, std::vector<uint8_t>& rgb);
 
 // High-quality resampling (Mitchell filter, stb_image_resize) to exactly
 // height x width, clamped to 0..255. Runs on the CPU; the result is on the

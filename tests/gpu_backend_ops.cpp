@@ -805,4 +805,47 @@ TEST_CASE("adam_step", "[gpu][optim]") {
     }
 }
 
+// Bytes, so not through Twin: both sides get the same bytes, outputs
+// poisoned (NaN for floats, 0xA5 and 0x5A for bytes) up to a guard tail past
+// the end.
+// Exact: data movement, and one correctly rounded roundf per byte.
+TEST_CASE("rgb8_to_planar and planar_to_rgb8, the video frames' conversions", "[gpu][memory]") {
+    for (const auto& [N, HW] : {std::pair<int, int64_t>{1, 1920 * 1080}, {3, 1001}, {1, 1}}) {
+        INFO("N " << N << " HW " << HW);
+        const size_t n = size_t(N) * size_t(HW) * 3, guard = 256;
+        std::mt19937 rng{uint32_t(HW)};
+        std::vector<uint8_t> rgb(n);
+        for (uint8_t& v : rgb) v = uint8_t(rng() & 0xFF);
+        // Floats with every rounding case, ties and out-of-range values included.
+        std::vector<float> x = random_uniform(int64_t(n), 2400, -30.f, 285.f);
+        const float special[] = {kNaN, -INFINITY, INFINITY, 0.49999997f, 0.5f, 2.5f, 254.5f, 255.f, -0.5f, 1e30f};
+        for (size_t i = 0; i < n; i += 7) x[i] = special[(i / 7) % 10];
+        for (int i = 0; i < 10 && size_t(i) < n; ++i) x[size_t(i)] = special[i];
+
+        Backend& gpu = gpu_backend();
+        auto* bytes = static_cast<uint8_t*>(gpu.allocate(n + guard));
+        DeviceBuffer planar(gpu, int64_t(n)), floats(gpu, x);
+        gpu.copy_from_host(bytes, rgb.data(), n);
+        gpu.rgb8_to_planar(N, HW, bytes, planar.data());
+        std::vector<float> want_planar(n);
+        cpu_backend().rgb8_to_planar(N, HW, rgb.data(), want_planar.data());
+        CHECK(planar.download() == want_planar);
+        CHECK(planar.guard_intact());
+
+        // Two poisons: a skipped byte whose right value is one of them shows with the other.
+        std::vector<uint8_t> want(n);
+        cpu_backend().planar_to_rgb8(N, HW, x.data(), want.data());
+        for (const uint8_t p : {uint8_t(0xA5), uint8_t(0x5A)}) {
+            const std::vector<uint8_t> poison(n + guard, p);
+            gpu.copy_from_host(bytes, poison.data(), n + guard);
+            gpu.planar_to_rgb8(N, HW, floats.data(), bytes);
+            std::vector<uint8_t> got(n + guard);
+            gpu.copy_to_host(got.data(), bytes, n + guard);
+            CHECK(std::equal(want.begin(), want.end(), got.begin()));
+            CHECK(std::all_of(got.begin() + std::ptrdiff_t(n), got.end(), [p](uint8_t b) { return b == p; }));
+        }
+        gpu.deallocate(bytes, n + guard);
+    }
+}
+
 }  // namespace

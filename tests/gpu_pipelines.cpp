@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/autograd.hpp"
+#include "core/image.hpp"
 #include "core/ops.hpp"
 #include "gpu_device.hpp"
 #include "gradcheck.hpp"
@@ -111,6 +112,26 @@ TEST_CASE("gpu pipelines: tiled stylization equals untiled", "[gpu]") {
         INFO(variant_name(variant));
         CHECK(rel_error(got, want) < 5e-4);
     }
+}
+
+// Video frames cross as bytes and are converted on the device
+// (core/image.hpp): the same tensors and bytes as on the CPU, 16-bit included.
+TEST_CASE("gpu pipelines: 8-bit frames to images on the device and back", "[gpu]") {
+    std::vector<uint8_t> rgb(size_t(2) * 67 * 45 * 3);
+    for (size_t i = 0; i < rgb.size(); ++i) rgb[i] = uint8_t((i * 37 + i / 5) & 0xFF);
+    const Tensor on_gpu = images_from_rgb8(rgb.data(), 2, 45, 67, gpu());
+    REQUIRE(on_gpu.device() == gpu());
+    CHECK(on_gpu.to_vector() == images_from_rgb8(rgb.data(), 2, 45, 67, Device::cpu()).to_vector());
+    for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+        std::vector<uint8_t> back;
+        images_to_rgb8(on_gpu.to(t), back);
+        CHECK(back == rgb);
+    }
+    const Tensor noisy = Tensor::rand({2, 3, 45, 67}, 8, Device::cpu(), -40.f, 300.f);
+    std::vector<uint8_t> from_gpu, from_cpu;
+    images_to_rgb8(noisy.to(gpu()), from_gpu);
+    images_to_rgb8(noisy, from_cpu);
+    CHECK(from_gpu == from_cpu);
 }
 
 TEST_CASE("gpu pipelines: upsample_pad forward and backward", "[gpu]") {

@@ -558,6 +558,49 @@ TEST_CASE("cpu copies and fill", "[cpu]") {
     REQUIRE_THROWS_AS(cpu().fill(-1, 0.0f, y.data()), nst::Error);
 }
 
+TEST_CASE("cpu rgb8 <-> planar conversions match naive loops", "[cpu]") {
+    // Two images of an odd size, then one large enough for the threaded path.
+    for (const auto& [N, HW] : {std::pair<int, int64_t>{2, 37}, {1, 3 * 40000 + 1}}) {
+        INFO("N " << N << " HW " << HW);
+        std::mt19937 rng{uint32_t(HW)};
+        const size_t n = size_t(N) * size_t(HW) * 3;
+        std::vector<uint8_t> rgb(n);
+        for (uint8_t& v : rgb) v = uint8_t(rng() & 0xFF);
+        Vec planar(n + 5, kNaN);
+        cpu().rgb8_to_planar(N, HW, rgb.data(), planar.data());
+        for (int i = 0; i < N; ++i)
+            for (int c = 0; c < 3; ++c)
+                for (int64_t p = 0; p < HW; ++p)
+                    REQUIRE(planar[size_t((int64_t(i) * 3 + c) * HW + p)] == float(rgb[size_t((i * HW + p) * 3 + c)]));
+        REQUIRE(std::isnan(planar[n]));  // nothing past the end
+
+        // Back to bytes: the same bytes, and a 0xA5 guard past the end untouched.
+        std::vector<uint8_t> back(n + 5, 0xA5);
+        cpu().planar_to_rgb8(N, HW, planar.data(), back.data());
+        REQUIRE(std::vector<uint8_t>(back.begin(), back.begin() + std::ptrdiff_t(n)) == rgb);
+        REQUIRE(back[n] == 0xA5);
+
+        // Rounding and clamping, values placed where every channel gets some.
+        const Vec special = {kNaN, -INFINITY, INFINITY, -1.f, 0.f, 0.49999997f, 0.5f, 1.5f, 2.5f,
+                             127.49f, 254.5f, 254.49998f, 255.f, 255.2f, 1e30f, -0.5f};
+        Vec x = random_vec(rng, n, -20, 275);
+        for (size_t i = 0; i < n; ++i)
+            if (i % 3) x[i] = special[(i * 7) % special.size()];
+        std::vector<uint8_t> bytes(n);
+        cpu().planar_to_rgb8(N, HW, x.data(), bytes.data());
+        for (int i = 0; i < N; ++i)
+            for (int c = 0; c < 3; ++c)
+                for (int64_t p = 0; p < HW; ++p) {
+                    const float v = x[size_t((int64_t(i) * 3 + c) * HW + p)];
+                    const uint8_t want = std::isnan(v) || v <= 0 ? 0 : v >= 255 ? 255 : uint8_t(std::lround(v));
+                    REQUIRE(int(bytes[size_t((i * HW + p) * 3 + c)]) == int(want));
+                }
+    }
+    std::vector<uint8_t> none;
+    cpu().rgb8_to_planar(0, 5, none.data(), nullptr);  // nothing to do
+    REQUIRE_THROWS_AS(cpu().planar_to_rgb8(1, -1, nullptr, none.data()), nst::Error);
+}
+
 TEST_CASE("cpu strided_copy matches a naive index walk", "[cpu]") {
     std::mt19937 rng(2);
     const Vec src = random_vec(rng, 4096);

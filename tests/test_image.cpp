@@ -206,6 +206,28 @@ TEST_CASE("image: 8-bit saving clamps and rounds", "[image]") {
           std::vector<float>{0.f, 255.f, 127.f, 128.f, 1.f, 255.f});
 }
 
+TEST_CASE("image: batches of 8-bit frames to images and back, any dtype", "[image]") {
+    // Two 3x2 frames: image n, channel c, pixel p holds 100 n + 10 c + p.
+    std::vector<uint8_t> rgb(2 * 6 * 3);
+    for (int n = 0; n < 2; ++n)
+        for (int p = 0; p < 6; ++p)
+            for (int c = 0; c < 3; ++c) rgb[size_t((n * 6 + p) * 3 + c)] = uint8_t(100 * n + 10 * c + p);
+    const Tensor images = images_from_rgb8(rgb.data(), 2, 2, 3, Device::cpu());
+    REQUIRE(images.shape() == Shape{2, 3, 2, 3});
+    const std::vector<float> v = images.to_vector();
+    for (int n = 0; n < 2; ++n)
+        for (int c = 0; c < 3; ++c)
+            for (int p = 0; p < 6; ++p) CHECK(v[size_t((n * 3 + c) * 6 + p)] == float(100 * n + 10 * c + p));
+    for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+        std::vector<uint8_t> back;
+        images_to_rgb8(images.to(t), back);  // integers to 255 are exact in all three
+        CHECK(back == rgb);
+    }
+    std::vector<uint8_t> out;
+    CHECK_THROWS_WITH(images_to_rgb8(Tensor::zeros({2, 1, 2, 3}), out), Catch::Contains("[N, 3, H, W]"));
+    CHECK_THROWS_WITH(images_from_rgb8(rgb.data(), 0, 2, 3, Device::cpu()), Catch::Contains("empty"));
+}
+
 TEST_CASE("image: grey is replicated, alpha composited over white", "[image]") {
     const uint8_t grey[6] = {0, 50, 100, 150, 200, 250};
     REQUIRE(stbi_write_png((temp_dir() + "/grey.png").c_str(), 3, 2, 1, grey, 3));

@@ -93,10 +93,6 @@ void print_error(const std::string& message) {
     std::fprintf(stderr, "nst-run: error: %s\n", line.c_str());
 }
 
-void check_interrupted() {
-    if (interrupted()) throw Error("interrupted");
-}
-
 bool same_file(const std::string& a, const std::string& b) {
     std::error_code ec;
     return fs::exists(a, ec) && fs::exists(b, ec) && fs::equivalent(a, b, ec);

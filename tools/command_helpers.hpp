@@ -13,6 +13,7 @@
 #include "core/tensor.hpp"
 #include "nets/loss_terms.hpp"
 #include "nets/vgg19.hpp"
+#include "tools/interrupt.hpp"
 
 namespace CLI {
 class App;
@@ -44,8 +45,6 @@ CLI::Validator real_number(double min, bool min_exclusive, double max = HUGE_VAL
 
 // "nst-run: error: MESSAGE" on stderr, on one line whatever the message holds.
 void print_error(const std::string& message);
-// Throws nst::Error("interrupted") once Ctrl-C was pressed.
-void check_interrupted();
 
 bool same_file(const std::string& a, const std::string& b);
 bool is_directory(const std::string& path);

@@ -16,7 +16,10 @@
 #                               reference (50 dB), and 16-bit against fp32 (40 dB)
 #   tools/gpu_check.sh second   (3) bench/e2e_bench.py --short against PyTorch eager;
 #                               (4) compute-sanitizer memcheck on the tests of the
-#                               kernels that have never run on a GPU
+#                               kernels that have never run on a GPU;
+#                               (5) video at 1080p: bench/video_bench (fp16, the wave
+#                               network, 60 frames), and nst-run on a 1080p clip end to
+#                               end where the machine has ffmpeg
 #   tools/gpu_check.sh later    racecheck and synccheck, norm_bench and gram_bench,
 #                               the Gatys and training references (a later turn)
 #   tools/gpu_check.sh largest  optimization mode at 8192^2 (L-BFGS) and 16384^2 (Adam), tiled
@@ -26,7 +29,8 @@
 # first run on the card replaces them with what it measured:
 #   first:  unpack 10 s; tests 45+45+45+80+45 s at most (estimate 3 min);
 #           stylize 50+3x35+25 s at most (estimate 1 min)           -> at most 7.5 min
-#   second: e2e 240 s at most (estimate 4 min); memcheck 3x40 s at most -> at most 6 min
+#   second: e2e 240 s at most (estimate 4 min); memcheck 3x40 s at most; video 50+40 s at most
+#           (estimate 40 s)                                          -> at most 7.5 min
 # The device time is 15 minutes in all, the machine's start included: run
 # `second` when at least 7 minutes are left after `first`.
 # Device tool: `run` with carry [".gpu"], timeout_s 480, command
@@ -133,6 +137,32 @@ memcheck() {
   done
 }
 
+# Issue 16's figure: 1080p video at 30 frames/s or more. video_bench times
+# the pipeline without the codecs (checking its frames against the
+# sequential stabilizer first); nst-run the whole command on a 4-second clip,
+# where ffmpeg is there to make and encode it.
+video() {
+  local log=$out/video.log nets=.gpu/data/pretrained/fast-style-transfer photo=.gpu/data/content/tubingen.jpg
+  timed 50 "$log" env LD_LIBRARY_PATH="$nst_libs" "$bin/video_bench" --device cuda --precision fp16 --frames 60 \
+    --model "$nets/wave" --image "$photo"
+  record "video_bench 1080p fp16" "$(status_of $rc)" "$secs" "$(grep -o '"fps": {[^}]*}' "$step")"
+  if ! command -v ffmpeg > /dev/null; then
+    record "nst-run stylize 1080p clip" "skip" 0 "no ffmpeg on this machine"
+    return
+  fi
+  timed 40 "$log" bash -c 'set -e
+    ffmpeg -v error -y -loop 1 -i "$2" -vf "scale=2560:-2,crop=1920:1080:x=100+4*n:y=300" -frames:v 120 -r 30 \
+      -c:v libx264 -preset ultrafast -pix_fmt yuv420p "$3/pan1080.mp4"
+    for mode in frame-by-frame stabilized; do
+      t0=$(date +%s.%N)
+      LD_LIBRARY_PATH=$4 "$1/nst-run" stylize --model "$5/wave" --in "$3/pan1080.mp4" --out "$3/out.mp4" \
+        --device cuda --precision fp16 --quiet $([ $mode = stabilized ] || echo --no-stabilize)
+      awk -v m=$mode -v t0="$t0" -v t1="$(date +%s.%N)" \
+        "BEGIN { printf \"%s: 120 frames in %.2f s, %.1f frames/s\n\", m, t1 - t0, 120 / (t1 - t0) }"
+    done' _ "$bin" "$photo" "$work" "$nst_libs" "$nets"
+  record "nst-run stylize 1080p clip" "$(status_of $rc)" "$secs" "$(grep -o '[a-z-]*: 120 frames in .*' "$step" | tr '\n' ';')"
+}
+
 later() {
   local log=$out/later.log t tool g=$work/gatys tr=$work/train
   for t in gpu_backend_ops16 gpu_precision gpu_pipelines gpu_backend_ops gpu_autograd; do
@@ -181,7 +211,7 @@ largest() {
 setup
 case ${1:-} in
   first) gpu_tests; stylize_reference ;;
-  second) e2e; memcheck ;;
+  second) e2e; memcheck; video ;;
   later) later ;;
   largest) largest ;;
   *) echo "usage: tools/gpu_check.sh first|second|later|largest"; exit 2 ;;

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <csignal>
 
+#include "core/error.hpp"
 #include "core/files.hpp"
 
 namespace nst_run {
@@ -41,6 +42,10 @@ void install_interrupt_handlers() {
 }
 
 bool interrupted() { return g_interrupted; }
+
+void check_interrupted() {
+    if (interrupted()) throw nst::Error("interrupted");
+}
 
 int remember_child(pid_t pid) {
     for (int i = 0; i < 16; ++i) {

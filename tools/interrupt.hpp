@@ -12,6 +12,8 @@ namespace nst_run {
 
 void install_interrupt_handlers();
 bool interrupted();
+// Throws nst::Error("interrupted") once Ctrl-C was pressed.
+void check_interrupted();
 
 // A child process for the second signal to kill; the handle goes to
 // forget_child() before the child is reaped. -1 (not listed) past 16.

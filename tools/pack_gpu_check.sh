@@ -13,12 +13,12 @@ build=${1:-build} data=${2:-../shared/data}
 grep -q "^CMAKE_CUDA_COMPILER:.*nvcc" "$build/CMakeCache.txt" 2>/dev/null ||
   { echo "pack_gpu_check: $build is not a CUDA build (cmake -S . -B $build with the CUDA toolkit)"; exit 1; }
 targets=(gpu_backend_ops gpu_backend_ops16 gpu_precision gpu_pipelines gpu_autograd test_gatys test_training nst-run
-         e2e_bench norm_bench gram_bench)
+         e2e_bench norm_bench gram_bench video_bench)
 cmake --build "$build" -j"$(nproc)" --target "${targets[@]}"
 tmp=$(mktemp -d)
 mkdir -p "$tmp/bin"
 for f in tests/gpu_backend_ops tests/gpu_backend_ops16 tests/gpu_precision tests/gpu_pipelines tests/gpu_autograd \
-         tests/test_gatys tests/test_training tools/nst-run bench/e2e_bench bench/norm_bench bench/gram_bench; do
+         tests/test_gatys tests/test_training tools/nst-run bench/e2e_bench bench/norm_bench bench/gram_bench bench/video_bench; do
   strip -o "$tmp/bin/$(basename "$f")" "$build/$f"
 done
 mkdir -p .gpu

@@ -34,7 +34,7 @@
 #include "tools/command_files.hpp"
 #include "tools/progress.hpp"
 #include "tools/video.hpp"
-#include "tools/video_flow.hpp"
+#include "tools/video_pipeline.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
@@ -97,13 +97,26 @@ public:
 
     // Photos [1, 3, H, W] of one size on the CPU -> the stylized images on the CPU.
     std::vector<Tensor> run(const std::vector<Tensor>& photos) const {
-        const Tensor batch = stack(photos).to(net_.device());
-        Tensor y = stylized(batch);
-        if (s_.preserve_color) {
-            nst::NoGradGuard no_grad;
-            y = nst::luminance_transfer(y, batch);
+        return unstack(finished(stack(photos).to(net_.device())));
+    }
+
+    // Video frames: 8-bit RGB in and out, converted on the device, in as
+    // many passes as the kernels' 32-bit sizes need (--batch 346 at 1080p).
+    void run(FrameBatch& frames, int height, int width) const {
+        const size_t frame_bytes = size_t(height) * width * 3;
+        const int most = int(std::max<int64_t>(1, ((int64_t(1) << 31) - 1) / int64_t(frame_bytes)));
+        auto pass = [&](int first, int count, std::vector<uint8_t>& out) {
+            nst::images_to_rgb8(finished(nst::images_from_rgb8(frames.input.data() + size_t(first) * frame_bytes,
+                                                               count, height, width, net_.device())),
+                                out);
+        };
+        if (frames.count <= most) return pass(0, frames.count, frames.stylized);
+        frames.stylized.clear();
+        std::vector<uint8_t> part;
+        for (int first = 0; first < frames.count; first += most) {
+            pass(first, std::min(most, frames.count - first), part);
+            frames.stylized.insert(frames.stylized.end(), part.begin(), part.end());
         }
-        return unstack(y);
     }
 
     Tensor load(const std::string& path) const {
@@ -118,6 +131,15 @@ public:
     }
 
 private:
+    Tensor finished(const Tensor& batch) const {
+        Tensor y = stylized(batch);
+        if (s_.preserve_color) {
+            nst::NoGradGuard no_grad;
+            y = nst::luminance_transfer(y, batch);
+        }
+        return y;
+    }
+
     // --tile: tiles. Else the whole batch if it fits, else one image at a
     // time, each in tiles if it must (TransformNet::stylize_fitting).
     Tensor stylized(const Tensor& batch) const {
@@ -295,29 +317,12 @@ int stylize_video(const Stylizer& s, const Settings& o, CommandFiles& files) {
     VideoReader reader(o.in, info, width, height);
     VideoWriter writer(o.out, width, height, info.frame_rate, info.has_audio ? o.in : std::string());
     Progress progress(info.frames, "frame", o.quiet);
-    Stabilizer stabilizer(kStabilizeWeight);
-    Frame output{width, height, {}};
-    std::vector<Frame> inputs;  // this batch's input frames, for the flow
-    std::vector<Tensor> frames;
-    auto flush = [&] {
-        if (frames.empty()) return;
-        check_interrupted();
-        const std::vector<Tensor> stylized = s.run(frames);
-        for (size_t i = 0; i < stylized.size(); ++i) {
-            nst::image_to_rgb8(stylized[i], output.rgb);
-            if (!o.no_stabilize) stabilizer.next(inputs[i], output);
-            writer.write(output.rgb);
-            progress.step();
-        }
-        frames.clear(), inputs.clear();
-    };
-    Frame input{width, height, {}};
-    while (reader.read(input.rgb)) {
-        frames.push_back(nst::image_from_rgb8(input.rgb.data(), height, width));
-        inputs.push_back(input);
-        if (int(frames.size()) == o.batch) flush();
-    }
-    flush();
+    VideoPipelineOptions options;
+    options.width = width, options.height = height, options.batch = o.batch;
+    options.stabilize = !o.no_stabilize, options.stabilize_weight = kStabilizeWeight;
+    run_video_pipeline({[&](std::vector<uint8_t>& rgb) { return reader.read(rgb); }},
+                       {[&](const std::vector<uint8_t>& rgb) { writer.write(rgb); }}, options,
+                       [&](FrameBatch& frames) { s.run(frames, height, width); }, [&] { progress.step(); });
     writer.finish();
     progress.finish();
     return 0;

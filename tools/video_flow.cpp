@@ -1,6 +1,7 @@
 #include "tools/video_flow.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include <opencv2/core.hpp>
@@ -35,44 +36,89 @@ float bilinear(At at, float x, float y, float x0, float y0, int W, int H) {
     return top + ay * (bottom - top);
 }
 
+// `frame` moved by `flow` at pixel (x, y), RGB on 0..1: one pixel of warp(),
+// for loops that use it at once (a 1080p frame of floats is 25 MB, and its
+// first touch costs a page fault every 4 KiB).
+void moved_pixel(const Frame& frame, const Flow& flow, int x, int y, float out[3]) {
+    const int W = frame.width, H = frame.height;
+    const size_t i = size_t(y) * W + x;
+    const float sx = float(x) + flow.xy[2 * i], sy = float(y) + flow.xy[2 * i + 1];
+    for (int c = 0; c < 3; ++c) {
+        auto at = [&](int xx, int yy) { return float(frame.rgb[(size_t(yy) * W + xx) * 3 + c]) / 255.f; };
+        out[c] = bilinear(at, sx, sy, float(x), float(y), W, H);
+    }
+}
+
+void check_sizes(const char* what, const Frame& frame, const Flow& flow) {
+    NST_CHECK(frame.width == flow.width && frame.height == flow.height &&
+                  frame.rgb.size() == size_t(flow.width) * flow.height * 3,
+              what, ": the frame is ", frame.width, "x", frame.height, ", the flow ", flow.width, "x", flow.height);
+}
+
 }  // namespace
 
-Flow optical_flow(const Frame& from, const Frame& to) {
+Flow optical_flow(const Frame& from, const Frame& to, int max_side) {
     NST_CHECK(from.width == to.width && from.height == to.height && from.width > 0 && from.height > 0,
               "optical flow: frames of different sizes (", from.width, "x", from.height, " and ", to.width, "x",
               to.height, ")");
-    const cv::Ptr<cv::DISOpticalFlow> dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
+    const int W = from.width, H = from.height;
+    cv::Mat a = gray(from), b = gray(to);
+    double shrink = max_side > 0 ? double(max_side) / std::max(W, H) : 1.0;
+    shrink = std::min(1.0, std::max(shrink, 16.0 / std::min(W, H)));
+    const int w = std::max(1, int(std::lround(W * shrink))), h = std::max(1, int(std::lround(H * shrink)));
+    if (w != W || h != H) {
+        cv::resize(a, a, cv::Size(w, h), 0, 0, cv::INTER_AREA);
+        cv::resize(b, b, cv::Size(w, h), 0, 0, cv::INTER_AREA);
+    }
+    // One per thread, kept: its image pyramids are reused instead of
+    // allocated (and page-faulted in) anew for every frame, which tripled
+    // the cost of a 1080p flow. Only while it keeps the preset's settings:
+    // on very small frames DIS changes its own patch size and scales, which
+    // would then change later flows. An empty `flow` starts from no motion.
+    auto settings = [](const cv::Ptr<cv::DISOpticalFlow>& d) {
+        return std::array<int, 3>{d->getFinestScale(), d->getPatchSize(), d->getPatchStride()};
+    };
+    thread_local cv::Ptr<cv::DISOpticalFlow> dis;
+    if (!dis) dis = cv::DISOpticalFlow::create(cv::DISOpticalFlow::PRESET_MEDIUM);
+    const std::array<int, 3> preset = settings(dis);
     cv::Mat flow;
-    dis->calc(gray(from), gray(to), flow);
-    NST_CHECK(flow.type() == CV_32FC2 && flow.isContinuous() && flow.cols == from.width && flow.rows == from.height,
+    try {
+        dis->calc(a, b, flow);
+    } catch (...) {
+        dis.release();
+        throw;
+    }
+    if (settings(dis) != preset) dis.release();
+    NST_CHECK(flow.type() == CV_32FC2 && flow.cols == w && flow.rows == h,
               "optical flow: unexpected result from OpenCV");
     Flow out;
-    out.width = from.width, out.height = from.height;
-    out.xy.assign(reinterpret_cast<const float*>(flow.data),
-                  reinterpret_cast<const float*>(flow.data) + size_t(from.width) * from.height * 2);
+    out.width = W, out.height = H;
+    out.xy.resize(size_t(W) * H * 2);
+    cv::Mat result(H, W, CV_32FC2, out.xy.data());  // OpenCV writes into out.xy
+    if (w != W || h != H) {
+        cv::resize(flow, result, result.size(), 0, 0, cv::INTER_LINEAR);
+        cv::multiply(result, cv::Scalar(double(W) / w, double(H) / h), result);
+        NST_CHECK(result.data == reinterpret_cast<uint8_t*>(out.xy.data()), "optical flow: OpenCV moved the result");
+    } else {
+        flow.copyTo(result);
+    }
     return out;
 }
 
 std::vector<float> warp(const Frame& frame, const Flow& flow) {
-    NST_CHECK(frame.width == flow.width && frame.height == flow.height, "warp: the frame is ", frame.width, "x",
-              frame.height, ", the flow ", flow.width, "x", flow.height);
+    check_sizes("warp", frame, flow);
     const int W = frame.width, H = frame.height;
     std::vector<float> out(size_t(W) * H * 3);
+#pragma omp parallel for schedule(static)
     for (int y = 0; y < H; ++y)
-        for (int x = 0; x < W; ++x) {
-            const size_t i = size_t(y) * W + x;
-            const float sx = float(x) + flow.xy[2 * i], sy = float(y) + flow.xy[2 * i + 1];
-            for (int c = 0; c < 3; ++c) {
-                auto at = [&](int xx, int yy) { return float(frame.rgb[(size_t(yy) * W + xx) * 3 + c]) / 255.f; };
-                out[i * 3 + c] = bilinear(at, sx, sy, float(x), float(y), W, H);
-            }
-        }
+        for (int x = 0; x < W; ++x) moved_pixel(frame, flow, x, y, &out[(size_t(y) * W + x) * 3]);
     return out;
 }
 
 std::vector<uint8_t> consistent_pixels(const Flow& backward, const Flow& forward) {
     const int W = backward.width, H = backward.height;
     std::vector<uint8_t> mask(size_t(W) * H, 0);
+#pragma omp parallel for schedule(static)
     for (int y = 0; y < H; ++y)
         for (int x = 0; x < W; ++x) {
             const size_t i = size_t(y) * W + x;
@@ -90,10 +136,10 @@ std::vector<uint8_t> consistent_pixels(const Flow& backward, const Flow& forward
     return mask;
 }
 
-Motion motion(const Frame& previous, const Frame& current) {
+Motion motion(const Frame& previous, const Frame& current, int max_side) {
     Motion m;
-    m.backward = optical_flow(current, previous);
-    m.mask = consistent_pixels(m.backward, optical_flow(previous, current));
+    m.backward = optical_flow(current, previous, max_side);
+    m.mask = consistent_pixels(m.backward, optical_flow(previous, current, max_side));
     return m;
 }
 
@@ -114,42 +160,57 @@ double warping_error(const Motion& motion, const Frame& output_prev, const Frame
     return count > 0 ? sum / count : std::nan("");
 }
 
-void Stabilizer::next(const Frame& input, Frame& stylized) {
-    NST_CHECK(stylized.width == input.width && stylized.height == input.height, "stabilize: the stylized frame is ",
-              stylized.width, "x", stylized.height, ", the input ", input.width, "x", input.height);
-    fresh_ = previous_input_.rgb.empty() || previous_input_.width != input.width ||
-             previous_input_.height != input.height;
-    if (!fresh_) {
-        Motion m = motion(previous_input_, input);
-        const Flow& backward = m.backward;
-        std::vector<uint8_t>& mask = m.mask;
-        // The flow must also predict the input's colour (0.1 of the range
-        // per channel, root mean square).
-        const std::vector<float> predicted = warp(previous_input_, backward);
-        size_t kept = 0;
-        for (size_t i = 0; i < mask.size(); ++i) {
-            float d2 = 0;
+Guide stabilizer_guide(const Frame* previous, const Frame& input) {
+    Guide guide;
+    if (!previous || previous->width != input.width || previous->height != input.height) return guide;
+    Motion m = motion(*previous, input, kStabilizerFlowSide);
+    // The flow must also predict the input's colour (0.1 of the range per
+    // channel, root mean square).
+    check_sizes("stabilize", *previous, m.backward);
+    const int W = input.width, H = input.height;
+    const int64_t pixels = int64_t(W) * H;
+    int64_t kept = 0;
+#pragma omp parallel for reduction(+ : kept) schedule(static)
+    for (int y = 0; y < H; ++y)
+        for (int x = 0; x < W; ++x) {
+            const size_t i = size_t(y) * W + x;
+            if (!m.mask[i]) continue;
+            float predicted[3], d2 = 0;
+            moved_pixel(*previous, m.backward, x, y, predicted);
             for (int c = 0; c < 3; ++c) {
-                const float d = float(input.rgb[i * 3 + c]) / 255.f - predicted[i * 3 + c];
+                const float d = float(input.rgb[i * 3 + c]) / 255.f - predicted[c];
                 d2 += d * d;
             }
-            if (d2 > 3 * 0.01f) mask[i] = 0;
-            kept += mask[i];
+            if (d2 > 3 * 0.01f) m.mask[i] = 0;
+            kept += m.mask[i];
         }
-        fresh_ = kept * 3 < mask.size();  // a scene cut
-        if (!fresh_) {
-            const std::vector<float> moved = warp(previous_output_, backward);
-            for (size_t i = 0; i < mask.size(); ++i) {
-                if (!mask[i]) continue;
+    guide.fresh = kept * 3 < pixels;  // a scene cut
+    guide.backward = std::move(m.backward);
+    guide.mask = std::move(m.mask);
+    return guide;
+}
+
+void Stabilizer::next(const Guide& guide, Frame& stylized) {
+    if (!guide.fresh) {
+        NST_CHECK(stylized.width == guide.backward.width && stylized.height == guide.backward.height &&
+                      previous_output_.width == stylized.width && previous_output_.height == stylized.height,
+                  "stabilize: the stylized frame is ", stylized.width, "x", stylized.height, ", the flow ",
+                  guide.backward.width, "x", guide.backward.height);
+        const int W = stylized.width, H = stylized.height;
+#pragma omp parallel for schedule(static)
+        for (int y = 0; y < H; ++y)
+            for (int x = 0; x < W; ++x) {
+                const size_t i = size_t(y) * W + x;
+                if (!guide.mask[i]) continue;
+                float moved[3];
+                moved_pixel(previous_output_, guide.backward, x, y, moved);
                 for (int c = 0; c < 3; ++c) {
                     uint8_t& v = stylized.rgb[i * 3 + c];
-                    const float out = weight_ * moved[i * 3 + c] * 255.f + (1 - weight_) * float(v);
+                    const float out = weight_ * moved[c] * 255.f + (1 - weight_) * float(v);
                     v = uint8_t(std::clamp(std::lround(out), 0L, 255L));
                 }
             }
-        }
     }
-    previous_input_ = input;
     previous_output_ = stylized;
 }
 

@@ -32,8 +32,17 @@ struct Flow {
 };
 
 // Flow from `from` to `to`: for each pixel x of `from`, x + flow(x) is
-// where its content is in `to`. Frames of one size.
-Flow optical_flow(const Frame& from, const Frame& to);
+// where its content is in `to`. Frames of one size. max_side > 0: frames
+// larger than that on their longer side get the flow of the frames shrunk
+// to it (their short side kept at 16 or more, DIS's least), scaled back up.
+Flow optical_flow(const Frame& from, const Frame& to, int max_side = 0);
+
+// The stabilizer's max_side: DIS's cost grows with the pixels (medium
+// preset, 2 cores: 160-200 ms a 1080p frame, 30 ms at 960x540), and the
+// motion of a scene is smooth enough at that scale (README, video: the
+// figures at 1080p). The warping error and optimization mode's temporal
+// loss keep the full-size flow.
+constexpr int kStabilizerFlowSide = 960;
 
 // `frame` moved by `flow` (computed from the frame being made to `frame`):
 // out(x) = frame(x + flow(x)), bilinear, borders clamped. RGB on 0..1 floats.
@@ -49,7 +58,7 @@ struct Motion {
     Flow backward;
     std::vector<uint8_t> mask;
 };
-Motion motion(const Frame& previous, const Frame& current);
+Motion motion(const Frame& previous, const Frame& current, int max_side = 0);
 
 // The warping error above of one pair of consecutive output frames, with the
 // input's motion between them; NaN when no pixel passes the check (a scene
@@ -71,18 +80,27 @@ double warping_error(const Motion& motion, const Frame& output_prev, const Frame
 // frame, and since each frame adds (1 - w) of its fresh stylization, the
 // output keeps following the stylization (no freezing). A scene cut (under
 // a third of the pixels consistent) starts afresh: that frame is S_t.
+//
+// In two halves, so that the flow, which needs only the input frames, is
+// computed ahead of and beside the stylization (tools/video_pipeline.hpp):
+// the guide of frame t, then the blend once S_t is there.
+struct Guide {
+    Flow backward;              // frame t to t-1
+    std::vector<uint8_t> mask;  // M_t
+    bool fresh = true;          // the first frame or a scene cut: out_t = S_t
+};
+// `previous`: the input frame t-1, or null for the first frame.
+Guide stabilizer_guide(const Frame* previous, const Frame& input);
+
 class Stabilizer {
 public:
     explicit Stabilizer(float weight) : weight_(weight) {}
-    // `input`: the input frame t; `stylized`: S_t, replaced by out_t.
-    void next(const Frame& input, Frame& stylized);
-    // Whether the last frame was taken for a scene cut (or was the first).
-    bool fresh() const { return fresh_; }
+    // `stylized`: S_t, replaced by out_t. Frames in order, each with its guide.
+    void next(const Guide& guide, Frame& stylized);
 
 private:
     float weight_;
-    Frame previous_input_, previous_output_;
-    bool fresh_ = true;
+    Frame previous_output_;
 };
 
 }  // namespace nst_run

@@ -17,6 +17,7 @@
 // Copies are memcpy: CPU tensors share one address space, so host<->device
 // and device<->device are the same thing.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -232,6 +233,39 @@ void CpuBackend::convert(int64_t n, DType from, const void* x, DType to, void* y
         copy(y, f.data(), size_t(n) * 4);
     else
         cpu16::narrow(to, f, y);
+}
+
+}  // namespace nst
+
+namespace nst {
+
+// Threaded over pixels, each pixel's three channels by one thread: threads
+// over channels would be three at most, writing every third byte of the
+// same cache lines.
+void CpuBackend::rgb8_to_planar(int N, int64_t HW, const uint8_t* x, float* y) {
+    check_channels("rgb8_to_planar", N, 3, HW);
+    for (int n = 0; n < N; ++n) {
+        const uint8_t* in = x + int64_t(n) * HW * 3;
+        float* out = y + int64_t(n) * 3 * HW;
+#pragma omp parallel for if (HW >= cpu::kParallelFrom) schedule(static)
+        for (int64_t i = 0; i < HW; ++i)
+            for (int c = 0; c < 3; ++c) out[c * HW + i] = float(in[3 * i + c]);
+    }
+}
+
+void CpuBackend::planar_to_rgb8(int N, int64_t HW, const float* x, uint8_t* y) {
+    check_channels("planar_to_rgb8", N, 3, HW);
+    for (int n = 0; n < N; ++n) {
+        const float* in = x + int64_t(n) * 3 * HW;
+        uint8_t* out = y + int64_t(n) * HW * 3;
+#pragma omp parallel for if (HW >= cpu::kParallelFrom) schedule(static)
+        for (int64_t i = 0; i < HW; ++i)
+            for (int c = 0; c < 3; ++c) {
+                // Comparisons first: NaN fails both and lands on 0.
+                const float v = in[c * HW + i];
+                out[3 * i + c] = v >= 255.f ? 255 : v > 0.f ? uint8_t(std::lround(v)) : 0;
+            }
+    }
 }
 
 }  // namespace nst

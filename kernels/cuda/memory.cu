@@ -1,5 +1,6 @@
 // The CUDA backend object and its memory ops: allocation through the caching
-// allocator, copies, fill, and the strided copy that makes views contiguous.
+// allocator, copies, fill, the strided copy that makes views contiguous, and
+// the conversions of dtypes and of 8-bit RGB frames.
 //
 // Host copies are queued on the device's stream and then waited for: the host
 // side is ordinary pageable memory that the caller reads (or frees) as soon as
@@ -47,6 +48,37 @@ void dispatch_any(DType type, F&& f) {
         f(float{});
     else
         cuda::dispatch16("convert", type, f);
+}
+
+// One thread per (image, pixel): three byte loads or stores next to each
+// other, the float planes read or written coalesced.
+__global__ void rgb8_to_planar_kernel(int64_t total, int64_t HW, const uint8_t* __restrict__ x,
+                                      float* __restrict__ y) {
+    GRID_STRIDE_LOOP(i, total) {
+        const int64_t n = i / HW, p = i - n * HW;
+        const uint8_t* in = x + 3 * i;
+        float* out = y + n * 3 * HW + p;
+        out[0] = float(in[0]);
+        out[HW] = float(in[1]);
+        out[2 * HW] = float(in[2]);
+    }
+}
+
+__device__ uint8_t to_byte(float v) {
+    // As the CPU: comparisons first (NaN lands on 0), then round half away from zero.
+    return v >= 255.f ? 255 : v > 0.f ? uint8_t(roundf(v)) : 0;
+}
+
+__global__ void planar_to_rgb8_kernel(int64_t total, int64_t HW, const float* __restrict__ x,
+                                      uint8_t* __restrict__ y) {
+    GRID_STRIDE_LOOP(i, total) {
+        const int64_t n = i / HW, p = i - n * HW;
+        const float* in = x + n * 3 * HW + p;
+        uint8_t* out = y + 3 * i;
+        out[0] = to_byte(in[0]);
+        out[1] = to_byte(in[HW]);
+        out[2] = to_byte(in[2 * HW]);
+    }
 }
 
 struct StridedLayout {
@@ -133,6 +165,18 @@ void CudaBackend::convert(int64_t n, DType from, const void* x, DType to, void* 
                          static_cast<To*>(y));
         });
     });
+}
+
+void CudaBackend::rgb8_to_planar(int N, int64_t HW, const uint8_t* x, float* y) {
+    check_channels("rgb8_to_planar", N, 3, HW);
+    const int64_t total = int64_t(N) * HW;
+    cuda::launch(index_, "rgb8_to_planar", total, rgb8_to_planar_kernel, total, HW, x, y);
+}
+
+void CudaBackend::planar_to_rgb8(int N, int64_t HW, const float* x, uint8_t* y) {
+    check_channels("planar_to_rgb8", N, 3, HW);
+    const int64_t total = int64_t(N) * HW;
+    cuda::launch(index_, "planar_to_rgb8", total, planar_to_rgb8_kernel, total, HW, x, y);
 }
 
 void CudaBackend::strided_copy(int ndim, const int64_t* shape, const int64_t* strides,
