@@ -65,8 +65,9 @@ void cpu_empty_cache();
 void cuda_set_memory_limit(int device, size_t bytes);
 void cpu_set_memory_limit(size_t bytes);
 // The most that tensors may hold on a device, for memory plans: the limit
-// when one is set, else on the CPU the physical memory, on a GPU what the
-// card has free plus what nst already holds there.
+// when one is set, else what the device has free plus what nst already
+// holds there (on the CPU: the kernel's MemAvailable, at most the physical
+// memory).
 size_t memory_capacity(Device device);
 // The books, the peak reset and the cache of whichever device it is.
 MemoryStats memory_stats(Device device);

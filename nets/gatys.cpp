@@ -245,7 +245,7 @@ std::string loss_text(const GatysProgress& p) {
 
 Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
                                const std::vector<StyleInput>& styles, const GatysOptions& o,
-                               const GatysCallback& callback) {
+                               const GatysCallback& callback, const OptimizePlan* given_plan) {
     check_image("content image", content_in);
     NST_CHECK(o.save_every >= 0, "optimize: save_every must be >= 0, got ", o.save_every);
     NST_CHECK(o.lbfgs_history > 0, "optimize: the L-BFGS history must be positive, got ", o.lbfgs_history);
@@ -275,15 +275,19 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
     // Where the run could come near the memory: the tiles and the L-BFGS
     // history that a plan finds to fit.
     std::vector<int> first_tiles(stages.size(), 0), histories(stages.size(), o.lbfgs_history);
-    if (plan_needed(device, {content_in.size(2), content_in.size(3)}, o)) {
-        std::vector<std::pair<int64_t, int64_t>> style_hw;
-        for (const auto& s : styles)
-            if (s.image.defined() && s.image.dim() == 4) style_hw.emplace_back(s.image.size(2), s.image.size(3));
+    if (given_plan || plan_needed(device, {content_in.size(2), content_in.size(3)}, o)) {
         OptimizePlan plan;
-        try {
-            plan = plan_optimization(net, {content_in.size(2), content_in.size(3)}, style_hw, o);
-        } catch (const OutOfMemoryError&) {
-            // Not even the measuring steps fit: the run's own fallbacks (tiles, history) go on from here.
+        if (given_plan) {
+            plan = *given_plan;
+        } else {
+            std::vector<std::pair<int64_t, int64_t>> style_hw;
+            for (const auto& s : styles)
+                if (s.image.defined() && s.image.dim() == 4) style_hw.emplace_back(s.image.size(2), s.image.size(3));
+            try {
+                plan = plan_optimization(net, {content_in.size(2), content_in.size(3)}, style_hw, o);
+            } catch (const OutOfMemoryError&) {
+                // Not even the measuring steps fit: the run's own fallbacks (tiles, history) go on from here.
+            }
         }
         for (size_t i = 0; i < plan.stages.size(); ++i) {
             const StagePlan& sp = plan.stages[i];

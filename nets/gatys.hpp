@@ -192,11 +192,16 @@ private:
     int iteration_;
 };
 
+struct OptimizePlan;  // nets/memory_plan.hpp
+
 // The whole run; returns [1, 3, H, W] on the network's device, 0..1 but not
 // clamped (save_image clamps). H, W: the content's size, or the last scale's.
+// `plan`: the run's memory plan when the caller has made it already (nst-run
+// does, to refuse runs that cannot fit); else made here where the run could
+// come near the device's memory.
 Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content,
                                const std::vector<StyleInput>& styles, const GatysOptions& options,
-                               const GatysCallback& callback = nullptr);
+                               const GatysCallback& callback = nullptr, const OptimizePlan* plan = nullptr);
 
 // Helpers, public for the CLI and the tests.
 // (height, width) with the longer side `side` and the aspect ratio kept.

@@ -1,8 +1,11 @@
 // The memory plan of optimization mode (nets/memory_plan.hpp): its
 // predicted peak within 10% of the peak the CPU memory books measure, at
 // several sizes, untiled and tiled, with L-BFGS and Adam; the tile it picks
-// under a memory cap fits and is the largest that does.
+// under a memory cap fits and is the largest that does. And the capacity
+// the plans start from.
 #include <catch2/catch.hpp>
+
+#include <unistd.h>
 
 #include <cmath>
 
@@ -146,4 +149,28 @@ TEST_CASE("train plan: the predicted peak is the measured one within 10%", "[tra
         CHECK(plan.fits);
         CHECK(plan.largest_batch >= c.batch);
     }
+}
+
+// The capacity plans start from: on the CPU what the kernel says is
+// available plus what nst holds, so holding memory does not shrink it (a
+// plan made while tensors are alive counts them as its own), at most the
+// physical memory; a limit replaces it.
+TEST_CASE("cpu memory capacity: available plus held, at most physical; a limit wins", "[capacity]") {
+    cpu_empty_cache();
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    const size_t physical = size_t(pages) * size_t(page), before = cpu_memory_capacity();
+    CHECK(before > 0);
+    CHECK(before <= physical);
+    {
+        const size_t gib = size_t(1) << 30;
+        const Tensor held = Tensor::full({int64_t(gib / 4)}, 1.f);  // 1 GiB, every page touched
+        const size_t during = cpu_memory_capacity();
+        // Without the held bytes it would fall by 1 GiB; other processes move it a little.
+        CHECK(double(during) > double(before) - 0.5 * double(gib));
+        CHECK(during <= physical);
+    }
+    cpu_set_memory_limit(123456789);
+    CHECK(cpu_memory_capacity() == 123456789);
+    cpu_set_memory_limit(0);
+    CHECK(cpu_memory_capacity() <= physical);
 }

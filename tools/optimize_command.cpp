@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -168,12 +169,15 @@ int run_optimize(const Settings& s) {
     const nst::Vgg19 net = load_net();
     // The memory plan (nets/memory_plan.hpp): printed with --plan, and a
     // run that would not fit even in the smallest tiles refused before it starts.
+    // The run goes on with this plan (measured once).
+    std::optional<nst::OptimizePlan> made_plan;
     if (s.plan || nst::plan_needed(device, {height, width}, o)) {
         std::vector<std::pair<int64_t, int64_t>> style_hw;
         for (const auto& st : styles) style_hw.emplace_back(st.image.size(2), st.image.size(3));
         nst::OptimizePlan plan;
         try {
             plan = nst::plan_optimization(net, {height, width}, style_hw, o);
+            made_plan = plan;
         } catch (const nst::OutOfMemoryError&) {
             if (s.plan) throw;  // else the run's own fallbacks go on from here
         }
@@ -244,7 +248,7 @@ int run_optimize(const Settings& s) {
     };
     Tensor result;
     try {
-        result = nst::stylize_by_optimization(net, content, styles, o, callback);
+        result = nst::stylize_by_optimization(net, content, styles, o, callback, made_plan ? &*made_plan : nullptr);
     } catch (const nst::NonFiniteLossError& e) {
         bar.reset();  // ends the bar's line without a "done" summary
         if (e.last_good_iteration() == 0) throw Error(std::string(e.what()) + "; no output written");

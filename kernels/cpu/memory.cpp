@@ -21,9 +21,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <new>
+#include <string>
 #include <unordered_map>
 
 #include <unistd.h>
@@ -147,14 +149,29 @@ void cpu_set_memory_limit(size_t bytes) {
     b.limit = bytes;
 }
 
+// As on a GPU, what is free plus what nst already holds: the kernel's
+// MemAvailable (free memory and the caches it can drop) plus the tensors'
+// and the cache's bytes, at most the physical memory. Physical memory alone
+// would have a plan count on what other processes use, and the kernel's OOM
+// killer, not an error, would end the run.
 size_t cpu_memory_capacity() {
+    size_t held = 0;
     {
         Books& b = books();
         std::lock_guard<std::mutex> lock(b.mutex);
         if (b.limit) return b.limit;
+        held = b.current + b.cached;
     }
     const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && page > 0 ? size_t(pages) * size_t(page) : SIZE_MAX;
+    const size_t physical = pages > 0 && page > 0 ? size_t(pages) * size_t(page) : SIZE_MAX;
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    size_t kib = 0;
+    while (meminfo >> key >> kib) {
+        if (key == "MemAvailable:") return std::min(physical, kib * 1024 + held);
+        meminfo.ignore(256, '\n');
+    }
+    return physical;
 }
 
 void cpu_empty_cache() {

@@ -6,8 +6,10 @@
 //  * Sizes are rounded (512 B steps below 1 MiB, 2 MiB steps above) so that
 //    the slightly different sizes of one training step's tensors share blocks.
 //  * Free blocks sit in a size-ordered multimap; a request takes the smallest
-//    free block that fits, but only one at most twice its size, so a small
-//    tensor never pins a huge block. Blocks are never split.
+//    free block that fits, but only one at most a quarter larger, so a small
+//    tensor never pins a large block and the books (what memory plans
+//    measure) stay near what tensors ask for, as on the CPU
+//    (kernels/cpu/memory.cpp). Blocks are never split.
 //  * A freed block can be reused immediately without a sync: every kernel of
 //    a device runs on its one stream, which orders the old reader before the
 //    new writer (kernels/cuda/context.hpp).
@@ -97,7 +99,7 @@ void* allocate(int device, size_t bytes) {
     auto it = cache.free_blocks.lower_bound(size);
     // A cached block counts whole: under a limit, one that would pass it is
     // left for a fresh allocation of the exact size.
-    if (it != cache.free_blocks.end() && it->first / 2 <= size &&
+    if (it != cache.free_blocks.end() && it->first - size <= size / 4 &&
         (!cache.limit || cache.current + it->first <= cache.limit)) {
         ptr = it->second;
         const size_t block = it->first;
