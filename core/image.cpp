@@ -18,6 +18,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/ops.hpp"
+#include "core/ops/common.hpp"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -383,8 +384,8 @@ Tensor images_from_rgb8(const uint8_t* rgb, int count, int height, int width, De
     NST_CHECK(count > 0 && height > 0 && width > 0, "images_from_rgb8: empty images ", count, " x ", width, "x",
               height);
     const int64_t plane = int64_t(height) * width;
-    NST_CHECK(count <= ((int64_t(1) << 31) - 1) / (3 * plane), "images_from_rgb8: ", count, " images of ", width,
-              "x", height, " exceed the kernels' 32-bit limit");
+    ops::check_int("images_from_rgb8", 3 * plane);  // first: the product below then stays far from overflow
+    ops::check_int("images_from_rgb8", 3 * plane * count);
     Backend& b = backend(device);
     Tensor images = Tensor::empty({count, 3, height, width}, device);
     if (device.is_cpu()) {
