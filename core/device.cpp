@@ -1,6 +1,7 @@
 #include "core/device.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -39,13 +40,29 @@ Device usable_device(const std::string& name) {
 }
 
 size_t parse_byte_size(const std::string& text) {
-    char* end = nullptr;
-    const double v = std::strtod(text.c_str(), &end);
-    const std::string unit = end ? std::string(end) : "";
-    const double scale = unit.empty() ? 1 : unit == "K" ? 1024.0 : unit == "M" ? 1024.0 * 1024
-                       : unit == "G" ? 1024.0 * 1024 * 1024 : -1;
-    NST_CHECK(!text.empty() && std::isfinite(v) && v >= 0 && scale > 0 && v * scale < 1.8e19,
-              "'", text, "' is not a size (bytes, or a number followed by K, M or G)");
+    // Digits with an optional fraction, then an optional unit: strtod alone
+    // would also take hex ("0x10": 16 bytes), exponents and "inf".
+    size_t i = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    const size_t whole = i;
+    if (i < text.size() && text[i] == '.') {
+        ++i;
+        while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) ++i;
+    }
+    std::string unit = text.substr(i);
+    for (char& c : unit) c = char(std::toupper(static_cast<unsigned char>(c)));
+    // K, M, G, T are powers of 1024, with or without B or iB ("6G", "6GB", "6GiB").
+    double scale = -1;
+    const std::string prefixes = "KMGT";
+    if (unit.empty() || unit == "B") {
+        scale = 1;
+    } else if (const size_t p = prefixes.find(unit[0]); p != std::string::npos &&
+                                                      (unit.size() == 1 || unit.substr(1) == "B" || unit.substr(1) == "IB")) {
+        scale = std::pow(1024.0, double(p + 1));
+    }
+    const double v = whole > 0 ? std::strtod(text.substr(0, i).c_str(), nullptr) : -1;
+    NST_CHECK(v >= 0 && scale > 0 && v * scale < 1.8e19, "'", text,
+              "' is not a size: give bytes, or a number with K, M, G or T (powers of 1024): 512M, 6G, 6GB, 1.5GiB");
     return size_t(v * scale);
 }
 

@@ -75,7 +75,8 @@ void reset_peak_memory(Device device);
 void empty_cache(Device device);
 size_t cpu_memory_capacity();
 size_t cuda_memory_capacity(int device = 0);
-// "512M", "2G", "100000" (bytes) -> bytes; throws nst::Error otherwise.
+// "512M", "6G", "6GB", "1.5GiB", "100000" (bytes) -> bytes; K, M, G, T are
+// powers of 1024, any case. Throws nst::Error otherwise (hex, exponents).
 size_t parse_byte_size(const std::string& text);
 // "812 bytes", "12.5 KiB", "3072.0 MiB": sizes in messages.
 std::string format_bytes(size_t bytes);

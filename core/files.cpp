@@ -1,6 +1,8 @@
 #include "core/files.hpp"
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +59,56 @@ void remove_temporaries() {
         if (slot.state.load(std::memory_order_acquire) == 2) ::unlink(slot.path);
 }
 
+namespace {
+
+// The process that made a temporary called `name`, or -1 for a name that is
+// not one: ".STEM.tmp-PID-N[.EXT]" (AtomicFile) or "nst-WHAT-PID-XXXXXX.log"
+// (a subprocess's log, tools/video.cpp).
+long temporary_owner(const std::string& name) {
+    auto number_at = [&](size_t at, size_t& end) -> long {
+        end = at;
+        while (end < name.size() && name[end] >= '0' && name[end] <= '9') ++end;
+        if (end == at || end - at > 9) return -1;
+        return std::strtol(name.c_str() + at, nullptr, 10);
+    };
+    size_t end = 0;
+    if (name.rfind("nst-", 0) == 0 && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
+        const size_t dash = name.find('-', 4);
+        if (dash == std::string::npos) return -1;
+        const long pid = number_at(dash + 1, end);
+        return end < name.size() && name[end] == '-' ? pid : -1;
+    }
+    if (name.size() < 2 || name[0] != '.') return -1;
+    for (size_t at = name.find(".tmp-", 1); at != std::string::npos; at = name.find(".tmp-", at + 1)) {
+        const long pid = number_at(at + 5, end);
+        if (pid < 0 || end >= name.size() || name[end] != '-') continue;
+        size_t counter_end = 0;
+        if (number_at(end + 1, counter_end) < 0) continue;
+        // Then the end of the name, or the extension (no further dot).
+        if (counter_end == name.size() || (name[counter_end] == '.' && name.find('.', counter_end + 1) == std::string::npos))
+            return pid;
+    }
+    return -1;
+}
+
+}  // namespace
+
+void remove_stale_temporaries(const std::string& dir) {
+    DIR* d = ::opendir(dir.empty() ? "." : dir.c_str());
+    if (!d) return;
+    while (const dirent* entry = ::readdir(d)) {
+        const std::string name = entry->d_name;
+        const long pid = temporary_owner(name);
+        // A live owner is left alone, whoever it is (a PID reused since is
+        // taken for the owner: the file stays until that process ends).
+        if (pid <= 0 || pid == long(::getpid()) || ::kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;
+        const std::string path = (dir.empty() ? std::string(".") : dir) + "/" + name;
+        struct stat st;
+        if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) ::unlink(path.c_str());
+    }
+    ::closedir(d);
+}
+
 void require_regular_file(const std::string& path) {
     struct stat st;
     if (::stat(path.c_str(), &st) != 0)
@@ -71,8 +123,10 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
     const std::string dir = slash == std::string::npos ? "" : path.substr(0, slash + 1);
     const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     NST_CHECK(!name.empty(), path, ": not a file name");
+    // The extension as nst reads it (is_video_path, is_image_path): from the
+    // last dot, so ".mp4" is a video named by its extension alone.
     const size_t dot = name.find_last_of('.');
-    const std::string ext = dot == std::string::npos || dot == 0 ? "" : name.substr(dot);
+    const std::string ext = dot == std::string::npos ? "" : name.substr(dot);
     const std::string stem = name.substr(0, name.size() - ext.size());
     // Hidden, so a directory listing running meanwhile skips it. Opened with
     // O_EXCL and mode 0666 (not mkstemp's 0600), so the umask applies as for

@@ -8,7 +8,9 @@
 // directory because rename() is atomic only within one file system. Every
 // temporary is also listed where a signal handler can find it:
 // remove_temporaries() deletes them when a second Ctrl-C (or SIGTERM, SIGHUP)
-// ends the process at once, without unwinding.
+// ends the process at once, without unwinding. A process killed outright
+// (SIGKILL) leaves them; their names hold its PID, by which the next run
+// writing there knows them (remove_stale_temporaries()).
 //
 // Input is opened only when it is a regular file: a FIFO would block in
 // open() or read() forever, a device would never end.
@@ -57,6 +59,13 @@ void remove_temporaries();
 // are listed at a time; past that the handle is -1 and the file is not.
 int remember_temporary(const std::string& path);
 void forget_temporary(int handle);
+
+// Deletes what processes that are gone left in `dir` of their temporaries:
+// AtomicFile's (".out.tmp-PID-N.png") and subprocess logs
+// ("nst-ffmpeg-PID-XXXXXX.log"), whose PID is no running process. A
+// process killed outright (SIGKILL, a crash, the power) cannot remove its
+// own; the next run writing to the same place does.
+void remove_stale_temporaries(const std::string& dir);
 
 // Throws nst::Error unless `path` names a regular file (after symbolic
 // links): "PATH: no such file", "PATH: is a directory", "PATH: not a regular

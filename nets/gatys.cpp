@@ -14,6 +14,7 @@
 
 #include "core/autograd.hpp"
 #include "core/image.hpp"
+#include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "core/optim.hpp"
 #include "nets/memory_plan.hpp"
@@ -301,13 +302,23 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
     p.stages = int(stages.size());
     p.total_iterations = total_iterations;
     Tensor image;  // the previous stage's result, then the current one
+    Tensor content;  // the stage's content, for finished()
 
     for (p.stage = 0; p.stage < p.stages; ++p.stage) {
         const Stage& st = stages[size_t(p.stage)];
         p.height = st.height, p.width = st.width, p.iterations = st.iterations;
-        GatysObjective objective(net, resize_image01(content_device, st.height, st.width), styles, o,
-                                 first_tiles[size_t(p.stage)]);
-        const Tensor& content = objective.content();
+        std::unique_ptr<GatysObjective> made;
+        try {
+            made = std::make_unique<GatysObjective>(net, resize_image01(content_device, st.height, st.width), styles,
+                                                    o, first_tiles[size_t(p.stage)]);
+        } catch (const Interrupted&) {
+            // Between the tiles of the stage's targets: the previous stage's
+            // result is the run's, as when stopped after its last iteration.
+            if (p.stage == 0) throw;
+            return finished(image, content, o.original_colors);
+        }
+        GatysObjective& objective = *made;
+        content = objective.content();
         {
             NoGradGuard no_grad;
             image = p.stage == 0 ? initial_image(o, content) : resize_bilinear(image, st.height, st.width);
@@ -367,11 +378,18 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
 
         for (p.iteration = 1; p.iteration <= st.iterations; ++p.iteration) {
             bool converged = false;
-            if (adam) {
-                evaluate();
-                adam->step();
-            } else {
-                lbfgs->step(evaluate, &converged);
+            try {
+                if (adam) {
+                    evaluate();
+                    adam->step();
+                } else {
+                    lbfgs->step(evaluate, &converged);
+                }
+            } catch (const Interrupted&) {
+                // Between the tiles of a step (core/interrupt.hpp): the image
+                // as last evaluated is the run's result, as when the callback
+                // stops it between iterations.
+                return finished(last_good, content, o.original_colors);
             }
             if (converged) break;  // L-BFGS made no progress: the image did not move
             ++p.total_iteration;

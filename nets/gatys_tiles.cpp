@@ -26,6 +26,7 @@
 
 #include "core/autograd.hpp"
 #include "core/device.hpp"
+#include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
 #include "nets/vgg_tiles.hpp"
@@ -59,6 +60,7 @@ std::map<std::string, Tensor> grams_of(const Vgg19& net, const Tensor& image, co
     }
     const VggTiling tiling(image.size(2), image.size(3), layers, tile);
     for (const VggTile& t : tiling.tiles()) {
+        check_interrupt();
         const auto features = net.forward(tiling.input(image, t), layers);
         for (const auto& l : layers) {
             const Tensor owned = tiling.owned(features.at(l), l, t);
@@ -142,6 +144,7 @@ void GatysObjective::make_content_targets(bool set_factors) {
     std::vector<Tensor> sums(content_terms_.size());
     for (Term& t : content_terms_) t.target = Tensor(), t.tile_targets.clear();
     for (const VggTile& tile : tiling.tiles()) {
+        check_interrupt();
         const auto features = net_.forward(tiling.input(content_, tile), names);
         for (size_t k = 0; k < content_terms_.size(); ++k) {
             Term& t = content_terms_[k];
@@ -212,6 +215,7 @@ StyleLosses GatysObjective::tiled_evaluate_with_gradient(const Tensor& image) co
             NoGradGuard no_grad;
             const Tensor x = image.detach();
             for (size_t i = 0; i < tiles.size(); ++i) {
+                check_interrupt();  // a print-size step takes minutes; a tile, seconds
                 const auto features = net_.forward(tiling.input(x, tiles[i]), layers_);
                 for (size_t k = 0; k < content_terms_.size(); ++k) {
                     const Term& t = content_terms_[k];
@@ -246,6 +250,7 @@ StyleLosses GatysObjective::tiled_evaluate_with_gradient(const Tensor& image) co
         }
         // Pass 2: each tile's gradient, through its crop into image.grad().
         for (size_t i = 0; i < tiles.size(); ++i) {
+            check_interrupt();
             const auto features = net_.forward(tiling.input(image, tiles[i]), layers_);
             std::vector<Tensor> roots, seeds;
             for (size_t k = 0; k < content_terms_.size(); ++k) {

@@ -14,6 +14,13 @@ namespace {
 
 constexpr size_t kFloat = sizeof(float);
 constexpr double kHeadroom = 0.9;  // of the capacity: fragmentation, what the plan does not see
+// The longer sides the plans measure at: memory is a fixed cost plus bytes
+// per pixel, which two small sizes give (held within 10% of real runs by
+// tests/test_memory_plan.cpp) in well under a second on a CPU. An
+// optimization step needs twice that: at 64 pixels VGG-19's deepest layers
+// are 4x4, and its memory is not yet linear in the pixels.
+constexpr int kSmallSide = 64, kLargeSide = 128;
+constexpr int kStepSmallSide = 2 * kSmallSide, kStepLargeSide = 2 * kLargeSide;
 
 
 std::vector<std::pair<int64_t, int64_t>> stage_sizes(std::pair<int64_t, int64_t> content_hw, const GatysOptions& o) {
@@ -69,10 +76,10 @@ int64_t read_area(int64_t h, int64_t w, const std::vector<std::string>& layers, 
 
 // The peak of f() over what was in use before it, on the device: the
 // second of two runs (the first creates the convolution primitives and
-// their caches).
+// their caches), or the only one when an earlier measurement made them.
 template <class F>
-size_t measured_peak(Device device, F&& f) {
-    f();
+size_t measured_peak(Device device, F&& f, bool warm_up = true) {
+    if (warm_up) f();
     empty_cache(device);
     const size_t base = memory_stats(device).current;
     reset_peak_memory(device);
@@ -100,7 +107,10 @@ std::pair<int64_t, int64_t> calibration_size(int64_t h, int64_t w, int side, int
     return {std::max<int64_t>(a, least), std::max<int64_t>(b, least)};
 }
 
-// One untiled step at a small size, measured on the device.
+// One untiled step at a small size, measured on the device: its first
+// run, convolutions made on the way included (they count in the run's
+// own first step too; a warm second run measured the same within 1% and
+// cost twice the time).
 size_t measure_step(const Vgg19& net, int64_t h, int64_t w, const GatysOptions& o) {
     const Device device = net.device();
     GatysOptions small = o;
@@ -114,7 +124,7 @@ size_t measure_step(const Vgg19& net, int64_t h, int64_t w, const GatysOptions& 
     return measured_peak(device, [&] {
         x.zero_grad();
         objective.evaluate_with_gradient(x);
-    });
+    }, false);
 }
 
 }  // namespace
@@ -161,13 +171,13 @@ OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> con
     if (!layers.empty()) {
         // Two sizes of the content's shape; a line through them.
         const int64_t need = min_side_for(layers);
-        const auto [h1, w1] = calibration_size(content_hw.first, content_hw.second, 128, need);
-        const auto [h2, w2] = calibration_size(content_hw.first, content_hw.second, 256, need);
+        const auto [h1, w1] = calibration_size(content_hw.first, content_hw.second, kStepSmallSide, need);
+        const auto [h2, w2] = calibration_size(content_hw.first, content_hw.second, kStepLargeSide, need);
         double m1 = 0, m2 = 0;
         try {
             m1 = double(measure_step(net, h1, w1, o)), m2 = double(measure_step(net, h2, w2, o));
         } catch (const OutOfMemoryError& e) {
-            throw OutOfMemoryError(std::string("optimize: not even a step at 256 pixels fits in memory (") +
+            throw OutOfMemoryError("optimize: not even a step at " + std::to_string(kStepLargeSide) + " pixels fits in memory (" +
                                    e.what() + ")");
         }
         std::tie(plan.step_fixed, plan.step_per_pixel) = line_through(double(h1 * w1), m1, double(h2 * w2), m2);
@@ -250,7 +260,8 @@ bool plan_needed(Device device, std::pair<int64_t, int64_t> content_hw, const Ga
 std::string describe(const OptimizePlan& plan, const GatysOptions& o) {
     std::string out = "memory plan: capacity " + format_bytes(plan.capacity) + ", " + format_bytes(plan.in_use) +
                       " in use (90% planned); a step measured at " +
-                      "128 and 256 px: " + format_bytes(plan.step_fixed) + " + " +
+                      std::to_string(kStepSmallSide) + " and " + std::to_string(kStepLargeSide) + " px: " +
+                      format_bytes(plan.step_fixed) + " + " +
                       std::to_string(int64_t(std::lround(plan.step_per_pixel))) + " bytes per pixel\n";
     for (size_t i = 0; i < plan.stages.size(); ++i) {
         const StagePlan& s = plan.stages[i];
@@ -271,25 +282,15 @@ std::string describe(const OptimizePlan& plan, const GatysOptions& o) {
 
 // ---- stylize ----------------------------------------------------------------------------
 
-namespace {
-
-// The largest window a tile of stylize_tiled reads: the tile and the halo.
-int64_t tile_read_area(const TransformNet& net, int64_t h, int64_t w, int tile) {
-    const int64_t halo = net.tile_halo();
-    return std::min(h, tile + 2 * halo) * std::min(w, tile + 2 * halo);
-}
-
-}  // namespace
-
 size_t predicted_stylize_peak(const StylizePlan& plan, const TransformNet& net, int batch, int tile) {
     const int64_t h = plan.height, w = plan.width;
     if (tile <= 0 || tile >= std::max(h, w)) return plan.fixed + size_t(plan.per_pixel * double(batch * h * w));
     // One tile's passes, and the whole output image beside them.
-    return plan.fixed + size_t(plan.tile_per_pixel * double(tile_read_area(net, h, w, tile))) +
+    return plan.fixed + size_t(plan.tile_per_pixel * double(net.largest_tile_crop(h, w, tile))) +
            3 * kFloat * size_t(h * w);
 }
 
-StylizePlan plan_stylize(const TransformNet& net, int64_t h, int64_t w, int batch, size_t capacity) {
+StylizePlan plan_stylize(const TransformNet& net, int64_t h, int64_t w, int batch, int tile, size_t capacity) {
     NoGradGuard no_grad;
     StylizePlan plan;
     const Device device = net.device();
@@ -298,29 +299,38 @@ StylizePlan plan_stylize(const TransformNet& net, int64_t h, int64_t w, int batc
     plan.height = h, plan.width = w, plan.batch = batch;
     double m[2], p[2];
     for (int i = 0; i < 2; ++i) {
-        const auto [hs, ws] = calibration_size(h, w, i == 0 ? 128 : 256, 16);
+        const auto [hs, ws] = calibration_size(h, w, i == 0 ? kSmallSide : kLargeSide, 16);
         const Tensor x = Tensor::rand({1, 3, hs, ws}, 7, device, 0.f, 255.f);
         m[i] = double(measured_peak(device, [&] { net.stylize(x); }));
         p[i] = double(hs * ws);
     }
     std::tie(plan.fixed, plan.per_pixel) = line_through(p[0], m[0], p[1], m[1]);
     {
-        // Tiles: stylize_tiled at 256 pixels in tiles of 64 (its passes
-        // stop at each norm layer and keep less than a whole stylization).
-        const auto [hs, ws] = calibration_size(h, w, 256, 16);
+        // Tiles: the passes of stylize_tiled over one crop, the larger
+        // image as a single tile (its passes stop at each norm layer and
+        // keep less than a whole stylization; several tiles hold the same
+        // but for their crops' size). Once: the stylization above made the
+        // convolutions of these sizes, and a tiled run costs about ten.
+        const auto [hs, ws] = calibration_size(h, w, kLargeSide, 16);
         const Tensor x = Tensor::rand({1, 3, hs, ws}, 7, device, 0.f, 255.f);
-        const double mt = double(measured_peak(device, [&] { net.stylize_tiled(x, 64); }));
+        const double mt = double(measured_peak(device, [&] { net.stylize_tiled(x, int(std::max(hs, ws))); }, false));
         const double held = double(plan.fixed) + 3.0 * kFloat * double(hs * ws);
-        plan.tile_per_pixel = std::max(0.0, (mt - held) / double(tile_read_area(net, hs, ws, 64)));
+        plan.tile_per_pixel = std::max(0.0, (mt - held) / double(hs * ws));
     }
     const double budget = kHeadroom * double(plan.capacity) - double(plan.in_use);
     plan.batch_peak = plan.peak = predicted_stylize_peak(plan, net, batch, 0);
+    if (tile > 0 && tile < std::max(h, w)) {  // the caller's tiles, one image at a time
+        plan.one_at_a_time = batch > 1, plan.tile = tile, plan.tried_tiles = {tile};
+        plan.peak = predicted_stylize_peak(plan, net, 1, tile);
+        plan.fits = double(plan.peak) <= budget;
+        return plan;
+    }
     if (double(plan.batch_peak) <= budget) return plan;
     plan.one_at_a_time = batch > 1;
     plan.peak = predicted_stylize_peak(plan, net, 1, 0);
     if (double(plan.peak) <= budget) return plan;
-    for (int t = 1024; t >= 64; t /= 2) {
-        if (t >= std::max(h, w)) continue;
+    plan.tried_tiles = net.fallback_tiles(h, w);
+    for (int t : plan.tried_tiles) {
         plan.tile = t;
         plan.peak = predicted_stylize_peak(plan, net, 1, t);
         if (double(plan.peak) <= budget) return plan;
@@ -329,19 +339,28 @@ StylizePlan plan_stylize(const TransformNet& net, int64_t h, int64_t w, int batc
     return plan;
 }
 
+std::string stylize_unfit_reason(const StylizePlan& plan) {
+    if (plan.tried_tiles.empty()) return "even one image at a time (no tiles pay at this size)";
+    return "even one image at a time in tiles of " + std::to_string(plan.tried_tiles.back()) + " (" +
+           format_bytes(plan.peak) + ")";
+}
+
 bool stylize_plan_needed(Device device, int64_t height, int64_t width, int batch) {
     return near_capacity(device, double(height * width) * std::max(1, batch) * 3000.0 + 256e6);
 }
 
-std::string describe(const StylizePlan& plan) {
+std::string describe(const StylizePlan& plan, const TransformNet& net) {
     std::string out = "memory plan: capacity " + format_bytes(plan.capacity) + ", " + format_bytes(plan.in_use) +
-                      " in use (90% planned); one image measured at 128 and 256 px: " + format_bytes(plan.fixed) +
+                      " in use (90% planned); one image measured at " + std::to_string(kSmallSide) + " and " +
+                      std::to_string(kLargeSide) + " px: " + format_bytes(plan.fixed) +
                       " + " + std::to_string(int64_t(std::lround(plan.per_pixel))) + " bytes per pixel\n";
     out += std::to_string(plan.width) + "x" + std::to_string(plan.height) + ", batch " + std::to_string(plan.batch) +
            ": " + format_bytes(plan.batch_peak);
-    if (!plan.fits) return out + ": does not fit, even one image in tiles of 64\n";
-    if (plan.tile > 0) return out + " -> one image at a time in tiles of " + std::to_string(plan.tile) + ": " +
-                              format_bytes(plan.peak) + "\n";
+    if (!plan.fits) return out + ": does not fit, " + stylize_unfit_reason(plan) + "\n";
+    if (plan.tile > 0)
+        return out + " -> one image at a time in tiles of " + std::to_string(plan.tile) + ": " + format_bytes(plan.peak) +
+               " (about " + std::to_string(std::lround(net.tiled_work(plan.height, plan.width, plan.tile))) +
+               " times the untiled work)\n";
     if (plan.one_at_a_time) return out + " -> one image at a time: " + format_bytes(plan.peak) + "\n";
     return out + " -> fits\n";
 }
@@ -354,20 +373,40 @@ size_t predicted_training_peak(const TrainingPlan& plan, int batch, int size) {
     return plan.fixed + size_t(plan.per_pixel * pixels + 3.0 * kFloat * pixels);
 }
 
-TrainingPlan plan_training(const Vgg19& vgg, const Tensor& style, const TrainingOptions& o, int batch, int size,
-                           size_t capacity) {
+TrainingPlan plan_training(const Vgg19& vgg, std::pair<int64_t, int64_t> style_hw, const TrainingOptions& o,
+                           int batch, int size, size_t capacity) {
     TrainingPlan plan;
     const Device device = vgg.device();
     plan.capacity = capacity ? capacity : memory_capacity(device);
-    plan.in_use = memory_stats(device).current;
     plan.batch = batch, plan.size = size;
+    plan.style_height = style_hw.first, plan.style_width = style_hw.second;
+    const int64_t least = min_side_for(layer_names_of(active_layers(o.style_layers, o.style_weight, "train")));
     {
-        // A trainer of its own (a fresh network and Adam state, as much
-        // memory as the real one's, which is in use already).
-        StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, 0, device), vgg, style, o);
+        // The style's targets: VGG-19's features of the whole style image,
+        // once, before the first step; measured on squares (closer to
+        // other shapes than measurements of the style's own shape, whose
+        // blocks the caching allocator rounds differently).
         double m[2], p[2];
         for (int i = 0; i < 2; ++i) {
-            const int side = i == 0 ? 64 : 128;
+            const int side = std::max<int>(i == 0 ? kStepSmallSide : kStepLargeSide, int(least));
+            const Tensor style = Tensor::rand({1, 3, side, side}, 10, device);
+            m[i] = double(measured_peak(device, [&] { PerceptualLoss loss(vgg, style, o); }, false));
+            p[i] = double(side) * side;
+        }
+        const auto [fixed, per_pixel] = line_through(p[0], m[0], p[1], m[1]);
+        plan.style_peak = fixed + size_t(per_pixel * double(style_hw.first * style_hw.second));
+    }
+    {
+        // A trainer of its own, with a small stand-in style (a style's
+        // targets are Grams, the same size whatever the image's): its
+        // network and Adam state are what the run's trainer will hold.
+        const auto [hs, ws] = calibration_size(64, 64, 64, least);
+        StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, 0, device), vgg,
+                             Tensor::rand({1, 3, hs, ws}, 10, device), o);
+        plan.in_use = memory_stats(device).current;
+        double m[2], p[2];
+        for (int i = 0; i < 2; ++i) {
+            const int side = i == 0 ? kSmallSide : kLargeSide;
             const Tensor photos = Tensor::rand({1, 3, side, side}, 8, device, 0.f, 255.f);
             m[i] = double(measured_peak(device, [&] { trainer.step(photos); }));
             p[i] = double(side) * side;
@@ -376,7 +415,7 @@ TrainingPlan plan_training(const Vgg19& vgg, const Tensor& style, const Training
     }
     const double budget = kHeadroom * double(plan.capacity) - double(plan.in_use);
     plan.peak = predicted_training_peak(plan, batch, size);
-    plan.fits = double(plan.peak) <= budget;
+    plan.fits = double(std::max(plan.peak, plan.style_peak)) <= budget;
     const double per_photo = (plan.per_pixel + 3.0 * kFloat) * double(size) * double(size);
     plan.largest_batch = budget > double(plan.fixed) ? int(std::min(1e6, (budget - double(plan.fixed)) / per_photo)) : 0;
     return plan;
@@ -388,11 +427,16 @@ bool training_plan_needed(Device device, int batch, int size) {
 
 std::string describe(const TrainingPlan& plan) {
     std::string out = "memory plan: capacity " + format_bytes(plan.capacity) + ", " + format_bytes(plan.in_use) +
-                      " in use (90% planned); a step measured at 64 and 128 px: " + format_bytes(plan.fixed) + " + " +
+                      " in use (90% planned); a step measured at " + std::to_string(kSmallSide) + " and " +
+                      std::to_string(kLargeSide) + " px: " + format_bytes(plan.fixed) + " + " +
                       std::to_string(int64_t(std::lround(plan.per_pixel))) + " bytes per pixel\n";
+    out += "the style's targets (" + std::to_string(plan.style_width) + "x" + std::to_string(plan.style_height) +
+           ", once): " + format_bytes(plan.style_peak) + "\n";
     out += "batch " + std::to_string(plan.batch) + " of " + std::to_string(plan.size) + "x" + std::to_string(plan.size) +
-           ": " + format_bytes(plan.peak) + (plan.fits ? " -> fits" : " -> does not fit") + "; the largest batch " +
-           "that fits at this size: " + std::to_string(plan.largest_batch) + "\n";
+           ": " + format_bytes(plan.peak) + (plan.fits ? " -> fits" : " -> does not fit") + "; " +
+           (plan.largest_batch > 0 ? "the largest batch that fits at this size: " + std::to_string(plan.largest_batch)
+                                   : std::string("not even one photo fits at this size: try a smaller --size")) +
+           "\n";
     return out;
 }
 

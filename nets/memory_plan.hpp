@@ -11,7 +11,7 @@
 // Optimization (nets/gatys.hpp): for each stage, the predicted peak
 // untiled, and the tile size (nets/vgg_tiles.hpp) and L-BFGS history that
 // fit. A step's memory is measured, not modelled layer by layer: one untiled
-// step at two sizes of the content's shape (128 and 256 pixels on the
+// step at two sizes of the content's shape (64 and 128 pixels on the
 // longer side), on the run's device and network, gives a step's fixed cost
 // and its bytes per pixel, scratch of the convolution libraries included.
 // What the run holds between steps is counted from the options: the image
@@ -79,10 +79,11 @@ std::string describe(const OptimizePlan& plan, const GatysOptions& options);
 // ---- stylize ----------------------------------------------------------------------------
 // Feed-forward stylization (TransformNet::stylize) of a batch of images of
 // one size: the whole batch at once if it fits, else one image at a time,
-// else in tiles of 1024, 512, ... 64 pixels (as stylize_fitting falls back).
-// Measured: one image at 128 and 256 pixels, and in tiles of 64 at 256. A
-// tiled run holds the whole output image and one tile's passes over its
-// read window (the tile and the network's halo).
+// else in the tiles TransformNet::fallback_tiles() allows (as
+// stylize_fitting falls back), or in the caller's tiles. Measured: one
+// image at 64 and 128 pixels, and the passes of a tiled run over one
+// 128-pixel crop. A tiled run holds the whole output image and one tile's
+// passes over its read window (the tile and the network's halo).
 struct StylizePlan {
     size_t capacity = 0, in_use = 0;
     size_t fixed = 0;
@@ -94,31 +95,41 @@ struct StylizePlan {
     size_t peak = 0;        // as the run will go
     bool one_at_a_time = false;
     int tile = 0;           // > 0: each image in tiles of this size
+    std::vector<int> tried_tiles;  // the tile sizes considered, largest first
     bool fits = true;
 };
-StylizePlan plan_stylize(const TransformNet& net, int64_t height, int64_t width, int batch, size_t capacity = 0);
+// tile > 0: the run tiles images larger than that (--tile).
+StylizePlan plan_stylize(const TransformNet& net, int64_t height, int64_t width, int batch, int tile = 0,
+                         size_t capacity = 0);
 size_t predicted_stylize_peak(const StylizePlan& plan, const TransformNet& net, int batch, int tile);
-std::string describe(const StylizePlan& plan);
+std::string describe(const StylizePlan& plan, const TransformNet& net);
+// Why a plan that does not fit does not: "even one image at a time in tiles of 256 (1.2 GiB)".
+std::string stylize_unfit_reason(const StylizePlan& plan);
 // Whether stylizing could come near the device's memory (a rough bound).
 bool stylize_plan_needed(Device device, int64_t height, int64_t width, int batch);
 
 // ---- train ------------------------------------------------------------------------------
-// A training step (StyleTrainer::step) on a batch of size x size photos.
-// Measured: steps of one photo at 64 and 128 pixels on a trainer of its own
-// (the real one's weights and Adam state are in use already). No tiles:
-// what does not fit needs a smaller batch or size, and the plan says which
-// batch fits.
+// A training step (StyleTrainer::step) on a batch of size x size photos,
+// and the style's targets computed once before the first step (VGG-19's
+// features of the whole style image). Measured: steps of one photo at 64
+// and 128 pixels on a trainer of its own, whose network and Adam state
+// stand for the run's (so plan before the run's trainer exists), and the
+// targets of the style's shape at 64 and 128 pixels. No tiles: what does
+// not fit needs a smaller batch or size, and the plan says which batch fits.
 struct TrainingPlan {
     size_t capacity = 0, in_use = 0;
     size_t fixed = 0;
     double per_pixel = 0;
     int batch = 1, size = 256;
-    size_t peak = 0;
+    size_t peak = 0;                  // a step
+    int64_t style_height = 0, style_width = 0;
+    size_t style_peak = 0;            // the style's targets
     int largest_batch = 0;  // that fits at this size (0: not even one photo)
     bool fits = true;
 };
-TrainingPlan plan_training(const Vgg19& vgg, const Tensor& style, const TrainingOptions& options, int batch,
-                           int size, size_t capacity = 0);
+// style_hw: the style image's size as the run uses it (after --style-size).
+TrainingPlan plan_training(const Vgg19& vgg, std::pair<int64_t, int64_t> style_hw, const TrainingOptions& options,
+                           int batch, int size, size_t capacity = 0);
 size_t predicted_training_peak(const TrainingPlan& plan, int batch, int size);
 std::string describe(const TrainingPlan& plan);
 // Whether a training step could come near the device's memory (a rough bound).

@@ -15,6 +15,7 @@
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "weights/tf_fast_style.hpp"
 
@@ -282,16 +283,19 @@ Tensor TransformNet::apply(const Layer& l, Tensor x, bool then_relu, TilePass* t
     return then_relu ? instance_norm_relu(y, l.gamma, l.beta, norm_eps_) : instance_norm(y, l.gamma, l.beta, norm_eps_);
 }
 
-Tensor TransformNet::forward(const Tensor& x) const { return run(x, nullptr); }
+Tensor TransformNet::forward(const Tensor& x) const { return run(x, nullptr, false); }
 
-Tensor TransformNet::run(const Tensor& x, TilePass* tile) const {
+Tensor TransformNet::run(const Tensor& x, TilePass* tile, bool interruptible) const {
     NST_CHECK(x.defined() && x.dim() == 4 && x.size(1) == 3,
               "transform_net: expected images [N, 3, H, W], got ",
               x.defined() ? shape_str(x.shape()) : "an undefined tensor");
     NST_CHECK(x.device() == device_, "transform_net: input on ", x.device().str(),
               ", network on ", device_.str());
     NST_CHECK(x.dtype() == DType::F32, "transform_net: expected float32 images, got ", x.str());
-    auto stopped = [&] { return tile && tile_pass_done(*tile); };
+    auto stopped = [&] {
+        if (interruptible) check_interrupt();  // a layer at 4K takes up to a second on a CPU
+        return tile && tile_pass_done(*tile);
+    };
     // Each assignment to h drops the previous activation: without a graph
     // (NoGradGuard) nothing else holds it, so it is freed right away.
     // A 16-bit network computes in its storage type from here to its last
@@ -322,7 +326,8 @@ Tensor TransformNet::run(const Tensor& x, TilePass* tile) const {
 
 Tensor TransformNet::stylize(const Tensor& image) const {
     NoGradGuard no_grad;
-    Tensor y = forward(image);
+    check_interrupt();
+    Tensor y = run(image, nullptr, true);
     const int64_t extra_h = y.size(2) - image.size(2), extra_w = y.size(3) - image.size(3);
     if (extra_h || extra_w) y = pad(y, 0, -int(extra_h), 0, -int(extra_w));
     return checked(y);

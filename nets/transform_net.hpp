@@ -79,19 +79,36 @@ public:
     // halo wider than the network's receptive field, and the instance norms
     // use the whole image's statistics, gathered tile by tile and layer by
     // layer, so the result equals stylize()'s up to float rounding. Costs
-    // about (norm layers / 2 + 1) forward passes over the tiles with their
-    // halos. Images [1, 3, H, W].
+    // one pass over the tiles per norm layer and a last one: tiled_work().
+    // Images [1, 3, H, W]. Stylization stops between layers once an
+    // interrupt is requested (core/interrupt.hpp).
     Tensor stylize_tiled(const Tensor& image, int tile) const;
     // stylize() of one image [1, 3, H, W], and when that runs out of memory
     // (OutOfMemoryError or std::bad_alloc) or an activation would pass the
     // kernels' 32-bit limit (SizeLimitError), stylize_tiled() with the
-    // largest of 1024, 512, ... 64 pixel tiles (smaller than the image) that
-    // fits; `on_tiles` is told once, before the tiles. Throws
-    // OutOfMemoryError when nothing fits.
-    Tensor stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles = nullptr) const;
+    // largest of fallback_tiles() that fits; `on_tiles` is told the tile
+    // size before each try. Throws OutOfMemoryError when nothing fits.
+    Tensor stylize_fitting(const Tensor& image, const std::function<void(int tile)>& on_tiles = nullptr) const;
     // The pixels stylize_tiled() reads around each tile (on every side): a
     // tile smaller than this does more work on its halo than on itself.
     int tile_halo() const;
+    // stylize_tiled()'s work on a height x width image in tiles of `tile`,
+    // as a multiple of stylize()'s: the multiply-adds of every pass over
+    // every tile's crop (the tile and its halo) against one pass over the
+    // image. Each norm layer needs a pass of its own, so even large tiles
+    // cost several times the untiled work (about 10 for this family of
+    // networks); small tiles multiply it by their halo's area.
+    double tiled_work(int64_t height, int64_t width, int tile) const;
+    // The largest crop (in pixels) a tile of stylize_tiled() reads: what a
+    // tiled run's memory grows with.
+    int64_t largest_tile_crop(int64_t height, int64_t width, int tile) const;
+    // Tiles that pay for themselves: at most this multiple of the untiled work.
+    static constexpr double kMaxTiledWork = 32;
+    // The tile sizes memory can fall back to for a height x width image,
+    // largest first: 1024, 512, ... 64 pixels, smaller than the image, each
+    // reading less than the whole image and costing at most kMaxTiledWork.
+    // Empty when no tile helps: then only a smaller image does.
+    std::vector<int> fallback_tiles(int64_t height, int64_t width) const;
 
     std::vector<Tensor> parameters() const;
     TransformNetVariant variant() const { return variant_; }
@@ -115,8 +132,15 @@ private:
     // soon as the layer has made what it needs from it.
     Tensor apply(const Layer& layer, Tensor x, bool then_relu, TilePass* tile = nullptr) const;
     // forward(); with a tile pass, instance norms use its statistics, and the
-    // pass may stop early (then the result is undefined).
-    Tensor run(const Tensor& x, TilePass* tile) const;
+    // pass may stop early (then the result is undefined). Interruptible:
+    // checks for an interrupt request before each layer (inference only:
+    // a training step is never left halfway).
+    Tensor run(const Tensor& x, TilePass* tile, bool interruptible) const;
+    // stylize_tiled()'s tiles: each one's interior and the crop it reads.
+    struct TileRect {
+        int64_t y0, y1, x0, x1, cy0, cy1, cx0, cx1;
+    };
+    std::vector<TileRect> tile_layout(int64_t height, int64_t width, int tile) const;
     static Tensor tile_norm(TilePass& tile, const Layer& layer, const Tensor& y);  // an instance norm in a tile pass
     static bool tile_pass_done(const TilePass& tile);
     // y, after checking that a 16-bit network's output is finite (fp16

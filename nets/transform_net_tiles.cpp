@@ -87,41 +87,73 @@ int TransformNet::receptive_radius() const {
 
 int TransformNet::tile_halo() const { return (receptive_radius() + 8 + 3) / 4 * 4; }
 
-Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
-    NoGradGuard no_grad;
-    NST_CHECK(image.defined() && image.dim() == 4 && image.size(0) == 1 && image.size(1) == 3,
-              "stylize_tiled: expected an image [1, 3, H, W], got ",
-              image.defined() ? shape_str(image.shape()) : "an undefined tensor");
-    NST_CHECK(tile >= 16, "stylize_tiled: tiles of ", tile, " pixels are too small (at least 16)");
+std::vector<TransformNet::TileRect> TransformNet::tile_layout(int64_t H, int64_t W, int tile) const {
     tile = tile / 4 * 4;
-    const int64_t H = image.size(2), W = image.size(3);
     const int64_t halo = tile_halo();
-    const Tensor x = image.to(device_);
-
-    struct Tile {
-        int64_t y0, y1, x0, x1, cy0, cy1, cx0, cx1;
-    };
     // A crop that stops inside the image keeps the image's size modulo 4.
     auto crop_end = [](int64_t begin, int64_t end, int64_t size) {
         if (end >= size) return size;
         end += ((size - (end - begin)) % 4 + 4) % 4;
         return std::min(end, size);
     };
-    std::vector<Tile> tiles;
+    std::vector<TileRect> tiles;
     for (int64_t y0 = 0; y0 < H; y0 += tile)
         for (int64_t x0 = 0; x0 < W; x0 += tile) {
-            Tile t;
+            TileRect t;
             t.y0 = y0, t.y1 = std::min(H, y0 + tile), t.x0 = x0, t.x1 = std::min(W, x0 + tile);
             t.cy0 = std::max<int64_t>(0, y0 - halo), t.cx0 = std::max<int64_t>(0, x0 - halo);
             t.cy1 = crop_end(t.cy0, t.y1 + halo, H), t.cx1 = crop_end(t.cx0, t.x1 + halo, W);
             tiles.push_back(t);
         }
-    auto pass_for = [&](const Tile& t) {
+    return tiles;
+}
+
+double TransformNet::tiled_work(int64_t H, int64_t W, int tile) const {
+    // Multiply-adds per image pixel, layer by layer: a convolution's weight
+    // count at its output's resolution (a transposed one at its input's).
+    double total = 0, passes = 0;
+    for (const Layer* l : layers()) {
+        const int level = l->level + (l->upsample && variant_ == TransformNetVariant::TensorFlow ? 1 : 0);
+        total += double(l->weight.numel()) / double(int64_t(1) << (2 * level));
+        if (l->gamma.defined()) passes += total;  // a pass that stops at this norm
+    }
+    passes += total;  // the last pass
+    double read = 0;
+    for (const TileRect& t : tile_layout(H, W, tile)) read += double((t.cy1 - t.cy0) * (t.cx1 - t.cx0));
+    return read / double(H * W) * passes / total;
+}
+
+int64_t TransformNet::largest_tile_crop(int64_t H, int64_t W, int tile) const {
+    int64_t area = 0;
+    for (const TileRect& t : tile_layout(H, W, tile)) area = std::max(area, (t.cy1 - t.cy0) * (t.cx1 - t.cx0));
+    return area;
+}
+
+std::vector<int> TransformNet::fallback_tiles(int64_t H, int64_t W) const {
+    std::vector<int> tiles;
+    for (int tile = 1024; tile >= 64; tile /= 2) {
+        if (tile >= std::max(H, W)) continue;
+        // A tile's crop as large as the image saves no memory.
+        if (largest_tile_crop(H, W, tile) < H * W && tiled_work(H, W, tile) <= kMaxTiledWork) tiles.push_back(tile);
+    }
+    return tiles;
+}
+
+Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
+    NoGradGuard no_grad;
+    NST_CHECK(image.defined() && image.dim() == 4 && image.size(0) == 1 && image.size(1) == 3,
+              "stylize_tiled: expected an image [1, 3, H, W], got ",
+              image.defined() ? shape_str(image.shape()) : "an undefined tensor");
+    NST_CHECK(tile >= 16, "stylize_tiled: tiles of ", tile, " pixels are too small (at least 16)");
+    const int64_t H = image.size(2), W = image.size(3);
+    const Tensor x = image.to(device_);
+    const std::vector<TileRect> tiles = tile_layout(H, W, tile);
+    auto pass_for = [&](const TileRect& t) {
         TilePass p;
         p.crop_y = t.cy0, p.crop_x = t.cx0, p.y0 = t.y0, p.y1 = t.y1, p.x0 = t.x0, p.x1 = t.x1, p.H = H, p.W = W;
         return p;
     };
-    auto crop = [&](const Tile& t) {
+    auto crop = [&](const TileRect& t) {
         return pad(x, -int(t.cy0), -int(H - t.cy1), -int(t.cx0), -int(W - t.cx1));
     };
 
@@ -132,11 +164,11 @@ Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
     for (size_t k = 0; k < norms.size(); ++k) {
         const int64_t C = norms[k]->gamma.size(0);
         std::vector<double> count(size_t(C), 0.0), mean(size_t(C), 0.0), m2(size_t(C), 0.0);
-        for (const Tile& t : tiles) {
+        for (const TileRect& t : tiles) {
             TilePass p = pass_for(t);
             p.scale = &scale, p.shift = &shift, p.collect = int(k);
             p.count = &count, p.mean = &mean, p.m2 = &m2;
-            run(crop(t), &p);
+            run(crop(t), &p, true);
             NST_CHECK(p.done, "stylize_tiled: norm layer ", k, " was not reached");
         }
         const std::vector<float> gamma = norms[k]->gamma.to_vector(), beta = norms[k]->beta.to_vector();
@@ -149,10 +181,10 @@ Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
     }
 
     std::vector<float> out(size_t(3 * H * W));
-    for (const Tile& t : tiles) {
+    for (const TileRect& t : tiles) {
         TilePass p = pass_for(t);
         p.scale = &scale, p.shift = &shift;
-        const Tensor y = run(crop(t), &p);
+        const Tensor y = run(crop(t), &p, true);
         const int64_t Hy = y.size(2), Wy = y.size(3), r0 = t.y0 - t.cy0, c0 = t.x0 - t.cx0;
         const int64_t h = t.y1 - t.y0, w = t.x1 - t.x0;
         const std::vector<float> v = pad(y, -int(r0), -int(Hy - r0 - h), -int(c0), -int(Wy - c0 - w)).to_vector();
@@ -163,7 +195,7 @@ Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
     return checked(Tensor::from_vector(out, {1, 3, H, W}, device_));
 }
 
-Tensor TransformNet::stylize_fitting(const Tensor& image, const std::function<void()>& on_tiles) const {
+Tensor TransformNet::stylize_fitting(const Tensor& image, const std::function<void(int)>& on_tiles) const {
     // Tiles also when an activation of the whole image would pass the
     // kernels' 32-bit indices (an 8192x8192 image, whatever the memory).
     try {
@@ -172,13 +204,10 @@ Tensor TransformNet::stylize_fitting(const Tensor& image, const std::function<vo
     } catch (const SizeLimitError&) {
     } catch (const std::bad_alloc&) {
     }
-    const int64_t side = std::max(image.size(2), image.size(3));
-    bool told = false;
-    for (int tile = 1024; tile >= 64; tile /= 2) {
-        if (tile >= side) continue;
+    const std::vector<int> tiles = fallback_tiles(image.size(2), image.size(3));
+    for (int tile : tiles) {
         if (device_.is_cuda()) cuda_empty_cache(device_.index);  // what the failed attempt left cached
-        if (!told && on_tiles) on_tiles();
-        told = true;
+        if (on_tiles) on_tiles(tile);
         try {
             return stylize_tiled(image, tile);
         } catch (const OutOfMemoryError&) {
@@ -187,7 +216,8 @@ Tensor TransformNet::stylize_fitting(const Tensor& image, const std::function<vo
     }
     throw OutOfMemoryError("out of memory stylizing an image of " + std::to_string(image.size(3)) + "x" +
                            std::to_string(image.size(2)) + " pixels" +
-                           (told ? ", even in tiles of 64" : " (too small for tiles to help)"));
+                           (tiles.empty() ? std::string(" (too small for tiles to help)")
+                                          : ", even in tiles of " + std::to_string(tiles.back())));
 }
 
 }  // namespace nst

@@ -24,6 +24,8 @@ mkdir broken && cp $B/empty.png $B/text.png $B/truncated.png $B/truncated.jpg br
 cp $P c_2.png && cp $M model.png && ln -s $P link.png && mkfifo fifo.png fifo.safetensors
 mkdir gap && cp fx/tf_export/* gap/ && sed -i 's/"Variable_5": {[^}]*}, //' gap/manifest.json
 long=$(printf 'n%.0s' $(seq 252)).png  # 256 bytes: longer than the file system takes
+printf 'step,loss\n1,2\n' > old.csv  # a log of the user's own, which failed runs must leave alone
+ffmpeg -v error -f lavfi -i testsrc=size=640x480 -frames:v 1 mid.png || echo "FAIL: ffmpeg mid.png"
 # names that fit, but not the checkpoint's (+5 bytes) or a snapshot's (+2)
 long_model=$(printf 'n%.0s' $(seq 243)).safetensors long_snapshot=$(printf 'n%.0s' $(seq 250)).png
 O="--size 32 --iters 1 --device cpu"   # optimize and train, small and quick
@@ -88,6 +90,12 @@ table=(
   "2|o.png|got 'nan'|stylize --model $M --in $P --out o.png --max-size nan"
   "2|o.png|--batch: expected a whole number from 1 to 1024, got '0'|stylize --model $M --in $P --out o.png --batch 0"
   "1|o.png|--tile 16: smaller than the 44 pixels this network reads around each tile|stylize --model $M --in $P --out o.png --tile 16"
+  "1|o.png|--tile 44: tiles of 44 on a 640x480 image would cost about|stylize --model $M --in mid.png --out o.png --tile 44"
+  "1|o.png|--size 65535: the result would be 65535x51365 pixels|optimize --content $P --style $P --out o.png --size 65535 --iters 1 --device cpu"
+  "1|o.png|--scales 40000: the result would be|optimize --content $P --style $P --out o.png --scales 40000,64 --iters 1 --device cpu"
+  "1|styled.png|the input is a directory, so the output is a directory of images|stylize --model $M --in fx/photos --out styled.png"
+  "2|o.png|--model is an option of 'stylize' and goes after it: nst-run stylize --model|--model $M stylize --in $P --out o.png"
+  "2|o.png|--in is an option of 'stylize'|--threads 1 --in $P stylize --model $M --out o.png"
   "1|-|--in $P: not a video|video-metrics --in $P --stylized $P"
   "1|o.png|--temporal-weight is for videos|optimize --content $P --style $P --out o.png --temporal-weight 2"
   "1|-|nowhere.mp4: cannot open: no such file|video-metrics --in nowhere.mp4 --stylized nowhere.mp4"
@@ -121,10 +129,14 @@ table=(
   "1|o.safetensors|1x1 pixels|train --style $B/one_pixel.png --data fx/photos --out o.safetensors $O"
   "1|o.safetensors|not a directory|train --style $P --data nowhere --out o.safetensors $O"
   "1|o.safetensors|none of the 4 image files|train --style $P --data broken --out o.safetensors $O --quiet"
+  "1|o.safetensors|none of the 4 image files|train --style $P --data broken --log old.csv --out o.safetensors $O --quiet"
   "1|o.safetensors|truncated.safetensors|train --style $P --data fx/photos --resume $B/truncated.safetensors --out o.safetensors $O"
   "1|nodir/o.safetensors|nodir|train --style $P --data fx/photos --out nodir/o.safetensors $O"
   # out of memory
   "1|o.png|NST_MEMORY_LIMIT: 'lots' is not a size|NST_MEMORY_LIMIT=lots stylize --model $M --in $P --out o.png"
+  "1|o.png|NST_MEMORY_LIMIT: '0x10' is not a size|NST_MEMORY_LIMIT=0x10 stylize --model $M --in $P --out o.png"
+  "1|o.png|NST_MEMORY_LIMIT: '1e9' is not a size|NST_MEMORY_LIMIT=1e9 stylize --model $M --in $P --out o.png"
+  "1|o.png|NST_MEMORY_LIMIT: '6XB' is not a size|NST_MEMORY_LIMIT=6XB stylize --model $M --in $P --out o.png"
   "1|o.png|too small for tiles to help); try --max-size|NST_MEMORY_LIMIT=100K stylize --model $M --in $P --out o.png"
   "1|o.png|out of memory allocating|NST_MEMORY_LIMIT=1K stylize --model $M --in $P --out o.png"
   "1|o.png|out of memory allocating|NST_MEMORY_LIMIT=50M optimize --content $P --style $P --out o.png $O"

@@ -109,8 +109,8 @@ TEST_CASE("stylize plan: the predicted peak is the measured one within 10%", "[s
     struct Case {
         int h, w, batch, tile;
     };
-    for (const Case c : {Case{240, 320, 1, 0}, Case{150, 200, 3, 0}, Case{300, 400, 1, 128}}) {
-        const StylizePlan plan = plan_stylize(tnet, c.h, c.w, c.batch);
+    for (const Case c : {Case{240, 320, 1, 0}, Case{150, 200, 3, 0}, Case{300, 400, 1, 128}, Case{500, 700, 1, 256}}) {
+        const StylizePlan plan = plan_stylize(tnet, c.h, c.w, c.batch, c.tile);
         const size_t predicted = predicted_stylize_peak(plan, tnet, c.batch, c.tile);
         const Tensor x = Tensor::rand({c.batch, 3, c.h, c.w}, 9, Device::cpu(), 0.f, 255.f);
         cpu_empty_cache();
@@ -121,7 +121,7 @@ TEST_CASE("stylize plan: the predicted peak is the measured one within 10%", "[s
             const Tensor y = c.tile > 0 ? tnet.stylize_tiled(x, c.tile) : tnet.stylize(x);
         }
         const size_t measured = cpu_memory_stats().peak - base;
-        INFO(c.w << "x" << c.h << " batch " << c.batch << " tile " << c.tile << ": " << describe(plan)
+        INFO(c.w << "x" << c.h << " batch " << c.batch << " tile " << c.tile << ": " << describe(plan, tnet)
                  << "predicted " << predicted << ", measured " << measured);
         CHECK(std::fabs(double(predicted) - double(measured)) <= 0.1 * double(measured));
     }
@@ -134,7 +134,7 @@ TEST_CASE("train plan: the predicted peak is the measured one within 10%", "[tra
         int batch, size;
     };
     for (const Case c : {Case{2, 96}, Case{1, 192}}) {
-        const TrainingPlan plan = plan_training(net(), style, o, c.batch, c.size);
+        const TrainingPlan plan = plan_training(net(), {style.size(2), style.size(3)}, o, c.batch, c.size);
         StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, 4, Device::cpu()), net(), style, o);
         trainer.step(Tensor::rand({c.batch, 3, c.size, c.size}, 11, Device::cpu(), 0.f, 255.f));
         cpu_empty_cache();
@@ -148,6 +148,23 @@ TEST_CASE("train plan: the predicted peak is the measured one within 10%", "[tra
         CHECK(std::fabs(double(predicted) - double(measured)) <= 0.1 * double(measured));
         CHECK(plan.fits);
         CHECK(plan.largest_batch >= c.batch);
+    }
+}
+
+// The style's targets, computed once before the first step from the whole
+// style image (VGG-19's features at --style-size): a peak of their own.
+TEST_CASE("train plan: the style's targets' peak is the measured one within 10%", "[train_plan]") {
+    const TrainingOptions o;
+    for (const auto& [h, w] : {std::pair<int64_t, int64_t>{240, 320}, {400, 300}}) {
+        const TrainingPlan plan = plan_training(net(), {h, w}, o, 1, 64);
+        const Tensor style = Tensor::rand({1, 3, h, w}, 13, Device::cpu());
+        cpu_empty_cache();
+        const size_t base = cpu_memory_stats().current;
+        cpu_reset_peak_memory();
+        { PerceptualLoss loss(net(), style, o); }
+        const size_t measured = cpu_memory_stats().peak - base;
+        INFO(w << "x" << h << ": " << describe(plan) << "predicted " << plan.style_peak << ", measured " << measured);
+        CHECK(std::fabs(double(plan.style_peak) - double(measured)) <= 0.1 * double(measured));
     }
 }
 
@@ -173,4 +190,20 @@ TEST_CASE("cpu memory capacity: available plus held, at most physical; a limit w
     CHECK(cpu_memory_capacity() == 123456789);
     cpu_set_memory_limit(0);
     CHECK(cpu_memory_capacity() <= physical);
+}
+
+// NST_MEMORY_LIMIT's sizes: bytes, or K, M, G, T (powers of 1024) with or
+// without B or iB, any case; hex, exponents and other units refused.
+TEST_CASE("memory limit sizes: the usual units, nothing else", "[capacity]") {
+    const size_t G = size_t(1) << 30;
+    CHECK(parse_byte_size("0") == 0);
+    CHECK(parse_byte_size("100000") == 100000);
+    CHECK(parse_byte_size("512M") == 512 * (size_t(1) << 20));
+    for (const char* six : {"6G", "6GB", "6GiB", "6g", "6gb", "6gib"}) CHECK(parse_byte_size(six) == 6 * G);
+    CHECK(parse_byte_size("1.5G") == 3 * G / 2);
+    CHECK(parse_byte_size("2T") == 2048 * G);
+    CHECK(parse_byte_size("64K") == 65536);
+    CHECK(parse_byte_size("10B") == 10);
+    for (const char* bad : {"", "lots", "0x10", "1e9", "-1", "6 G", "6XB", "inf", "nan", ".5G", "6GiBs", "G"})
+        CHECK_THROWS_WITH(parse_byte_size(bad), Catch::Contains("is not a size"));
 }

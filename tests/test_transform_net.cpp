@@ -14,6 +14,7 @@
 
 #include "core/autograd.hpp"
 #include "core/error.hpp"
+#include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "nets/transform_net.hpp"
 #include "tests/tf_export_writer.hpp"
@@ -299,15 +300,67 @@ TEST_CASE("transform_net: out of memory falls back to tiles with the same result
     {
         const Limit limit(base + whole / 2);
         CHECK_THROWS_AS(net.stylize(image), OutOfMemoryError);
-        got = net.stylize_fitting(image, [&] { ++told; });
+        got = net.stylize_fitting(image, [&](int) { ++told; });
     }
-    CHECK(told == 1);
+    CHECK(told >= 1);  // told before each try, of the fallback tiles
+    CHECK(told <= int(net.fallback_tiles(500, 610).size()));
     CHECK(max_abs_diff(got, want) < 1e-3f);
     {
         const Limit limit(base + 4096);
-        CHECK_THROWS_WITH(net.stylize_fitting(image), Catch::Contains("even in tiles of 64"));
+        CHECK_THROWS_WITH(net.stylize_fitting(image), Catch::Contains("even in tiles of " + std::to_string(net.fallback_tiles(500, 610).back())));
     }
     CHECK(net.stylize(image).to_vector() == want.to_vector());  // the limit is gone
+}
+
+// What tiles cost: every norm layer needs a pass of its own over every
+// tile's crop, so even one tile covering the image costs several untiled
+// runs, and tiles near the halo cost tens; memory falls back only to tiles
+// that pay (at most kMaxTiledWork) and read less than the whole image.
+TEST_CASE("transform_net: the work of tiles, and the tiles memory falls back to", "[transform_net]") {
+    TransformNetSpec spec = small_spec(TransformNetVariant::Native);
+    spec.residual_blocks = 5;
+    const TransformNet net = TransformNet::create(spec, 12, Device::cpu());
+    const int64_t halo = net.tile_halo();
+    // One tile: one pass per norm layer plus the last, each a prefix of the network.
+    const double one = net.tiled_work(200, 300, 512);
+    CHECK(one > 2.0);
+    CHECK(one < 12.0);  // 11 norm layers: less than 12 whole passes
+    double previous = one;
+    for (int tile : {256, 128, 64}) {
+        const double work = net.tiled_work(1000, 1200, tile);
+        INFO("tiles of " << tile << ": " << work);
+        CHECK(work > one);
+        CHECK(work >= previous * 0.999);
+        previous = work;
+    }
+    // The crops of tiles near the halo read about (1 + 2 halo / tile)^2 times their area.
+    const double area = std::pow(1.0 + 2.0 * double(halo) / 80.0, 2);
+    CHECK(net.tiled_work(4000, 4000, 80) == Approx(area * one).epsilon(0.1));
+    for (const auto& [h, w] : {std::pair<int64_t, int64_t>{300, 400}, {1080, 1920}, {4000, 3000}}) {
+        const std::vector<int> tiles = net.fallback_tiles(h, w);
+        for (size_t i = 0; i < tiles.size(); ++i) {
+            CHECK(tiles[i] < std::max(h, w));
+            CHECK(net.tiled_work(h, w, tiles[i]) <= TransformNet::kMaxTiledWork);
+            CHECK(net.largest_tile_crop(h, w, tiles[i]) < h * w);
+            if (i > 0) CHECK(tiles[i] < tiles[i - 1]);
+        }
+    }
+    CHECK_FALSE(net.fallback_tiles(1080, 1920).empty());
+    CHECK(net.fallback_tiles(100, 120).empty());  // every crop is the whole image: nothing to gain
+}
+
+// An interrupt request (Ctrl-C in nst-run) stops a stylization between
+// layers, tiled or not; training's forward never stops halfway.
+TEST_CASE("transform_net: an interrupt request stops inference between layers", "[transform_net]") {
+    const TransformNet net = TransformNet::create(small_spec(TransformNetVariant::Native), 14, Device::cpu());
+    const Tensor image = photo(90, 120);
+    request_interrupt();
+    CHECK_THROWS_AS(net.stylize(image), Interrupted);
+    CHECK_THROWS_AS(net.stylize_tiled(image, 48), Interrupted);
+    CHECK_THROWS_AS(net.stylize_fitting(image), Interrupted);
+    CHECK(net.forward(image).shape() == Shape{1, 3, 92, 120});  // a training step's forward
+    clear_interrupt();
+    CHECK(net.stylize(image).shape() == image.shape());
 }
 
 // An 8192x8192 image: the 32 channels after conv_in are 2^31 values, past
@@ -319,7 +372,7 @@ TEST_CASE("transform_net: an activation past the 32-bit limit falls back to tile
     const Tensor image = Tensor::full({1, 3, 8192, 8192}, 100.f);
     CHECK_THROWS_AS(net.stylize(image), SizeLimitError);
     struct TilesChosen {};
-    CHECK_THROWS_AS(net.stylize_fitting(image, [] { throw TilesChosen{}; }), TilesChosen);
+    CHECK_THROWS_AS(net.stylize_fitting(image, [](int) { throw TilesChosen{}; }), TilesChosen);
 }
 
 // Inference leaves out the conv biases that an instance norm follows (they

@@ -4,9 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
+#include <set>
 
 #include "core/error.hpp"
+#include "core/files.hpp"
 
 namespace fs = std::filesystem;
 
@@ -125,6 +128,12 @@ void CommandFiles::check() const {
             NST_CHECK(!in_series(s, entry, n), s.what, ": ", s.path(n), " is the same file as ", label,
                       "; choose another name");
     }
+    std::set<std::string> dirs;
+    for (const auto& output : outputs_) dirs.insert(fs::path(output.first).parent_path().string());
+    for (const NumberedOutputs& s : series_) dirs.insert(s.absolute_dir);
+    const char* tmp = std::getenv("TMPDIR");
+    dirs.insert(tmp && *tmp ? tmp : "/tmp");
+    for (const std::string& dir : dirs) nst::remove_stale_temporaries(dir);
 }
 
 }  // namespace nst_run

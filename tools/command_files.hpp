@@ -43,7 +43,10 @@ public:
     // path that is not a regular file (a directory, FIFO or device).
     void writes(const std::string& what, const std::string& path);
     void writes_numbered(const NumberedOutputs& series);
-    // Throws nst::Error at the first collision.
+    // Throws nst::Error at the first collision. Then, the files being
+    // fine, removes what runs killed outright left of their temporaries in
+    // the directories this one writes to, and in TMPDIR (core/files.hpp:
+    // remove_stale_temporaries).
     void check() const;
 
 private:

@@ -19,6 +19,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/image.hpp"
+#include "nets/gatys.hpp"
 #include "tools/interrupt.hpp"
 
 namespace fs = std::filesystem;
@@ -129,6 +130,7 @@ std::string vgg_file(const std::string& flag) {
 nst::Vgg19 load_vgg(const std::string& flag, nst::Device device, nst::VggPooling pooling, bool quiet) {
     const std::string path = vgg_file(flag);
     if (flag.empty() && !path.empty() && !quiet) std::fprintf(stderr, "nst-run: using VGG-19 weights %s\n", path.c_str());
+    if (path.empty() && flag == "random") return nst::Vgg19::random(19, device, pooling);  // asked for
     if (path.empty()) {
         std::fprintf(stderr,
                      "nst-run: note: no VGG-19 weight file given (--vgg): using the embedded VGG-19 "
@@ -144,7 +146,8 @@ nst::Vgg19 load_vgg(const std::string& flag, nst::Device device, nst::VggPooling
     return net;
 }
 
-CsvLog::CsvLog(const std::string& path, const std::string& header, int64_t keep_until) {
+CsvLog::CsvLog(const std::string& flag, const std::string& path, const std::string& header, int64_t keep_until)
+    : flag_(flag) {
     if (path.empty()) return;
     std::vector<std::string> kept;
     std::error_code ec;
@@ -155,30 +158,51 @@ CsvLog::CsvLog(const std::string& path, const std::string& header, int64_t keep_
             if (kept.empty() || std::strtoll(line.c_str(), nullptr, 10) <= keep_until) kept.push_back(line);
     }
     if (kept.empty()) kept.push_back(header);
-    // The rows kept go to a new file that replaces the old one (a failure
-    // leaves the old log whole); then rows are appended.
     std::string text;
     for (const std::string& line : kept) text += line + "\n";
-    nst::AtomicFile out(path);
-    out.write(text.data(), text.size());
-    out.commit();
-    file_ = std::fopen(path.c_str(), "a");
-    NST_CHECK(file_, "--log ", path, ": cannot open for writing: ", std::strerror(errno));
-    path_ = path;
-}
-
-CsvLog::~CsvLog() {
-    if (file_) std::fclose(file_);
+    file_ = std::make_unique<nst::AtomicFile>(path);
+    file_->write(text.data(), text.size());
+    NST_CHECK(std::fflush(file_->file()) == 0, flag_, " ", path, ": write failed: ", std::strerror(errno));
 }
 
 void CsvLog::row(const char* format, ...) {
     if (!file_) return;
     va_list args;
     va_start(args, format);
-    std::vfprintf(file_, format, args);
+    const int written = std::vfprintf(file_->file(), format, args);
     va_end(args);
-    std::fputc('\n', file_);
-    NST_CHECK(std::fflush(file_) == 0, "--log ", path_, ": write failed: ", std::strerror(errno));
+    const bool ok = written >= 0 && std::fputc('\n', file_->file()) != EOF && std::fflush(file_->file()) == 0;
+    NST_CHECK(ok, flag_, " ", file_->path(), ": write failed: ", std::strerror(errno));
+}
+
+void CsvLog::publish() {
+    if (!file_) return;
+    std::ifstream in(file_->temp_path(), std::ios::binary);
+    nst::AtomicFile copy(file_->path());
+    char buffer[1 << 16];
+    while (in.read(buffer, sizeof buffer) || in.gcount() > 0) copy.write(buffer, size_t(in.gcount()));
+    NST_CHECK(in.eof(), flag_, " ", file_->path(), ": cannot read back its temporary file");
+    copy.commit();
+}
+
+void CsvLog::commit() {
+    if (file_) file_->commit();
+    file_.reset();
+}
+
+std::pair<int, int> optimization_size(const std::string& flag, int side, int64_t height, int64_t width) {
+    const auto pixels = [&](int s) {
+        const auto [h, w] = nst::fit_longest_side(height, width, s);
+        return int64_t(h) * w;
+    };
+    const std::pair<int, int> hw = nst::fit_longest_side(height, width, side);
+    if (pixels(side) <= nst::kMaxImagePixels) return hw;
+    int largest = int(std::sqrt(double(nst::kMaxImagePixels) * double(std::max(height, width)) / double(std::min(height, width))));
+    while (largest > kMinInputSide && pixels(largest) > nst::kMaxImagePixels) --largest;
+    throw Error(flag + " " + std::to_string(side) + ": the result would be " + std::to_string(hw.second) + "x" +
+                std::to_string(hw.first) + " pixels, more than the " + std::to_string(nst::kMaxImagePixels / 1000000) +
+                " million nst works with (3 GiB as float32 RGB); use " + flag + " " + std::to_string(largest) +
+                " or less");
 }
 
 void add_loss_options(CLI::App* cmd, LossFlags& f) {

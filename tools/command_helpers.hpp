@@ -6,10 +6,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/device.hpp"
+#include "core/files.hpp"
 #include "core/tensor.hpp"
 #include "nets/loss_terms.hpp"
 #include "nets/vgg19.hpp"
@@ -66,24 +69,38 @@ constexpr int kMinInputSide = 16;
 // load_image (0..255), refusing images smaller than kMinInputSide.
 nst::Tensor load_input_image(const std::string& path);
 
-// A CSV log (--log) written line by line and flushed, so a run can be
-// watched and a failed run's log shows what happened. An empty path logs
-// nothing. keep_until > 0 (a resumed run): the log found there is continued,
-// keeping its header and the rows whose first column is at most keep_until
-// (later rows are about to be computed again).
+// A CSV log (--log, --csv) written line by line to a temporary beside it
+// (core/files.hpp) and flushed, so that the run can be watched there; it
+// replaces the file only through commit(), which a run calls when it
+// succeeded or was interrupted and saved what it had. A failed run leaves
+// an existing log as it was. An empty path logs nothing. keep_until > 0 (a
+// resumed run): the log found there is continued, keeping its header and
+// the rows whose first column is at most keep_until (later rows are about
+// to be computed again).
 class CsvLog {
 public:
-    CsvLog(const std::string& path, const std::string& header, int64_t keep_until = 0);
-    ~CsvLog();
+    // flag: the option that named it ("--log"), for messages.
+    CsvLog(const std::string& flag, const std::string& path, const std::string& header, int64_t keep_until = 0);
     CsvLog(const CsvLog&) = delete;
     CsvLog& operator=(const CsvLog&) = delete;
     // One row, printf-style, without the newline.
     void row(const char* format, ...) __attribute__((format(printf, 2, 3)));
+    // The rows so far replace the file, and logging goes on (train: beside
+    // each checkpoint, which a resumed run continues from with its log).
+    void publish();
+    // The log replaces the file; no rows after it.
+    void commit();
 
 private:
-    std::FILE* file_ = nullptr;
-    std::string path_;
+    std::string flag_;
+    std::unique_ptr<nst::AtomicFile> file_;
 };
+
+// An optimization's size (the longer side `side`, given by `flag`) for a
+// content of height x width: (height, width), refused with the largest side
+// that fits when the result would pass the pixels nst works with
+// (nst::kMaxImagePixels).
+std::pair<int, int> optimization_size(const std::string& flag, int side, int64_t height, int64_t width);
 
 // The loss flags optimize and train share, with each command's defaults.
 struct LossFlags {

@@ -7,17 +7,17 @@
 
 #include "core/error.hpp"
 #include "core/files.hpp"
+#include "core/interrupt.hpp"
 
 namespace nst_run {
 namespace {
 
-std::atomic<bool> g_interrupted{false};
 // Lock-free, as the handler reads them; 0 is a free slot.
 std::atomic<pid_t> g_children[16];
 static_assert(std::atomic<pid_t>::is_always_lock_free, "the signal handler needs lock-free atomics");
 
 void on_signal(int sig) {
-    if (g_interrupted) {
+    if (nst::interrupt_requested()) {
         // Async-signal-safe calls only: kill, waitpid, unlink (in remove_temporaries).
         for (std::atomic<pid_t>& child : g_children) {
             const pid_t pid = child.load();
@@ -27,7 +27,7 @@ void on_signal(int sig) {
         std::signal(sig, SIG_DFL);
         std::raise(sig);
     }
-    g_interrupted = true;
+    nst::request_interrupt();
 }
 
 }  // namespace
@@ -41,11 +41,9 @@ void install_interrupt_handlers() {
     }
 }
 
-bool interrupted() { return g_interrupted; }
+bool interrupted() { return nst::interrupt_requested(); }
 
-void check_interrupted() {
-    if (interrupted()) throw nst::Error("interrupted");
-}
+void check_interrupted() { nst::check_interrupt(); }
 
 int remember_child(pid_t pid) {
     for (int i = 0; i < 16; ++i) {

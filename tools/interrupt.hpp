@@ -1,7 +1,9 @@
 // Ctrl-C for every nst-run command: the first SIGINT, SIGTERM or SIGHUP (the
 // terminal or ssh connection closed) asks the running command to stop at its
-// next safe point (after the current image, frame or iteration), so that it
-// can clean up or save what it has; a second one ends the process at once:
+// next safe point (between the layers of a stylization, the tiles of a tiled
+// one or of an optimization step, after an iteration or a training step:
+// core/interrupt.hpp), so that it can clean up or save what it has; a
+// second one ends the process at once:
 // it kills the subprocesses listed here (an ffmpeg could otherwise go on
 // writing a file just removed, or create it anew), then removes its
 // temporary files (core/files.hpp).
@@ -12,7 +14,8 @@ namespace nst_run {
 
 void install_interrupt_handlers();
 bool interrupted();
-// Throws nst::Error("interrupted") once Ctrl-C was pressed.
+// Throws nst::Interrupted once Ctrl-C was pressed (core/interrupt.hpp: the
+// library's long loops see the same request).
 void check_interrupted();
 
 // A child process for the second signal to kill; the handle goes to

@@ -99,6 +99,31 @@ int run_info(const std::string& path) {
     return 0;
 }
 
+// A command's options go after its name; before it CLI11 would take them
+// for nst-run's own and then say the command lacks them ("--model is
+// required"). nst-run's own option, --threads, goes anywhere. Returns the
+// message for the first misplaced option, or "".
+std::string misplaced_option(int argc, char** argv, const std::vector<const CLI::App*>& commands) {
+    for (int i = 1; i < argc; ++i) {
+        const std::string arg = argv[i];
+        if (arg == "--threads") {
+            ++i;
+            continue;
+        }
+        if (arg.rfind("--threads=", 0) == 0 || arg == "-h" || arg == "--help") continue;
+        for (const CLI::App* c : commands)
+            if (arg == c->get_name()) return "";
+        if (arg.empty() || arg[0] != '-') return "";  // CLI11 names what is wrong
+        for (int j = i + 1; j < argc; ++j)
+            for (const CLI::App* c : commands)
+                if (c->get_name() == argv[j])
+                    return arg.substr(0, arg.find('=')) + " is an option of '" + c->get_name() +
+                           "' and goes after it: nst-run " + c->get_name() + " " + arg + " ...";
+        return "";
+    }
+    return "";
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -132,6 +157,12 @@ int main(int argc, char** argv) {
     const nst_run::Command train = nst_run::add_train_command(app);
     const nst_run::Command video_metrics = nst_run::add_video_metrics_command(app);
 
+    const std::vector<const CLI::App*> commands{import, info, stylize.subcommand, optimize.subcommand, train.subcommand,
+                                                video_metrics.subcommand};
+    if (const std::string m = misplaced_option(argc, argv, commands); !m.empty()) {
+        nst_run::print_error(m);
+        return 2;
+    }
     try {
         app.parse(argc, argv);
     } catch (const CLI::ParseError& e) {

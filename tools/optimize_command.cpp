@@ -20,6 +20,7 @@
 
 #include "core/error.hpp"
 #include "core/image.hpp"
+#include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
 #include "nets/memory_plan.hpp"
@@ -163,6 +164,8 @@ int run_optimize(const Settings& s) {
     }
     Tensor content = load01(s.content);
     // Plain ints, not a structured binding: the callback below captures them.
+    for (auto side = scales.rbegin(); side != scales.rend(); ++side)  // the final size first: it is --size's
+        optimization_size(s.scales.empty() ? "--size" : "--scales", *side, content.size(2), content.size(3));
     const std::pair<int, int> final_hw = nst::fit_longest_side(content.size(2), content.size(3), final_size);
     const int height = final_hw.first, width = final_hw.second;
     content = nst::resize_image01(content, height, width);
@@ -196,7 +199,7 @@ int run_optimize(const Settings& s) {
                 "); try a smaller --size" + (o.optimizer == nst::GatysOptimizer::LBFGS ? " or --optimizer adam" : ""));
         }
     }
-    CsvLog log(s.log, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s");
+    CsvLog log("--log", s.log, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s");
 
     // ---- the run ---------------------------------------------------------------------------
     std::unique_ptr<Progress> bar;
@@ -253,12 +256,16 @@ int run_optimize(const Settings& s) {
         bar.reset();  // ends the bar's line without a "done" summary
         if (e.last_good_iteration() == 0) throw Error(std::string(e.what()) + "; no output written");
         save01(e.last_good_image(), s.out);
+        log.commit();  // it says how the saved image came to be
         throw Error(std::string(e.what()) + "; it was saved to " + s.out);
     } catch (const nst::OutOfMemoryError& e) {
         bar.reset();
         // L-BFGS has already dropped its history (core/optim.hpp): only the size helps.
         throw nst::OutOfMemoryError(std::string(e.what()) + " optimizing a " + std::to_string(width) + "x" +
                                     std::to_string(height) + " image; try a smaller --size");
+    } catch (const nst::Interrupted&) {
+        bar.reset();
+        throw Error("interrupted before the first iteration; no output written");
     }
     if (nst_run::interrupted()) {
         bar.reset();
@@ -266,6 +273,7 @@ int run_optimize(const Settings& s) {
         bar->finish();
     }
     save01(result, s.out);
+    log.commit();
     if (nst_run::interrupted())
         throw Error("interrupted after iteration " + std::to_string(done) + " of " +
                     std::to_string(total_iterations) +

@@ -35,7 +35,7 @@ nst::Tensor mask_tensor(const std::vector<uint8_t>& mask, int height, int width)
 
 int optimize_video(const VideoOptimization& v, const nst::Vgg19& net, const std::vector<nst::StyleInput>& styles) {
     const VideoInfo info = probe_video(v.in);
-    const auto [height, width] = nst::fit_longest_side(info.height, info.width, v.size);
+    const auto [height, width] = optimization_size("--size", v.size, info.height, info.width);
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, v.in, ": frames of ", width, "x", height,
               " pixels at --size ", v.size, "; optimize needs at least ", kMinInputSide, "x", kMinInputSide);
     VideoReader reader(v.in, info, width, height);

@@ -6,9 +6,10 @@
 // Batches: --batch N stylizes N images of the same size in one pass (video
 // frames always are; a directory's images are grouped in sorted order while
 // their sizes agree). Memory: a batch that does not fit is stylized one
-// image at a time, and an image that does not fit in tiles of 1024, 512, ...
-// 64 pixels (TransformNet::stylize_fitting, the same result); --tile N always
-// tiles.
+// image at a time, and an image that does not fit in the largest tiles that
+// do (TransformNet::stylize_fitting, the same result; tiles that would cost
+// more than TransformNet::kMaxTiledWork times the untiled work are not
+// tried); --tile N always tiles an image larger than N, if such tiles pay.
 #include "tools/stylize_command.hpp"
 
 #include <sys/stat.h>
@@ -66,6 +67,28 @@ std::pair<int, int> frame_size(const VideoInfo& info, int max_size) {
 
 std::string size_str(const Tensor& t) { return std::to_string(t.size(3)) + "x" + std::to_string(t.size(2)); }
 
+// "about 15 times the untiled work"
+std::string tile_cost(const nst::TransformNet& net, int64_t height, int64_t width, int tile) {
+    return "about " + std::to_string(std::lround(net.tiled_work(height, width, tile))) + " times the untiled work";
+}
+
+// --tile on a height x width image: refused where the tiles cannot pay
+// (TransformNet::kMaxTiledWork), naming the smallest tile that does.
+void check_tile(const nst::TransformNet& net, int64_t height, int64_t width, int tile) {
+    if (tile <= 0 || tile >= std::max(height, width) || net.tiled_work(height, width, tile) <= nst::TransformNet::kMaxTiledWork)
+        return;
+    int least = (tile + 3) / 4 * 4;
+    while (least < std::max(height, width) && net.tiled_work(height, width, least) > nst::TransformNet::kMaxTiledWork)
+        least += 4;
+    throw Error("--tile " + std::to_string(tile) + ": tiles of " + std::to_string(tile / 4 * 4) + " on a " +
+                std::to_string(width) + "x" + std::to_string(height) + " image would cost " +
+                tile_cost(net, height, width, tile) + " (each tile reads " + std::to_string(net.tile_halo()) +
+                " pixels around itself, and every instance norm needs a pass of its own); use --tile " +
+                std::to_string(least) +
+                (least < std::max(height, width) ? " or more (" + tile_cost(net, height, width, least) + ")"
+                                                 : " or more (untiled)"));
+}
+
 // [1, 3, H, W] CPU images of one size -> [N, 3, H, W], and back. A batch
 // of one is the image itself (at 1080p each copy is 25 MB of host traffic).
 Tensor stack(const std::vector<Tensor>& images) {
@@ -121,12 +144,14 @@ public:
 
     Tensor load(const std::string& path) const {
         Tensor photo = load_input_image(path);
-        if (s_.max_size <= 0) return photo;
-        photo = nst::limit_image_size(photo, s_.max_size);
-        // A panorama's short side can fall under what nst-run takes as input.
-        NST_CHECK(photo.size(2) >= kMinInputSide && photo.size(3) >= kMinInputSide, path, ": --max-size ",
-                  s_.max_size, " shrinks it to ", size_str(photo), " pixels; nst-run needs at least ", kMinInputSide,
-                  "x", kMinInputSide, " (use a larger --max-size)");
+        if (s_.max_size > 0) {
+            photo = nst::limit_image_size(photo, s_.max_size);
+            // A panorama's short side can fall under what nst-run takes as input.
+            NST_CHECK(photo.size(2) >= kMinInputSide && photo.size(3) >= kMinInputSide, path, ": --max-size ",
+                      s_.max_size, " shrinks it to ", size_str(photo), " pixels; nst-run needs at least ",
+                      kMinInputSide, "x", kMinInputSide, " (use a larger --max-size)");
+        }
+        check_tile(net_, photo.size(2), photo.size(3), s_.tile);
         return photo;
     }
 
@@ -145,7 +170,10 @@ private:
     Tensor stylized(const Tensor& batch) const {
         std::vector<Tensor> images;
         if (s_.tile > 0) {
-            for (const Tensor& one : unstack(batch.cpu())) images.push_back(net_.stylize_tiled(one, s_.tile).cpu());
+            for (const Tensor& one : unstack(batch.cpu()))
+                images.push_back((s_.tile < std::max(one.size(2), one.size(3)) ? net_.stylize_tiled(one, s_.tile)
+                                                                                : net_.stylize(one.to(net_.device())))
+                                     .cpu());
             return stack(images).to(net_.device());
         }
         if (batch.size(0) > 1) {
@@ -161,10 +189,10 @@ private:
         }
         for (const Tensor& one : unstack(batch.cpu())) {
             try {
-                images.push_back(net_.stylize_fitting(one.to(net_.device()), [&] {
+                images.push_back(net_.stylize_fitting(one.to(net_.device()), [&](int tile) {
                     if (!s_.quiet)
-                        std::fprintf(stderr, "nst-run: note: %s does not fit in memory: stylizing in tiles\n",
-                                     size_str(one).c_str());
+                        std::fprintf(stderr, "nst-run: note: %s does not fit in memory: stylizing in tiles of %d (%s)\n",
+                                     size_str(one).c_str(), tile, tile_cost(net_, one.size(2), one.size(3), tile).c_str());
                 }).cpu());
             } catch (const nst::OutOfMemoryError& e) {
                 throw nst::OutOfMemoryError(std::string(e.what()) + "; try --max-size " +
@@ -184,26 +212,28 @@ std::string extension_of(const std::string& path) { return fs::path(path).extens
 // Each mode adds its files to `files` (which holds the model) and checks them before any work.
 // The memory plan (nets/memory_plan.hpp) of images of height x width:
 // printed with --plan (then true: the command is done); a run that fits
-// nowhere (not even one image in tiles of 64) refused before it starts.
+// nowhere (not even one image in the smallest tiles that pay) refused
+// before it starts.
 // Measured only when the images could come near the device's memory, or
 // when asked.
 bool plan_or_refuse(const nst::TransformNet& net, const Settings& o, int64_t h, int64_t w) {
     if (!o.plan && !nst::stylize_plan_needed(net.device(), h, w, o.batch)) return false;
     nst::StylizePlan plan;
     try {
-        plan = nst::plan_stylize(net, h, w, o.batch);
+        plan = nst::plan_stylize(net, h, w, o.batch, o.tile);
     } catch (const nst::OutOfMemoryError&) {
         if (o.plan) throw;
         return false;  // not even the small measurements fit: the run's own fallbacks say what to do
     }
     if (o.plan) {
-        std::printf("%s", nst::describe(plan).c_str());
+        std::printf("%s", nst::describe(plan, net).c_str());
         return true;
     }
     if (!plan.fits)
         throw nst::OutOfMemoryError("stylize: " + std::to_string(w) + "x" + std::to_string(h) +
-                                    " images do not fit in memory, even one at a time in tiles of 64 (the device "
-                                    "has " + nst::format_bytes(plan.capacity) + "); try --max-size");
+                                    " images do not fit in memory, " + nst::stylize_unfit_reason(plan) +
+                                    "; the device has " + nst::format_bytes(plan.capacity) + "; try --max-size " +
+                                    std::to_string(std::max(h, w) / 2));
     return false;
 }
 
@@ -235,6 +265,10 @@ int stylize_directory(const Stylizer& s, const Settings& o, CommandFiles& files)
     }
     NST_CHECK(!names.empty(), o.in, ": no images (.png, .jpg, .jpeg, .bmp, .npy) in the directory");
     std::sort(names.begin(), names.end());
+    // A directory called styled.png would be a mistake the run makes for good.
+    NST_CHECK(is_directory(o.out) || !(nst::is_image_path(o.out) || is_video_path(o.out)), "--out ", o.out,
+              ": the input is a directory, so the output is a directory of images, and this is a file name; give "
+              "a directory (it is created)");
     NST_CHECK(!fs::exists(o.out) || is_directory(o.out), o.out,
               ": exists and is not a directory (the input is a directory)");
     NST_CHECK(!same_file(o.in, o.out), o.out, ": is the input directory; the photos would be overwritten");
@@ -311,6 +345,7 @@ int stylize_video(const Stylizer& s, const Settings& o, CommandFiles& files) {
     files.check();
     const VideoInfo info = probe_video(o.in);
     const auto [width, height] = frame_size(info, o.max_size);
+    check_tile(s.net(), height, width, o.tile);
     if (plan_or_refuse(s.net(), o, height, width)) return 0;
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, o.in, ": frames of ", width, "x", height,
               " pixels; nst-run needs at least ", kMinInputSide, "x", kMinInputSide);
@@ -344,17 +379,14 @@ int run_stylize(const Settings& o) {
     // and more after 8-bit quantization).
     nst::set_allow_tf32(true);
     const nst::TransformNet net = nst::TransformNet::load(o.model, device).to(dtype);
-    // A tile under the halo costs more than 9 times its own area (107 s
-    // instead of 0.3 s for tiles of 16): a mistake, not a memory saving.
-    if (o.tile > 0 && o.tile < net.tile_halo()) {
-        const double at_512 = std::pow((512.0 + 2 * net.tile_halo()) / 512.0, 2);
-        char cost[16];
-        std::snprintf(cost, sizeof cost, "%.1f", at_512);
+    // A tile under the halo reads more than 9 times its own area, in every
+    // one of the passes: a mistake, not a memory saving, whatever the image.
+    const int suggested_tile = std::max(256, 2 * net.tile_halo());
+    if (o.tile > 0 && o.tile < net.tile_halo())
         throw Error("--tile " + std::to_string(o.tile) + ": smaller than the " + std::to_string(net.tile_halo()) +
-                    " pixels this network reads around each tile, so tiles would cost more than 9 times their "
-                    "own work; use --tile " + std::to_string(net.tile_halo()) + " or more (512: about " + cost +
-                    " times)");
-    }
+                    " pixels this network reads around each tile: on a 1920x1080 image such tiles would cost " +
+                    tile_cost(net, 1080, 1920, o.tile) + "; use --tile " + std::to_string(suggested_tile) + " or more (" +
+                    tile_cost(net, 1080, 1920, suggested_tile) + " there) or leave tiling to the memory plan");
     NST_CHECK(!directory || !o.plan, "--plan takes an image or a video (a directory's images have sizes of their own)");
     if (dtype != nst::DType::F32 && device.is_cpu() && !o.quiet)
         std::fprintf(stderr, "nst-run: note: %s on the CPU is emulated and slower than fp32; it pays off on GPUs\n",

@@ -21,6 +21,7 @@
 
 #include "core/error.hpp"
 #include "core/image.hpp"
+#include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "weights/safetensors.hpp"
 #include "nets/gatys.hpp"
@@ -61,6 +62,26 @@ std::string checkpoint_path(const std::string& out) {
 // names sort by step and stay the same when a resumed run trains longer.
 NumberedOutputs sample_series(const std::string& out, int every, int64_t last) {
     return numbered_outputs("--sample-every", out, "_sample_", ".png", 6, every, last);
+}
+
+// The photos under --data, as a checkpoint records them: a hash of each
+// one's path below the directory and its size (FNV-1a, 64 bits, in hex).
+// Reading every photo would cost minutes on a large set; a photo replaced
+// by another of the same name and size goes unnoticed.
+std::string photos_fingerprint(const std::vector<std::string>& photos, const std::string& dir) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    auto mix = [&h](const std::string& bytes) {
+        for (unsigned char c : bytes) h = (h ^ c) * 0x100000001b3ull;
+        h = (h ^ 0xff) * 0x100000001b3ull;  // a separator no name or number holds
+    };
+    for (const std::string& path : photos) {
+        std::error_code ec;
+        mix(fs::path(path).lexically_relative(dir).string());
+        mix(std::to_string(fs::file_size(path, ec)));
+    }
+    char text[17];
+    std::snprintf(text, sizeof text, "%016llx", (unsigned long long)h);
+    return text;
 }
 
 // Whether the absolute directory `dir` is `root` or below it.
@@ -136,6 +157,7 @@ int run_train(const Settings& s) {
     uint64_t position = 0;
     int64_t start_step = 0;
     double elapsed_before = 0;
+    const std::string photos_id = photos_fingerprint(photos, s.data);
     if (!s.resume.empty()) {
         ckpt = nst::load_safetensors(s.resume, device);
         start_step = int64_t(metadata_uint(ckpt, "train.step", s.resume));
@@ -147,36 +169,31 @@ int run_train(const Settings& s) {
             NST_CHECK(saved == value, "--resume ", s.resume, ": it was trained with --", key + 6, " ", saved,
                       ", this run has ", value, "; pass the same value to continue the same run");
         }
+        const uint64_t files = metadata_uint(ckpt, "train.files", s.resume);
+        NST_CHECK(files == photos.size(), "--resume ", s.resume, ": it was trained on ", files, " photos, --data ",
+                  s.data, " has ", photos.size(), "; the same photos are needed to continue the same run");
+        // Checkpoints since 2026-12 name their photos (paths under --data and sizes).
+        if (auto it = ckpt.metadata.find("train.photos"); it != ckpt.metadata.end())
+            NST_CHECK(it->second == photos_id, "--resume ", s.resume, ": it was trained on other photos than those under --data ",
+                      s.data, " (the same number, but other names or file sizes); the same photos are needed to "
+                      "continue the same run");
         if (auto it = ckpt.metadata.find("train.elapsed_s"); it != ckpt.metadata.end())
             elapsed_before = std::strtod(it->second.c_str(), nullptr);
     }
-    nst::TransformNet network =
-        s.resume.empty()
-            ? nst::TransformNet::create(nst::TransformNetSpec{}, s.seed, device)
-            : nst::TransformNet::from_weights(nst::StyleTrainer::network_weights(ckpt), device, s.resume);
-    NST_CHECK(network.variant() == nst::TransformNetVariant::Native, "--resume ", s.resume,
-              ": only native networks are trained");
-
-    nst::TrainingImages data(s.data, s.size, s.batch, s.seed, position);
     NST_CHECK(start_step < total_steps, "--resume ", s.resume, ": already at step ", start_step, " of ",
               total_steps, "; raise --iters or --epochs to train further");
-    if (!s.resume.empty()) {
-        const uint64_t files = metadata_uint(ckpt, "train.files", s.resume);
-        NST_CHECK(files == data.files(), "--resume ", s.resume, ": it was trained on ", files, " photos, --data ",
-                  s.data, " has ", data.files(), "; the same photos are needed to continue the same run");
-    }
 
     const nst::Vgg19 vgg = load_vgg(s.vgg, device, nst::VggPooling::Max, s.quiet);
-    nst::StyleTrainer trainer(std::move(network), vgg, style, o);
-    if (!s.resume.empty()) trainer.restore_optimizer(ckpt, s.resume);
-    ckpt = {};
-    // The memory plan (nets/memory_plan.hpp): printed with --plan; a batch
-    // that cannot fit refused before training. Measured only when the batch
-    // could come near the device's memory, or when asked.
+    // The memory plan (nets/memory_plan.hpp), made before the run's own
+    // trainer exists (the plan's trainer stands for it, and the style's
+    // targets at full size are not worth computing for a plan): printed
+    // with --plan; a batch that cannot fit refused before training.
+    // Measured only when the batch could come near the device's memory, or
+    // when asked.
     if (s.plan || nst::training_plan_needed(device, s.batch, s.size)) {
         nst::TrainingPlan plan;
         try {
-            plan = nst::plan_training(vgg, style, o, s.batch, s.size);
+            plan = nst::plan_training(vgg, {style.size(2), style.size(3)}, o, s.batch, s.size);
         } catch (const nst::OutOfMemoryError&) {
             if (s.plan) throw;
             plan.fits = true;  // not even the small measurements fit: the first step's error says what to do
@@ -185,6 +202,11 @@ int run_train(const Settings& s) {
             std::printf("%s", nst::describe(plan).c_str());
             return 0;
         }
+        if (!plan.fits && plan.style_peak > plan.peak)
+            throw nst::OutOfMemoryError("train: the style's targets at " + std::to_string(style.size(3)) + "x" +
+                                        std::to_string(style.size(2)) + " need " + nst::format_bytes(plan.style_peak) +
+                                        ", the device has " + nst::format_bytes(plan.capacity) +
+                                        "; try a smaller --style-size");
         if (!plan.fits)
             throw nst::OutOfMemoryError(
                 "train: a step of " + std::to_string(s.batch) + " photos of " + std::to_string(s.size) + "x" +
@@ -192,7 +214,17 @@ int run_train(const Settings& s) {
                 nst::format_bytes(plan.capacity) + "; try " +
                 (plan.largest_batch > 0 ? "--batch " + std::to_string(plan.largest_batch) : std::string("a smaller --size")));
     }
-    CsvLog log(s.log, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s", start_step);
+    nst::TransformNet network =
+        s.resume.empty()
+            ? nst::TransformNet::create(nst::TransformNetSpec{}, s.seed, device)
+            : nst::TransformNet::from_weights(nst::StyleTrainer::network_weights(ckpt), device, s.resume);
+    NST_CHECK(network.variant() == nst::TransformNetVariant::Native, "--resume ", s.resume,
+              ": only native networks are trained");
+    nst::TrainingImages data(s.data, s.size, s.batch, s.seed, position);
+    nst::StyleTrainer trainer(std::move(network), vgg, style, o);
+    if (!s.resume.empty()) trainer.restore_optimizer(ckpt, s.resume);
+    ckpt = {};
+    CsvLog log("--log", s.log, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s", start_step);
     if (!s.quiet)
         std::fprintf(stderr, "nst-run: training on %zu images under %s, %lld steps of %d at %dx%d%s\n", data.files(),
                      s.data.c_str(), (long long)total_steps, s.batch, s.size, s.size,
@@ -214,6 +246,7 @@ int run_train(const Settings& s) {
                                                 {"train.size", std::to_string(s.size)},
                                                 {"train.seed", std::to_string(s.seed)},
                                                 {"train.files", std::to_string(data.files())},
+                                                {"train.photos", photos_id},
                                                 {"train.elapsed_s", std::to_string(elapsed())}});
         nst::save_safetensors(ckpt_path, w.tensors, w.metadata);
     };
@@ -235,18 +268,28 @@ int run_train(const Settings& s) {
                 double(data.position()) / double(data.files()), l.content, l.style, l.tv, l.total, rate, elapsed());
         if (s.sample_every > 0 && step % s.sample_every == 0) {
             const std::string path = sample_series(s.out, s.sample_every, total_steps).path(step);
-            nst::save_image(trainer.network().stylize(sample), path);
-            bar.message("saved " + path);
+            try {
+                nst::save_image(trainer.network().stylize(sample), path);
+                bar.message("saved " + path);
+            } catch (const nst::Interrupted&) {
+                // Ctrl-C during the sample: the step is done; its checkpoint follows.
+            }
         }
         const bool interrupted = nst_run::interrupted();
-        if ((s.checkpoint_every > 0 && step % s.checkpoint_every == 0) || interrupted) save_checkpoint();
+        if (s.checkpoint_every > 0 && step % s.checkpoint_every == 0 && !interrupted) {
+            save_checkpoint();
+            log.publish();  // what a run resumed from this checkpoint continues
+        }
         char label[128];
         std::snprintf(label, sizeof label, "loss %.3g (c %.3g s %.3g tv %.3g) %.1f img/s", l.total, l.content,
                       l.style, l.tv, rate);
         bar.step(label);
-        if (interrupted)
+        if (interrupted) {
+            save_checkpoint();
+            log.commit();
             throw Error("interrupted at step " + std::to_string(step) + " of " + std::to_string(total_steps) +
                         "; checkpoint saved to " + ckpt_path + " (continue with --resume " + ckpt_path + ")");
+        }
     }
     bar.finish();
     if (s.checkpoint_every > 0 && trainer.steps() % s.checkpoint_every != 0) save_checkpoint();  // else just written
@@ -254,6 +297,7 @@ int run_train(const Settings& s) {
     model.metadata["style"] = fs::path(s.style).filename().string();
     model.metadata["trained_steps"] = std::to_string(trainer.steps());
     nst::save_safetensors(s.out, model.tensors, model.metadata);
+    log.commit();
     if (!s.quiet) {
         std::fprintf(stderr, "nst-run: %lld steps in %.1f s; model written to %s", (long long)trainer.steps(),
                      elapsed(), s.out.c_str());

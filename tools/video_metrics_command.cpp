@@ -40,7 +40,7 @@ int run_video_metrics(const Settings& s) {
     const VideoInfo styled_info = probe_video(s.stylized);
     VideoReader input(s.in, info, info.width, info.height);
     VideoReader output(s.stylized, styled_info, info.width, info.height);
-    CsvLog csv(s.csv, "frame,warping_error,input_warping_error");
+    CsvLog csv("--csv", s.csv, "frame,warping_error,input_warping_error");
 
     Frame in_prev, in_now, out_prev, out_now;
     in_now.width = in_prev.width = out_now.width = out_prev.width = info.width;
@@ -65,6 +65,7 @@ int run_video_metrics(const Settings& s) {
     }
     NST_CHECK(frames > 1, "video-metrics: ", s.in, " has ", frames, " frame(s); at least 2 are needed");
     NST_CHECK(pairs > 0, "video-metrics: no two consecutive frames of ", s.in, " share any pixel (scene cuts only)");
+    csv.commit();
     std::printf("frames: %lld\nwarping error: %.4g\ninput warping error: %.4g\nratio: %.3g\n", (long long)frames,
                 sum / double(pairs), input_sum / double(pairs), input_sum > 0 ? sum / input_sum : 0.0);
     return 0;

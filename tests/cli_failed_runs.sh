@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# CTest cli_failed_runs: what a run that fails, is interrupted or is killed
+# outright leaves behind, and what a plan costs.
+#  * a failed run leaves the user's existing log as it was; a finished or
+#    interrupted one puts its log in place;
+#  * SIGTERM during a long tiled stylization ends it within seconds, with no
+#    output and no temporary;
+#  * temporaries that a SIGKILL left (the dead process's PID in their
+#    names) are removed by the next run writing there, and nothing else is;
+#  * --plan follows --tile, and refuses fast where nothing fits;
+#  * --resume refuses another set of photos of the same size.
+# usage: cli_failed_runs.sh NST_RUN FIXTURES WORKDIR
+set -u
+set -m  # background runs get SIGINT/SIGTERM as a terminal's would
+nst_run=$1 fixtures=$2 work=$3
+rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
+"$fixtures" fx > /dev/null || { echo "FAIL: fixtures"; exit 1; }
+failures=0 checks=0
+pass() { checks=$((checks + 1)); }
+fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*"; }
+expect() {  # expect DESCRIPTION COMMAND...: the command succeeds
+  local what=$1; shift
+  if "$@"; then pass; else fail "$what"; fi
+}
+run() {  # run EXPECTED_STATUS ARGS...: stdout -> out.txt, stderr -> err.txt
+  local want=$1; shift
+  "$nst_run" "$@" > out.txt 2> err.txt
+  local got=$?
+  if [ "$got" = "$want" ]; then pass; else fail "nst-run $* exited $got, expected $want: $(head -c 300 err.txt)"; fi
+}
+M=fx/native.safetensors P=fx/photos/a.png S=fx/photos/b.jpg
+O="--size 32 --device cpu --vgg random --quiet"
+
+# ---- logs: in place only after a run that finished or was interrupted ----
+printf 'my,own\n1,2\n' > mine.csv && cp mine.csv mine.orig
+run 0 optimize --content $P --style $S --out o.png --iters 3 --log mine.csv $O
+expect "a finished optimization's log replaces the old one" test "$(wc -l < mine.csv)" = 4
+expect "its header" grep -q '^iteration,stage' mine.csv
+cp mine.orig mine.csv
+run 1 optimize --content $P --style $S --out o.png --iters 3 --log mine.csv --tile 16 $O
+expect "an optimization refused before it starts leaves the log" cmp -s mine.csv mine.orig
+ffmpeg -v error -y -f lavfi -i testsrc=size=64x48:rate=8 -frames:v 12 -pix_fmt yuv420p long.mp4 &&
+  ffmpeg -v error -y -f lavfi -i testsrc=size=64x48:rate=8 -frames:v 6 -pix_fmt yuv420p short.mp4 || fail "ffmpeg clips"
+run 1 video-metrics --in long.mp4 --stylized short.mp4 --csv mine.csv
+expect "video-metrics on clips of different lengths leaves the CSV" cmp -s mine.csv mine.orig
+mkdir broken && cp fx/bad/empty.png fx/bad/text.png broken/
+run 1 train --style $P --data broken --out t.safetensors --iters 2 --log mine.csv $O
+expect "a training on unreadable photos leaves the log" cmp -s mine.csv mine.orig
+# Interrupted: the log of the steps done, beside the checkpoint.
+"$nst_run" train --style $P --data fx/photos --out int.safetensors --iters 100000 --checkpoint-every 0 \
+  --log mine.csv $O > out.txt 2> err.txt &
+pid=$!
+for _ in $(seq 100); do [ -e int.ckpt.safetensors ] || [ -n "$(ls -A .mine.tmp-* 2> /dev/null)" ] && break; sleep 0.1; done
+sleep 1
+kill -INT $pid; wait $pid
+expect "an interrupted training has its checkpoint" test -s int.ckpt.safetensors
+expect "and its log, one row a step" test "$(wc -l < mine.csv)" -ge 2 -a "$(head -1 mine.csv | cut -c1-5)" = step,
+expect "no temporary left" test -z "$(ls -A .*.tmp-* 2> /dev/null)"
+
+# ---- signals: a tiled stylization stops between layers ----
+ffmpeg -v error -y -f lavfi -i testsrc=size=1600x1200 -frames:v 1 big.png || fail "ffmpeg big.png"
+"$nst_run" stylize --model $M --in big.png --out big_out.png --tile 128 --quiet > out.txt 2> err.txt &
+pid=$!
+sleep 2
+start=$(date +%s%N)
+kill -TERM $pid; wait $pid; status=$?
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+expect "SIGTERM ends a tiled stylization with an error (status $status)" test "$status" = 1
+expect "within 3 s (took $elapsed_ms ms)" test "$elapsed_ms" -lt 3000
+expect "no output" test ! -e big_out.png
+expect "no temporary" test -z "$(ls -A .big_out* 2> /dev/null)"
+
+# An optimization in tiles stops between tiles and keeps the image as last evaluated.
+"$nst_run" optimize --content big.png --style $S --out opt.png --scales 640 --tile 128 --iters 1000 \
+  --log opt.csv --device cpu --vgg random --quiet > out.txt 2> err.txt &
+pid=$!
+# Once the first iteration is logged, the second is under way, tile by tile.
+for _ in $(seq 1200); do [ "$(cat .opt.tmp-* 2> /dev/null | wc -l)" -ge 2 ] && break; sleep 0.1; done
+sleep 1
+start=$(date +%s%N)
+kill -TERM $pid; wait $pid; status=$?
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+expect "SIGTERM ends a tiled optimization (status $status)" test "$status" = 1
+expect "within 3 s (took $elapsed_ms ms)" test "$elapsed_ms" -lt 3000
+expect "saving the image so far: $(cat err.txt)" grep -q 'the image so far was saved to opt.png' err.txt
+expect "which is there" test -s opt.png
+expect "with its log" test "$(wc -l < opt.csv)" -ge 2
+
+# ---- temporaries a SIGKILL left ----
+# A PID no process has (the largest possible, then downwards), and this shell's own.
+dead=$(cat /proc/sys/kernel/pid_max); while kill -0 "$dead" 2> /dev/null; do dead=$((dead - 1)); done
+mkdir out tmp
+echo left > "out/.a.tmp-$dead-0.png"
+echo left > "out/.other.tmp-$dead-3"
+echo alive > "out/.a.tmp-$$-0.png"
+echo mine > "out/.notes.tmp-1-2-3.txt.bak"
+echo mine > "out/a.tmp-$dead-0.png"
+echo left > "tmp/nst-ffmpeg-$dead-Ab12Cd.log"
+echo alive > "tmp/nst-ffmpeg-$$-Ab12Cd.log"
+TMPDIR=$PWD/tmp run 0 stylize --model $M --in $P --out out/a.png --quiet
+expect "a dead run's temporary is removed" test ! -e "out/.a.tmp-$dead-0.png"
+expect "whatever its name" test ! -e "out/.other.tmp-$dead-3"
+expect "a dead run's ffmpeg log is removed" test ! -e "tmp/nst-ffmpeg-$dead-Ab12Cd.log"
+expect "a live process's temporary stays" test -e "out/.a.tmp-$$-0.png"
+expect "a live process's log stays" test -e "tmp/nst-ffmpeg-$$-Ab12Cd.log"
+expect "other hidden files stay" test -e "out/.notes.tmp-1-2-3.txt.bak"
+expect "visible files stay" test -e "out/a.tmp-$dead-0.png"
+expect "the output is written" test -s out/a.png
+
+# ---- plans ----
+ffmpeg -v error -y -f lavfi -i testsrc=size=640x480 -frames:v 1 mid.png || fail "ffmpeg mid.png"
+run 0 stylize --model $M --in mid.png --out p.png --plan --tile 256
+expect "--plan follows --tile" grep -q 'tiles of 256' out.txt
+expect "and gives the tiles' work" grep -q 'times the untiled work' out.txt
+expect "--plan writes nothing" test ! -e p.png
+start=$(date +%s%N)
+NST_MEMORY_LIMIT=8M run 1 stylize --model $M --in mid.png --out p.png
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+expect "a photo that fits nowhere is refused up front: $(cat err.txt)" grep -q 'do not fit in memory' err.txt
+expect "in seconds (took $elapsed_ms ms)" test "$elapsed_ms" -lt 10000
+run 1 stylize --model $M --in mid.png --out p.png --tile 44
+expect "tiles that cannot pay are refused with their cost" grep -q 'would cost about [0-9]* times the untiled work .*use --tile 48 or more' err.txt
+run 0 train --style $P --data fx/photos --out t.safetensors --size 4096 --batch 4 --plan --device cpu --vgg random
+expect "train --plan says when not even one photo fits" grep -q 'not even one photo fits at this size' out.txt
+
+# ---- --resume checks the photos, not only their number ----
+run 0 train --style $P --data fx/photos --out r.safetensors --iters 1 --checkpoint-every 1 $O
+mkdir others && for f in fx/photos/*; do cp fx/large.png "others/x_$(basename "$f" | cut -d. -f1).png"; done
+run 1 train --style $P --data others --out r.safetensors --iters 2 --resume r.ckpt.safetensors $O
+expect "another set of photos of the same size is refused" grep -q 'other photos than those under --data others' err.txt
+run 0 train --style $P --data fx/photos --out r.safetensors --iters 2 --resume r.ckpt.safetensors $O
+
+# ---- --vgg random is what was asked for: no advice to pass --vgg ----
+run 0 optimize --content $P --style $S --out v.png --iters 1 $O
+expect "--vgg random gives no note" test ! -s err.txt
+
+echo "$((checks - failures)) of $checks checks passed"
+[ "$failures" = 0 ]
