@@ -116,7 +116,9 @@ size_t measure_step(const Vgg19& net, int64_t h, int64_t w, const GatysOptions& 
     GatysOptions small = o;
     small.tile = int(std::max(h, w));  // untiled, and no falling back to tiles
     small.scales.clear();
-    small.style_scale = 1.f;  // a step's memory does not depend on the style's size
+    // A step's memory does not depend on the style's size (its targets are
+    // Grams): a quarter of the side makes the objective's targets cheaper.
+    small.style_scale = 0.25f;
     const Tensor content = Tensor::randn({1, 3, h, w}, 1, device, 0.5f, 0.2f);
     const Tensor style = Tensor::randn({1, 3, h, w}, 2, device, 0.5f, 0.2f);
     GatysObjective objective(net, content, {{style, 1.f}}, small);
@@ -162,11 +164,11 @@ size_t predicted_peak(const OptimizePlan& plan, int64_t h, int64_t w,
 
 OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> content_hw,
                                const std::vector<std::pair<int64_t, int64_t>>& style_hw, const GatysOptions& o,
-                               size_t capacity) {
+                               size_t capacity, size_t to_come) {
     OptimizePlan plan;
     const Device device = net.device();
     plan.capacity = capacity ? capacity : memory_capacity(device);
-    plan.in_use = memory_stats(device).current;
+    plan.in_use = memory_stats(device).current + to_come;
     const std::vector<std::string> layers = all_layers(o);
     if (!layers.empty()) {
         // Two sizes of the content's shape; a line through them.

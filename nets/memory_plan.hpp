@@ -56,11 +56,14 @@ constexpr int kMinOptimizeTile = 64;
 
 // `content_hw`: the content's size at the final stage (or its own size when
 // options.scales is empty); `style_hw`: the style images' own sizes;
-// `capacity`: 0 for the device's (memory_capacity). Measuring the step
-// runs two small steps on the network's device (a second or two on a CPU).
+// `capacity`: 0 for the device's (memory_capacity); `to_come`: bytes the
+// run will hold that are not in use yet (the caller's content at its final
+// size, resized after the plan: at print sizes resizing alone takes longer
+// than a plan should). Measuring the step runs two small steps on the
+// network's device (about a second on a CPU).
 OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> content_hw,
                                const std::vector<std::pair<int64_t, int64_t>>& style_hw,
-                               const GatysOptions& options, size_t capacity = 0);
+                               const GatysOptions& options, size_t capacity = 0, size_t to_come = 0);
 
 // The predicted peak of one stage of height x width with a tile size (0:
 // untiled) and an L-BFGS history, from a plan's measured step: what the

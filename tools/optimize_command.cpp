@@ -163,12 +163,11 @@ int run_optimize(const Settings& s) {
         return optimize_video(v, net, styles);
     }
     Tensor content = load01(s.content);
-    // Plain ints, not a structured binding: the callback below captures them.
     for (auto side = scales.rbegin(); side != scales.rend(); ++side)  // the final size first: it is --size's
         optimization_size(s.scales.empty() ? "--size" : "--scales", *side, content.size(2), content.size(3));
+    // Plain ints, not a structured binding: the callback below captures them.
     const std::pair<int, int> final_hw = nst::fit_longest_side(content.size(2), content.size(3), final_size);
     const int height = final_hw.first, width = final_hw.second;
-    content = nst::resize_image01(content, height, width);
     const nst::Vgg19 net = load_net();
     // The memory plan (nets/memory_plan.hpp): printed with --plan, and a
     // run that would not fit even in the smallest tiles refused before it starts.
@@ -179,7 +178,8 @@ int run_optimize(const Settings& s) {
         for (const auto& st : styles) style_hw.emplace_back(st.image.size(2), st.image.size(3));
         nst::OptimizePlan plan;
         try {
-            plan = nst::plan_optimization(net, {height, width}, style_hw, o);
+            // The content is resized after the plan (at print sizes that alone takes longer).
+            plan = nst::plan_optimization(net, {height, width}, style_hw, o, 0, 3 * sizeof(float) * size_t(height) * width);
             made_plan = plan;
         } catch (const nst::OutOfMemoryError&) {
             if (s.plan) throw;  // else the run's own fallbacks go on from here
@@ -199,6 +199,7 @@ int run_optimize(const Settings& s) {
                 "); try a smaller --size" + (o.optimizer == nst::GatysOptimizer::LBFGS ? " or --optimizer adam" : ""));
         }
     }
+    content = nst::resize_image01(content, height, width);
     CsvLog log("--log", s.log, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s");
 
     // ---- the run ---------------------------------------------------------------------------
