@@ -29,6 +29,24 @@ ffmpeg -v error -f lavfi -i testsrc=size=640x480 -frames:v 1 mid.png || echo "FA
 # names that fit, but not the checkpoint's (+5 bytes) or a snapshot's (+2)
 long_model=$(printf 'n%.0s' $(seq 243)).safetensors long_snapshot=$(printf 'n%.0s' $(seq 250)).png
 O="--size 32 --iters 1 --device cpu"   # optimize and train, small and quick
+# Videos (ffmpeg): 12 frames at 12 fps; an MP4 cut short, losing its index (at the end by default);
+# one with its index first, cut inside its first frame; 2000 bytes of garbage over the middle of an MP4
+# and of a Matroska clip; an AVI cut short (AVI says no more than its decoder's errors); a PNG named
+# .mp4; 8 frames; audio at 8 kHz (FLV takes 44.1, 22.05 or 11.025); frames 8200 pixels wide.
+small=(-f lavfi -i testsrc2=size=160x120:rate=24 -frames:v 6 -g 2 -pix_fmt yuv420p)
+cut() { head -c $(($(stat -c %s "$1") * $2 / 100)) "$1" > "$3" && rm "$1"; }
+garbage() { yes garbage | head -c 2000 | dd of="$1" bs=1 seek=$(($(stat -c %s "$1") / 2)) conv=notrunc 2> /dev/null; }
+{ ffmpeg -v error -f lavfi -i testsrc2=size=64x48:rate=12 -frames:v 12 -pix_fmt yuv420p clip12.mp4 &&
+  ffmpeg -v error "${small[@]}" whole.mp4 && cut whole.mp4 60 cut_index.mp4 &&
+  ffmpeg -v error "${small[@]}" -movflags +faststart whole.mp4 && cut whole.mp4 10 cut_early.mp4 &&
+  ffmpeg -v error "${small[@]}" garbage.mp4 && garbage garbage.mp4 &&
+  ffmpeg -v error "${small[@]}" garbage.mkv && garbage garbage.mkv &&
+  ffmpeg -v error -f lavfi -i testsrc2=size=160x120:rate=25 -t 1 whole.avi && cut whole.avi 60 cut.avi &&
+  cp $P still.mp4 && ffmpeg -v error -i clip12.mp4 -frames:v 8 short.mp4 &&
+  ffmpeg -v error -f lavfi -i testsrc2=size=64x48:rate=24 -f lavfi -i sine=sample_rate=8000 -frames:v 2 -pix_fmt yuv420p \
+    audio8k.mp4 &&
+  ffmpeg -v error -f lavfi -i testsrc2=size=8200x16:rate=24 -frames:v 2 -pix_fmt yuv420p wide.mp4; } ||
+  { echo "FAIL: making the videos"; exit 1; }
 # status | output | text stderr must hold | [NAME=VALUE ...] arguments (NAME=VALUE: the environment)
 table=(
   # unreadable, corrupt or absurd inputs
@@ -82,6 +100,20 @@ table=(
   "1|-|bytes long; the file system takes at most|optimize --content $P --style $P --out $long $O"
   "1|-|--out's checkpoint|train --style $P --data fx/photos --out $long_model $O"
   "1|-|--save-every|optimize --content $P --style $P --out $long_snapshot --save-every 1 $O"
+  # videos: unreadable, cut before a frame, damaged, not videos, what a container cannot hold, no TMPDIR
+  "1|o.mp4|cut_index.mp4: not a readable video: mov,mp4,m4a,3gp,3g2,mj2: moov atom not found (the index of an MP4 or MOV is missing: truncated?)|stylize --model $M --in cut_index.mp4 --out o.mp4"
+  "1|o.mp4|cut_early.mp4: no frame could be decoded, the file ends early (truncated?) (ffmpeg: |stylize --model $M --in cut_early.mp4 --out o.mp4"
+  "1|o.mp4|garbage.mp4: damaged video data (ffmpeg: |stylize --model $M --in garbage.mp4 --out o.mp4"
+  "1|o.mkv|garbage.mkv: damaged video data (ffmpeg: |optimize --content garbage.mkv --style $P --out o.mkv $O --quiet"
+  "1|o.mp4|cut.avi: damaged video data (ffmpeg: mpeg4: |stylize --model $M --in cut.avi --out o.mp4"
+  "1|o.mp4|still.mp4: a still image (png), not a video|stylize --model $M --in still.mp4 --out o.mp4"
+  "1|-|still.mp4: a still image (png), not a video|video-metrics --in clip12.mp4 --stylized still.mp4"
+  "1|-|video-metrics: --stylized short.mp4 ends after 8 frames, and --in clip12.mp4 has 12|video-metrics --in clip12.mp4 --stylized short.mp4"
+  "1|o.mpg|o.mpg: MPEG-1 video holds only 23.976, 24, 25, 29.97, 30, 50, 59.94 or 60 frames a second, and clip12.mp4 has 12; use .mp4 or .mkv|stylize --model $M --in clip12.mp4 --out o.mpg"
+  "1|o.mpg|o.mpg: MPEG-1 video holds at most 4095 pixels a side, and the frames are 8200x16; use .mp4 or .mkv|stylize --model $M --in wide.mp4 --out o.mpg"
+  "1|o.avi|o.avi: ffmpeg (encoding) failed: mpeg4: dimensions too large for MPEG-4|stylize --model $M --in wide.mp4 --out o.avi"
+  "1|o.flv|o.flv: ffmpeg (encoding) failed: flv: FLV does not support sample rate 8000|stylize --model $M --in audio8k.mp4 --out o.flv --quiet"
+  "1|o.mp4|clip12.mp4: ffprobe: cannot create its log file in TMPDIR=/nonexistent: No such file or directory|TMPDIR=/nonexistent stylize --model $M --in clip12.mp4 --out o.mp4"
   # the command line: one clear message per number, NaN and infinity refused at parsing
   "2|o.png|--frobnicate|stylize --model $M --in $P --out o.png --frobnicate"
   "2|o.png|--max-size: expected a whole number from 16 to 65535, got 'abc'|stylize --model $M --in $P --out o.png --max-size abc"
@@ -149,13 +181,13 @@ fingerprint() { find . -type f ! -name out.txt ! -name err.txt -print0 | sort -z
 for row in "${table[@]}"; do
   IFS='|' read -r want out text args <<< "$row"
   for existing in no yes; do
-    rm -f o.png o.safetensors c.png
+    rm -f o.png o.safetensors c.png o.mp4 o.mkv o.mpg o.avi o.flv
     [ "$existing" = yes ] && [ "$out" != - ] && [ "${out%/*}" = "$out" ] && echo "old contents" > "$out"
     before=$(fingerprint)
     checks=$((checks + 1))
     environment=()
     command=$args
-    while [[ $command == NST_*=* ]]; do environment+=("${command%% *}"); command=${command#* }; done
+    while [[ $command =~ ^[A-Z_]+= ]]; do environment+=("${command%% *}"); command=${command#* }; done
     # shellcheck disable=SC2086
     env "${environment[@]}" timeout -k 10 60 "$nst_run" $command > out.txt 2> err.txt
     got=$?

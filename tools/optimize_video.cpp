@@ -39,7 +39,7 @@ int optimize_video(const VideoOptimization& v, const nst::Vgg19& net, const std:
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, v.in, ": frames of ", width, "x", height,
               " pixels at --size ", v.size, "; optimize needs at least ", kMinInputSide, "x", kMinInputSide);
     VideoReader reader(v.in, info, width, height);
-    VideoWriter writer(v.out, width, height, info.frame_rate, info.has_audio ? v.in : std::string());
+    VideoWriter writer(v.out, width, height, info, v.in);
     Progress progress(info.frames, "frame", v.quiet);
     Frame input{width, height, {}}, previous_input, result{width, height, {}};
     const auto stop = [](const nst::GatysProgress&, const nst::Tensor&) { return !interrupted(); };
@@ -69,6 +69,7 @@ int optimize_video(const VideoOptimization& v, const nst::Vgg19& net, const std:
         progress.step();
     }
     writer.finish();
+    if (!reader.warning().empty()) progress.message("nst-run: warning: " + reader.warning());
     progress.finish();
     return 0;
 }

@@ -350,7 +350,7 @@ int stylize_video(const Stylizer& s, const Settings& o, CommandFiles& files) {
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, o.in, ": frames of ", width, "x", height,
               " pixels; nst-run needs at least ", kMinInputSide, "x", kMinInputSide);
     VideoReader reader(o.in, info, width, height);
-    VideoWriter writer(o.out, width, height, info.frame_rate, info.has_audio ? o.in : std::string());
+    VideoWriter writer(o.out, width, height, info, o.in);
     Progress progress(info.frames, "frame", o.quiet);
     VideoPipelineOptions options;
     options.width = width, options.height = height, options.batch = o.batch;
@@ -359,6 +359,7 @@ int stylize_video(const Stylizer& s, const Settings& o, CommandFiles& files) {
                        {[&](const std::vector<uint8_t>& rgb) { writer.write(rgb); }}, options,
                        [&](FrameBatch& frames) { s.run(frames, height, width); }, [&] { progress.step(); });
     writer.finish();
+    if (!reader.warning().empty()) progress.message("nst-run: warning: " + reader.warning());
     progress.finish();
     return 0;
 }

@@ -50,6 +50,57 @@ bool is_h264_container(const std::string& ext) {
     return ext == ".mp4" || ext == ".mov" || ext == ".mkv" || ext == ".m4v";
 }
 
+// A path as ffmpeg's argument: "a:b.mp4" alone would name protocol "a".
+std::string file_arg(const std::string& path) { return "file:" + path; }
+
+void replace_all(std::string& text, const std::string& from, const std::string& to) {
+    if (from.empty()) return;
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+}
+
+std::string read_all(std::FILE* pipe) {
+    std::string text;
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) text.append(buf, n);
+    return text;
+}
+
+// "30000/1001" -> numerator and denominator; false unless both are positive.
+bool parse_rate(const std::string& rate, int64_t& num, int64_t& den) {
+    char* end = nullptr;
+    num = std::strtoll(rate.c_str(), &end, 10);
+    den = *end == '/' ? std::strtoll(end + 1, &end, 10) : 1;
+    return *end == '\0' && num > 0 && den > 0;
+}
+
+double rate_value(const std::string& rate) {
+    int64_t num, den;
+    return parse_rate(rate, num, den) ? double(num) / double(den) : 0;
+}
+
+// ffmpeg's words (5.1) for an input file that ends before the container
+// said it would: mov/mp4 with its index at the start, and Matroska/WebM.
+bool reports_early_end(const std::string& line) {
+    return line.find("partial file") != std::string::npos || line.find("File ended prematurely") != std::string::npos;
+}
+
+// Seconds from a duration field: "3.003000", or Matroska's tag "00:00:03.003000000".
+double seconds(const nlohmann::json& field) {
+    if (!field.is_string()) return -1;
+    const std::string text = field.get<std::string>();
+    double total = 0;
+    size_t start = 0;
+    for (;;) {
+        const size_t colon = text.find(':', start);
+        total = total * 60 + std::atof(text.substr(start, colon - start).c_str());
+        if (colon == std::string::npos) break;
+        start = colon + 1;
+    }
+    return total > 0 && std::isfinite(total) ? total : -1;
+}
+
 }  // namespace
 
 bool is_video_path(const std::string& path) {
@@ -61,12 +112,18 @@ bool is_video_path(const std::string& path) {
 
 Subprocess::Subprocess(const std::vector<std::string>& argv, const char* mode, const std::string& what)
     : what_(what) {
+    for (const std::string& a : argv)
+        if (a.rfind("file:", 0) == 0) shown_as_.emplace_back(a, a.substr(5));
+    // Named after our PID, so that what a SIGKILL leaves is known by it.
     const char* tmp = std::getenv("TMPDIR");
-    std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/nst-ffmpeg-XXXXXX.log";
+    const bool from_env = tmp && *tmp;
+    const std::string dir = from_env ? tmp : "/tmp";
+    const std::string templ = dir + "/nst-ffmpeg-" + std::to_string(::getpid()) + "-XXXXXX.log";
     std::vector<char> buffer(templ.begin(), templ.end());
     buffer.push_back('\0');
     const int log_fd = mkostemps(buffer.data(), 4, O_CLOEXEC);
-    NST_CHECK(log_fd >= 0, what, ": cannot create a log file in /tmp: ", std::strerror(errno));
+    NST_CHECK(log_fd >= 0, what, ": cannot create its log file in ", from_env ? "TMPDIR=" : "", dir, ": ",
+              std::strerror(errno));
     log_path_ = buffer.data();
     log_listed_ = nst::remember_temporary(log_path_);
     const bool reading = mode[0] == 'r';
@@ -134,27 +191,44 @@ Subprocess::~Subprocess() {
     nst::forget_temporary(log_listed_);
 }
 
-std::string Subprocess::log_tail() const {
+void Subprocess::show_as(const std::string& actual, const std::string& shown) { shown_as_.emplace_back(actual, shown); }
+
+std::vector<std::string> Subprocess::log_lines() const {
     std::ifstream in(log_path_);
-    std::string line, last;
+    std::vector<std::string> lines;
+    std::string line;
     while (std::getline(in, line)) {
         while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
-        if (!line.empty()) last = line;
+        // Indented: "    Last message repeated 2 times".
+        if (line.empty() || line[0] == ' ') continue;
+        const size_t at = line.find(" @ 0x"), close = line.find("] ");
+        if (line[0] == '[' && at != std::string::npos && close != std::string::npos && at < close) {
+            const std::string name = line.substr(1, at - 1);  // "NULL": a parser, which has none
+            line = (name == "NULL" ? "" : name + ": ") + line.substr(close + 2);
+        }
+        for (const auto& [actual, shown] : shown_as_) replace_all(line, actual, shown);
+        lines.push_back(line);
     }
-    return last;
+    return lines;
+}
+
+std::string Subprocess::reason() const {
+    const std::vector<std::string> lines = log_lines();
+    if (!lines.empty()) return lines.front();
+    if (status_ != -1 && WIFEXITED(status_)) return "exit status " + std::to_string(WEXITSTATUS(status_));
+    if (status_ != -1 && WIFSIGNALED(status_)) return "killed by signal " + std::to_string(WTERMSIG(status_));
+    return "killed";
+}
+
+bool Subprocess::close() {
+    if (pipe_) std::fclose(pipe_);
+    pipe_ = nullptr;
+    if (pid_ > 0) status_ = wait();
+    return status_ != -1 && WIFEXITED(status_) && WEXITSTATUS(status_) == 0;
 }
 
 void Subprocess::finish() {
-    if (!pipe_) return;
-    std::fclose(pipe_);
-    pipe_ = nullptr;
-    const int status = wait();
-    if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
-    std::string why = log_tail();
-    if (why.empty())
-        why = status != -1 && WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
-                                                : std::string("killed");
-    fail(what_ + " failed: " + why);
+    if (!close()) fail(what_ + " failed: " + reason());
 }
 
 VideoInfo probe_video(const std::string& path) {
@@ -164,18 +238,25 @@ VideoInfo probe_video(const std::string& path) {
     NST_CHECK(::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode), path,
               ": cannot open: no such file");
     Subprocess probe({ffprobe, "-v", "error", "-of", "json", "-show_entries",
-                      "stream=codec_type,width,height,r_frame_rate,avg_frame_rate,nb_frames:"
-                      "stream_tags=rotate:stream_side_data=rotation:format=duration",
-                      path},
+                      "stream=codec_type,width,height,sample_aspect_ratio,r_frame_rate,avg_frame_rate,nb_frames,"
+                      "duration:stream_tags=rotate,DURATION:stream_side_data=rotation:format=format_name,duration",
+                      file_arg(path)},
                      "r", path + ": ffprobe");
-    std::string text;
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, probe.pipe())) > 0) text.append(buf, n);
-    probe.finish();
+    const std::string text = read_all(probe.pipe());
+    if (!probe.close()) {
+        std::string why = probe.reason();
+        if (why.rfind(path + ": ", 0) == 0) why.erase(0, path.size() + 2);
+        // An MP4 or MOV whose index (the moov atom) was to come at the end.
+        if (why.find("moov atom not found") != std::string::npos) why += " (the index of an MP4 or MOV is missing: truncated?)";
+        fail(path + ": not a readable video: " + why);
+    }
     const nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
     NST_CHECK(!j.is_discarded() && j.contains("streams") && j["streams"].is_array(), path,
               ": ffprobe gave no stream list");
+    const std::string format = j.contains("format") ? j["format"].value("format_name", "") : "";
+    // ffmpeg reads a PNG or JPEG named .mp4 as a one-frame clip.
+    if (format == "image2" || (format.size() > 5 && format.compare(format.size() - 5, 5, "_pipe") == 0))
+        fail(path + ": a still image (" + format.substr(0, format.find('_')) + "), not a video");
     VideoInfo info;
     const nlohmann::json* video = nullptr;
     for (const auto& s : j["streams"]) {
@@ -188,25 +269,32 @@ VideoInfo probe_video(const std::string& path) {
     info.height = video->value("height", 0);
     NST_CHECK(info.width > 0 && info.height > 0 && info.width <= 65535 && info.height <= 65535,
               path, ": video has an invalid size ", info.width, "x", info.height);
-    for (const char* key : {"r_frame_rate", "avg_frame_rate"}) {
-        const std::string rate = video->value(key, "");
-        const size_t slash = rate.find('/');
-        const double num = std::atof(rate.c_str());
-        const double den = slash == std::string::npos ? 1 : std::atof(rate.c_str() + slash + 1);
-        if (num > 0 && den > 0 && rate.find_first_not_of("0123456789/.") == std::string::npos) {
-            info.frame_rate = rate;
-            const double fps = num / den;
-            const std::string frames = video->value("nb_frames", "");
-            if (!frames.empty() && std::atoll(frames.c_str()) > 0) {
-                info.frames = std::atoll(frames.c_str());
-            } else if (j.contains("format") && j["format"].contains("duration")) {
-                const double duration = std::atof(j["format"]["duration"].get<std::string>().c_str());
-                if (duration > 0) info.frames = int64_t(std::llround(duration * fps));
-            }
-            break;
-        }
+    // Pixels that are not square: shown at the width they are displayed at.
+    int64_t sar_num = 0, sar_den = 0;
+    std::string sar = video->value("sample_aspect_ratio", "");
+    std::replace(sar.begin(), sar.end(), ':', '/');
+    if (parse_rate(sar, sar_num, sar_den) && sar_num != sar_den) {
+        info.width = int(std::max<int64_t>(1, std::llround(double(info.width) * double(sar_num) / double(sar_den))));
+        info.square_pixels = false;
+        NST_CHECK(info.width <= 65535, path, ": video is displayed ", info.width, " pixels wide, more than 65535");
     }
-    NST_CHECK(!info.frame_rate.empty(), path, ": no usable frame rate");
+
+    const std::string nominal = video->value("r_frame_rate", ""), average = video->value("avg_frame_rate", "");
+    const double r = rate_value(nominal), a = rate_value(average);
+    NST_CHECK(r > 0 || a > 0, path, ": no usable frame rate");
+    info.duration = seconds(video->value("duration", nlohmann::json()));
+    if (info.duration < 0 && video->contains("tags")) info.duration = seconds((*video)["tags"].value("DURATION", nlohmann::json()));
+    if (info.duration < 0 && j.contains("format")) info.duration = seconds(j["format"].value("duration", nlohmann::json()));
+    const int64_t stored = std::atoll(video->value("nb_frames", "").c_str());
+    if (info.duration > 0) info.frames = std::llround(info.duration * (a > 0 ? a : r));
+    if (stored > 0) info.frames = info.frames > 0 ? std::min(info.frames, stored) : stored;
+    // The nominal rate (exact, as ordinary clips always had it) where it gives
+    // the clip's length to within half a frame; else the average, so that a
+    // variable-rate clip keeps its length with all its frames.
+    const bool nominal_holds =
+        r > 0 && (a <= 0 || (info.frames > 0 ? double(info.frames) * std::fabs(1 / r - 1 / a) <= 0.5 / r
+                                              : std::fabs(r - a) <= 1e-3 * a));
+    info.frame_rate = nominal_holds ? nominal : average;
     // ffmpeg applies rotation metadata when decoding: frames come out turned.
     double rotation = 0;
     if (video->contains("tags") && (*video)["tags"].contains("rotate"))
@@ -219,41 +307,106 @@ VideoInfo probe_video(const std::string& path) {
 }
 
 VideoReader::VideoReader(const std::string& path, const VideoInfo& info, int width, int height)
-    : width_(width), height_(height) {
+    : path_(path), width_(width), height_(height), promised_(info.frames) {
     const std::string ffmpeg = require_program("ffmpeg");
-    std::vector<std::string> command = {ffmpeg, "-v", "error", "-nostdin", "-i", path, "-map", "0:v:0"};
-    if (width != info.width || height != info.height)
-        command.insert(command.end(),
-                       {"-vf", "scale=" + std::to_string(width) + ":" + std::to_string(height) + ":flags=area"});
-    command.insert(command.end(), {"-f", "rawvideo", "-pix_fmt", "rgb24", "-"});
-    ffmpeg_ = std::make_unique<Subprocess>(command, "r", path + ": ffmpeg (decoding)");
+    // Passthrough: each decoded frame comes out once (the raw output would
+    // otherwise follow the nominal rate, dropping or repeating frames of a
+    // variable-rate clip). The pipe carries no timestamps, so the frames are
+    // renumbered: two of them on one tick of the nominal rate would make the
+    // raw muxer complain.
+    std::string filters = "setpts=N";
+    if (width != info.width || height != info.height || !info.square_pixels)
+        filters = "scale=" + std::to_string(width) + ":" + std::to_string(height) + ":flags=area,setsar=1," + filters;
+    ffmpeg_ = std::make_unique<Subprocess>(
+        std::vector<std::string>{ffmpeg, "-v", "error", "-nostdin", "-i", file_arg(path), "-map", "0:v:0", "-vf",
+                                 filters, "-fps_mode", "passthrough", "-enc_time_base", "-1", "-f", "rawvideo",
+                                 "-pix_fmt", "rgb24", "-"},
+        "r", path + ": ffmpeg (decoding)");
 }
 
 bool VideoReader::read(std::vector<uint8_t>& rgb) {
+    if (!ffmpeg_->pipe()) return false;  // ended before
     rgb.resize(size_t(width_) * height_ * 3);
     const size_t got = std::fread(rgb.data(), 1, rgb.size(), ffmpeg_->pipe());
-    if (got == rgb.size()) return true;
-    ffmpeg_->finish();  // throws with ffmpeg's message when decoding failed
-    NST_CHECK(got == 0, "ffmpeg (decoding): the video ended in the middle of a frame");
+    if (got == rgb.size()) {
+        ++frames_;
+        return true;
+    }
+    check_end();
+    NST_CHECK(got == 0, path_, ": ffmpeg (decoding): the video ended in the middle of a frame");
     return false;
 }
 
-VideoWriter::VideoWriter(const std::string& path, int width, int height,
-                         const std::string& frame_rate, const std::string& audio_source)
+// What ffmpeg 5.1 does with a damaged file (README, Video): where an MP4
+// with its index at the start or a Matroska file is cut short, its log says
+// so ("partial file", "File ended prematurely") beside the decoder's errors
+// about the last, partial frame; any other line is damage (garbage in the
+// data, a cut in AVI, MPEG, FLV or WMV, which say no more than that), even
+// when the decoder covered it up and every frame came out. So: damage is an
+// error; a file that ends early is a warning, and so are frames missing at
+// the end by the container's count (a percent of slack for a count that is
+// duration x rate); no frame at all is an error.
+void VideoReader::check_end() {
+    const bool exited_ok = ffmpeg_->close();
+    const std::vector<std::string> lines = ffmpeg_->log_lines();
+    const bool cut = std::any_of(lines.begin(), lines.end(), reports_early_end);
+    const auto damage = std::find_if_not(lines.begin(), lines.end(), reports_early_end);
+    const std::string counts =
+        std::to_string(frames_) + (promised_ > 0 ? " of " + std::to_string(promised_) : "") + " frames decoded";
+    if (frames_ == 0)
+        fail(path_ + ": no frame could be decoded" + (cut ? ", the file ends early (truncated?)" : "") + " (ffmpeg: " +
+             ffmpeg_->reason() + ")");
+    if (!exited_ok) fail(path_ + ": ffmpeg (decoding) failed: " + ffmpeg_->reason());
+    if (!cut && damage != lines.end()) fail(path_ + ": damaged video data (ffmpeg: " + *damage + "); " + counts);
+    if (cut || (promised_ > 0 && frames_ < promised_ - std::max<int64_t>(1, promised_ / 100)))
+        warning_ = path_ + ": the video ends early (truncated?): " + counts;
+}
+
+namespace {
+
+// MPEG-1 video, ffmpeg's choice for .mpg, holds these rates only; at another
+// one ffmpeg either fails after the first frame ("maybe incorrect parameters
+// such as bit_rate, rate, width or height") or moves to the nearest of them,
+// dropping or repeating frames.
+void check_mpeg(const std::string& path, int width, int height, const VideoInfo& source, const std::string& source_path) {
+    static const int64_t rates[][2] = {{24000, 1001}, {24, 1}, {25, 1}, {30000, 1001}, {30, 1}, {50, 1}, {60000, 1001}, {60, 1}};
+    int64_t num = 0, den = 0;
+    parse_rate(source.frame_rate, num, den);
+    const bool standard =
+        std::any_of(std::begin(rates), std::end(rates), [&](const int64_t* q) { return num * q[1] == q[0] * den; });
+    char fps[32];
+    std::snprintf(fps, sizeof fps, "%.4g", rate_value(source.frame_rate));
+    NST_CHECK(standard, path, ": MPEG-1 video holds only 23.976, 24, 25, 29.97, 30, 50, 59.94 or 60 frames a second, and ",
+              source_path, " has ", fps, "; use .mp4 or .mkv");
+    NST_CHECK(width <= 4095 && height <= 4095, path, ": MPEG-1 video holds at most 4095 pixels a side, and the frames are ",
+              width, "x", height, "; use .mp4 or .mkv");
+}
+
+}  // namespace
+
+VideoWriter::VideoWriter(const std::string& path, int width, int height, const VideoInfo& source,
+                         const std::string& source_path)
     : frame_bytes_(size_t(width) * height * 3), file_(path) {
+    const std::string ext = lower_extension(path);
+    if (ext == ".mpg" || ext == ".mpeg") check_mpeg(path, width, height, source, source_path);
     const std::string ffmpeg = require_program("ffmpeg");
     // ffmpeg (-y) writes the temporary file by name.
     file_.close_handle();
-    const std::string ext = lower_extension(path);
     std::vector<std::string> command = {ffmpeg, "-v", "error", "-nostdin", "-y", "-f", "rawvideo", "-pix_fmt",
                                         "rgb24", "-s", std::to_string(width) + "x" + std::to_string(height),
-                                        "-r", frame_rate, "-i", "-"};
-    if (!audio_source.empty() && ext != ".gif") {
-        command.insert(command.end(), {"-i", audio_source, "-map", "0:v:0", "-map", "1:a?"});
+                                        "-r", source.frame_rate, "-i", "-"};
+    if (source.has_audio && ext != ".gif") {
+        // The audio up to the video's length (-shortest would instead cut the
+        // video where a shorter audio track ends).
+        if (source.duration > 0) {
+            char duration[32];
+            std::snprintf(duration, sizeof duration, "%.6f", source.duration);
+            command.insert(command.end(), {"-t", duration});
+        }
+        command.insert(command.end(), {"-i", file_arg(source_path), "-map", "0:v:0", "-map", "1:a?"});
         // Same container: the audio is copied bit for bit; another one may not
         // hold the source's codec, so ffmpeg picks its default encoder.
-        if (ext == lower_extension(audio_source)) command.insert(command.end(), {"-c:a", "copy"});
-        command.push_back("-shortest");
+        if (ext == lower_extension(source_path)) command.insert(command.end(), {"-c:a", "copy"});
     }
     if (ext != ".gif") {
         // yuv420p (what players expect) needs even sizes: drop an odd last row/column.
@@ -262,21 +415,65 @@ VideoWriter::VideoWriter(const std::string& path, int width, int height,
     // ffmpeg picks the container's default encoder (libx264 for these where
     // it is built in); crf 18 is visually lossless for x264.
     if (is_h264_container(ext)) command.insert(command.end(), {"-crf", "18"});
-    command.push_back(file_.temp_path());
+    command.push_back(file_arg(file_.temp_path()));
     ffmpeg_ = std::make_unique<Subprocess>(command, "w", path + ": ffmpeg (encoding)");
+    ffmpeg_->show_as(file_.temp_path(), path);
 }
 
 void VideoWriter::write(const std::vector<uint8_t>& rgb) {
     NST_CHECK(rgb.size() == frame_bytes_, "video frame of ", rgb.size(), " bytes, expected ",
               frame_bytes_);
-    if (std::fwrite(rgb.data(), 1, rgb.size(), ffmpeg_->pipe()) == rgb.size()) return;
-    ffmpeg_->finish();  // the encoder died: report its message
-    fail(file_.path() + ": ffmpeg (encoding) stopped accepting frames");
+    if (std::fwrite(rgb.data(), 1, rgb.size(), ffmpeg_->pipe()) == rgb.size()) {
+        ++frames_;
+        return;
+    }
+    ffmpeg_->close();  // the encoder ended: its message says why
+    const std::string why = problem();
+    fail_with(why.empty() ? ffmpeg_->reason() : why);
 }
 
+std::string VideoWriter::problem() const {
+    for (const std::string& line : ffmpeg_->log_lines())
+        if (!reports_early_end(line)) return line;
+    return "";
+}
+
+// ffmpeg 5.1 exits 0 after "Error writing trailer of out.mp4: No space left
+// on device", leaving a file of a few KB that nothing plays, so its status
+// does not say the video is whole. Before the file replaces anything: its
+// log (any line but an audio source ending early, which the reader
+// reports), the data on the disk (fsync, which also reports a full disk
+// found only when delayed allocation writes back), and its frames (ffprobe
+// counts them, reading the container back).
 void VideoWriter::finish() {
-    ffmpeg_->finish();
+    const bool exited_ok = ffmpeg_->close();
+    const std::string why = problem();
+    if (!why.empty()) fail_with(why);
+    if (!exited_ok) fail_with(ffmpeg_->reason());
+    const int fd = ::open(file_.temp_path().c_str(), O_RDONLY | O_CLOEXEC);
+    int error = fd < 0 || ::fsync(fd) != 0 ? errno : 0;
+    if (fd >= 0) ::close(fd);
+    NST_CHECK(!error, file_.path(), ": write failed: ", std::strerror(error));
+    Subprocess probe({require_program("ffprobe"), "-v", "error", "-select_streams", "v:0", "-count_packets",
+                      "-show_entries", "stream=nb_read_packets", "-of", "csv=p=0", file_arg(file_.temp_path())},
+                     "r", file_.path() + ": ffprobe (reading the written video back)");
+    probe.show_as(file_.temp_path(), file_.path());
+    const std::string count = read_all(probe.pipe());
+    probe.finish();
+    const int64_t stored = std::atoll(count.c_str());
+    NST_CHECK(stored == frames_, file_.path(), ": ffmpeg wrote ", stored, " of the ", frames_, " frames");
     file_.commit();
+}
+
+void VideoWriter::fail_with(const std::string& line) const {
+    // "No space left on device" first: the cause, then ffmpeg's words.
+    for (int cause : {ENOSPC, EDQUOT, EFBIG})
+        if (line.find(std::strerror(cause)) != std::string::npos) {
+            std::string text = std::strerror(cause);
+            text[0] = char(std::tolower(static_cast<unsigned char>(text[0])));
+            fail(file_.path() + ": " + text + " (ffmpeg: " + line + ")");
+        }
+    fail(file_.path() + ": ffmpeg (encoding) failed: " + line);
 }
 
 }  // namespace nst_run

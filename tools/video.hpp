@@ -1,9 +1,12 @@
 // Video through an ffmpeg subprocess (the Debian ffmpeg package): one ffmpeg
 // decodes to raw rgb24 frames on a pipe, another encodes frames from a pipe
-// at the source's frame rate and copies (or re-encodes) the source's audio.
-// Pipes keep nst free of codec libraries and let ffmpeg read whatever it
-// reads. The output is written to a temporary name and moved into place only
-// when ffmpeg finished cleanly (core/files.hpp), as for images.
+// and copies (or re-encodes) the source's audio. Pipes keep nst free of
+// codec libraries and let ffmpeg read whatever it reads. The output is
+// written to a temporary name and moved into place only once the finished
+// file is known to be whole (VideoWriter::finish), as for images.
+//
+// Every path reaches ffmpeg as "file:PATH", so that a name with a colon
+// (2024-05-01T12:30:00.mp4) is a file, not a protocol.
 #pragma once
 #include <sys/types.h>
 
@@ -11,6 +14,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/files.hpp"
@@ -21,64 +25,104 @@ namespace nst_run {
 bool is_video_path(const std::string& path);
 
 struct VideoInfo {
-    int width = 0, height = 0;  // as displayed (rotation applied)
-    std::string frame_rate;     // exact, as ffprobe gives it: "30000/1001"
-    int64_t frames = -1;        // -1: unknown
+    // As displayed: rotation applied, and pixels made square (a clip stored
+    // 160x120 with a 2:1 sample aspect ratio is 320x120).
+    int width = 0, height = 0;
+    bool square_pixels = true;  // false: the stored pixels are not square
+    // Exact, as ffprobe gives it ("30000/1001"): the nominal rate, or the
+    // average one where the frames' timestamps do not follow the nominal
+    // rate (a variable-frame-rate phone clip).
+    std::string frame_rate;
+    // The frames the container promises (-1: unknown): what its duration
+    // holds at that rate, at most the frames it stores (an edit list may
+    // show fewer). The video stream's duration in seconds (-1: unknown).
+    int64_t frames = -1;
+    double duration = -1;
     bool has_audio = false;
 };
-// Throws nst::Error when ffprobe is missing or cannot read the file.
+// Throws nst::Error when ffprobe is missing or the file is not a readable
+// video (a still image named .mp4 included).
 VideoInfo probe_video(const std::string& path);
 
 // A program (argv[0]: its full path; no shell) whose standard output (mode
-// "r") or input ("w") is a pipe to us and whose stderr goes to a log file that
-// error messages quote. It runs in its own process group, listed for the
-// signal handler (tools/interrupt.hpp).
+// "r") or input ("w") is a pipe to us and whose stderr goes to a log file,
+// $TMPDIR/nst-ffmpeg-<our PID>-XXXXXX.log, that error messages quote. It
+// runs in its own process group, listed for the signal handler
+// (tools/interrupt.hpp).
 class Subprocess {
 public:
+    // `what` names it in error messages ("clip.mp4: ffmpeg (decoding)").
     Subprocess(const std::vector<std::string>& argv, const char* mode, const std::string& what);
     ~Subprocess();  // closes the pipe and waits
     Subprocess(const Subprocess&) = delete;
     Subprocess& operator=(const Subprocess&) = delete;
     std::FILE* pipe() const { return pipe_; }
-    // Closes the pipe, waits; throws with the log's last line unless exit 0.
+    // Log lines show `shown` for `actual` (a temporary's name: the user's).
+    void show_as(const std::string& actual, const std::string& shown);
+    // Closes the pipe and waits; true when it exited with status 0.
+    bool close();
+    // close(); throws "WHAT failed: REASON" unless it exited 0.
     void finish();
-    std::string log_tail() const;
+    // Its log, one line each; with "-v error" every line is an error.
+    // "[h264 @ 0x55d0c0] message" reads "h264: message"; "file:PATH" reads PATH.
+    std::vector<std::string> log_lines() const;
+    // The log's first line, else how it ended ("exit status 1", "killed").
+    std::string reason() const;
 
 private:
     int wait();  // reaps the child; its wait status, -1 if there is none
 
     std::FILE* pipe_ = nullptr;
     pid_t pid_ = -1;
+    int status_ = -1;
     std::string log_path_, what_;
+    std::vector<std::pair<std::string, std::string>> shown_as_;
     int log_listed_ = -1;    // nst::remember_temporary()'s handle
     int child_listed_ = -1;  // remember_child()'s handle
 };
 
 class VideoReader {
 public:
-    // Frames scaled to width x height (ffmpeg's area filter) when that differs
-    // from the source's size.
+    // Every frame the file holds, in order, whatever its timestamps; scaled
+    // to width x height (ffmpeg's area filter) when that differs from what
+    // is stored (another size, or pixels that are not square).
     VideoReader(const std::string& path, const VideoInfo& info, int width, int height);
-    // false at the end of the video; throws on a decoding error.
+    // false at the end of the video. Throws where ffmpeg failed, found the
+    // data damaged or decoded no frame at all (the policy: video.cpp).
     bool read(std::vector<uint8_t>& rgb);
+    // After the end: "" or a warning for the user (the file ends early).
+    const std::string& warning() const { return warning_; }
 
 private:
+    void check_end();
+
+    std::string path_;
     int width_, height_;
+    int64_t promised_, frames_ = 0;
+    std::string warning_;
     std::unique_ptr<Subprocess> ffmpeg_;
 };
 
 class VideoWriter {
 public:
-    // audio_source: the file whose audio to keep ("" for none).
-    VideoWriter(const std::string& path, int width, int height, const std::string& frame_rate,
-                const std::string& audio_source);
+    // Frames of width x height at the source's frame rate, with the audio
+    // of source_path when it has some. Refuses, before any frame, what the
+    // container cannot hold (MPEG-1's frame rates and sizes).
+    VideoWriter(const std::string& path, int width, int height, const VideoInfo& source,
+                const std::string& source_path);
     void write(const std::vector<uint8_t>& rgb);
-    // Waits for ffmpeg and moves the file into place. Without finish() (an
+    // Waits for ffmpeg, checks the file it wrote (its log, the data on the
+    // disk, the frames in it) and moves it into place. Without finish() (an
     // error), the destructor discards the partial output.
     void finish();
 
 private:
+    // ffmpeg's first line but an audio source's early end (the reader's to report); "" for none.
+    std::string problem() const;
+    [[noreturn]] void fail_with(const std::string& line) const;
+
     size_t frame_bytes_;
+    int64_t frames_ = 0;
     nst::AtomicFile file_;
     std::unique_ptr<Subprocess> ffmpeg_;
 };

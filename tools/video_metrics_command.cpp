@@ -50,8 +50,18 @@ int run_video_metrics(const Settings& s) {
     for (;;) {
         check_interrupted();
         const bool got_in = input.read(in_now.rgb), got_out = output.read(out_now.rgb);
-        NST_CHECK(got_in == got_out, "video-metrics: ", s.in, " and ", s.stylized, " differ in length (one ends after ",
-                  frames, " frames)");
+        if (got_in != got_out) {
+            // The rest of the longer clip, counted to say how far apart they are.
+            VideoReader& longer = got_in ? input : output;
+            int64_t total = frames + 1;
+            while (longer.read(got_in ? in_now.rgb : out_now.rgb)) {
+                check_interrupted();
+                ++total;
+            }
+            nst::fail("video-metrics: " + (got_in ? "--stylized " + s.stylized : "--in " + s.in) + " ends after " +
+                      std::to_string(frames) + " frames, and " + (got_in ? "--in " + s.in : "--stylized " + s.stylized) +
+                      " has " + std::to_string(total));
+        }
         if (!got_in) break;
         if (frames > 0) {
             const Motion m = motion(in_prev, in_now);
@@ -63,6 +73,8 @@ int run_video_metrics(const Settings& s) {
         std::swap(out_prev.rgb, out_now.rgb);
         ++frames;
     }
+    for (const VideoReader* clip : {&input, &output})
+        if (!clip->warning().empty()) std::fprintf(stderr, "nst-run: warning: %s\n", clip->warning().c_str());
     NST_CHECK(frames > 1, "video-metrics: ", s.in, " has ", frames, " frame(s); at least 2 are needed");
     NST_CHECK(pairs > 0, "video-metrics: no two consecutive frames of ", s.in, " share any pixel (scene cuts only)");
     csv.commit();
