@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -62,8 +64,8 @@ void remove_temporaries() {
 namespace {
 
 // The process that made a temporary called `name`, or -1 for a name that is
-// not one: ".STEM.tmp-PID-N[.EXT]" (AtomicFile) or "nst-WHAT-PID-XXXXXX.log"
-// (a subprocess's log, tools/video.cpp).
+// not one: ".STEM.tmp-PID-N[.EXT]" (AtomicFile) or "nst-ffmpeg-PID-XXXXXX.log"
+// (a subprocess's log, tools/video.cpp: mkostemps' six letters or digits).
 long temporary_owner(const std::string& name) {
     auto number_at = [&](size_t at, size_t& end) -> long {
         end = at;
@@ -72,11 +74,14 @@ long temporary_owner(const std::string& name) {
         return std::strtol(name.c_str() + at, nullptr, 10);
     };
     size_t end = 0;
-    if (name.rfind("nst-", 0) == 0 && name.size() > 4 && name.compare(name.size() - 4, 4, ".log") == 0) {
-        const size_t dash = name.find('-', 4);
-        if (dash == std::string::npos) return -1;
-        const long pid = number_at(dash + 1, end);
-        return end < name.size() && name[end] == '-' ? pid : -1;
+    const std::string log = "nst-ffmpeg-";
+    if (name.rfind(log, 0) == 0) {
+        const long pid = number_at(log.size(), end);
+        const bool ours = pid > 0 && name.size() == end + 1 + 6 + 4 && name[end] == '-' &&
+                          std::all_of(name.begin() + long(end) + 1, name.begin() + long(end) + 7,
+                                      [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; }) &&
+                          name.compare(end + 7, 4, ".log") == 0;
+        return ours ? pid : -1;
     }
     if (name.size() < 2 || name[0] != '.') return -1;
     for (size_t at = name.find(".tmp-", 1); at != std::string::npos; at = name.find(".tmp-", at + 1)) {
@@ -103,8 +108,15 @@ void remove_stale_temporaries(const std::string& dir) {
         // taken for the owner: the file stays until that process ends).
         if (pid <= 0 || pid == long(::getpid()) || ::kill(pid_t(pid), 0) == 0 || errno != ESRCH) continue;
         const std::string path = (dir.empty() ? std::string(".") : dir) + "/" + name;
+        const int fd = ::open(path.c_str(), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0) continue;
         struct stat st;
-        if (::lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) ::unlink(path.c_str());
+        struct flock lock = {};
+        lock.l_type = F_WRLCK, lock.l_whence = SEEK_SET;
+        // Locked: its run lives on another machine. No such locks here: the PID decides.
+        const bool unowned = ::fcntl(fd, F_OFD_SETLK, &lock) == 0 || errno == EINVAL;
+        if (unowned && ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) ::unlink(path.c_str());
+        ::close(fd);
     }
     ::closedir(d);
 }
@@ -124,15 +136,17 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
     const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
     NST_CHECK(!name.empty(), path, ": not a file name");
     // The extension as nst reads it (is_video_path, is_image_path): from the
-    // last dot, so ".mp4" is a video named by its extension alone.
+    // last dot, so ".mp4" is a video named by its extension alone; but none
+    // that leaves no room for our suffix (".x" and 250 more letters).
     const size_t dot = name.find_last_of('.');
-    const std::string ext = dot == std::string::npos ? "" : name.substr(dot);
+    const size_t limit = name_limit(dir);
+    std::string ext = dot == std::string::npos ? "" : name.substr(dot);
+    if (ext.size() + 32 > limit) ext.clear();
     const std::string stem = name.substr(0, name.size() - ext.size());
     // Hidden, so a directory listing running meanwhile skips it. Opened with
     // O_EXCL and mode 0666 (not mkstemp's 0600), so the umask applies as for
     // any plain new file.
     static std::atomic<unsigned> counter{0};
-    const size_t limit = name_limit(dir);
     int fd = -1;
     for (int attempt = 0; fd < 0; ++attempt) {
         const std::string suffix = ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ext;
@@ -144,12 +158,21 @@ AtomicFile::AtomicFile(const std::string& path) : path_(path) {
                   ": cannot create a file in ", dir.empty() ? "." : dir, ": ", errno_text());
     }
     listed_ = remember_temporary(temp_path_);
+    // The lock (see remove_stale_temporaries) on a description of its own,
+    // so that closing the handle for a subprocess keeps it.
+    lock_fd_ = ::open(temp_path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (lock_fd_ >= 0) {
+        struct flock lock = {};
+        lock.l_type = F_WRLCK, lock.l_whence = SEEK_SET;
+        ::fcntl(lock_fd_, F_OFD_SETLK, &lock);  // best effort: without it the PID still protects
+    }
     file_ = fdopen(fd, "wb");
     if (!file_) {
         const std::string reason = errno_text();
         ::close(fd);
         std::remove(temp_path_.c_str());
         forget_temporary(listed_);
+        if (lock_fd_ >= 0) ::close(lock_fd_);
         fail(path + ": cannot open for writing: " + reason);
     }
 }
@@ -158,6 +181,7 @@ AtomicFile::~AtomicFile() {
     if (file_) std::fclose(file_);
     if (!committed_) std::remove(temp_path_.c_str());
     forget_temporary(listed_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
 void AtomicFile::write(const void* data, size_t bytes) {

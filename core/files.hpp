@@ -48,6 +48,7 @@ private:
     std::FILE* file_ = nullptr;
     bool committed_ = false;
     int listed_ = -1;  // remember_temporary()'s handle
+    int lock_fd_ = -1;  // holds the temporary's lock until it is renamed or removed
 };
 
 // Deletes every AtomicFile temporary of this process, and every file listed
@@ -64,7 +65,11 @@ void forget_temporary(int handle);
 // AtomicFile's (".out.tmp-PID-N.png") and subprocess logs
 // ("nst-ffmpeg-PID-XXXXXX.log"), whose PID is no running process. A
 // process killed outright (SIGKILL, a crash, the power) cannot remove its
-// own; the next run writing to the same place does.
+// own; the next run writing to the same place does. A PID is only this
+// machine's, so an AtomicFile also holds a lock on its temporary (an open
+// file description lock, which NFS passes on and which dies with its
+// process): a temporary still locked, by a run on another machine sharing
+// the directory, is left alone.
 void remove_stale_temporaries(const std::string& dir);
 
 // Throws nst::Error unless `path` names a regular file (after symbolic

@@ -386,10 +386,12 @@ Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content_in,
                     lbfgs->step(evaluate, &converged);
                 }
             } catch (const Interrupted&) {
-                // Between the tiles of a step (core/interrupt.hpp): the image
-                // as last evaluated is the run's result, as when the callback
-                // stops it between iterations.
-                return finished(last_good, content, o.original_colors);
+                // Between the tiles of a step (core/interrupt.hpp): a step
+                // moves the image only after its evaluation, so `image` is
+                // the last completed iteration's, which is what stopping
+                // between iterations returns too. None completed: nothing.
+                if (p.total_iteration == 0) throw;
+                return finished(image, content, o.original_colors);
             }
             if (converged) break;  // L-BFGS made no progress: the image did not move
             ++p.total_iteration;

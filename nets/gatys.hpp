@@ -199,8 +199,9 @@ struct OptimizePlan;  // nets/memory_plan.hpp
 // `plan`: the run's memory plan when the caller has made it already (nst-run
 // does, to refuse runs that cannot fit); else made here where the run could
 // come near the device's memory. An interrupt request (core/interrupt.hpp)
-// stops a tiled step between its tiles, and the run returns the image as
-// last evaluated, as when the callback stops it.
+// stops a tiled step between its tiles, and the run returns the last
+// completed iteration's image, as when the callback stops it; before the
+// first iteration it throws Interrupted.
 Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content,
                                const std::vector<StyleInput>& styles, const GatysOptions& options,
                                const GatysCallback& callback = nullptr, const OptimizePlan* plan = nullptr);

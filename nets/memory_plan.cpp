@@ -286,10 +286,15 @@ std::string describe(const OptimizePlan& plan, const GatysOptions& o) {
 
 size_t predicted_stylize_peak(const StylizePlan& plan, const TransformNet& net, int batch, int tile) {
     const int64_t h = plan.height, w = plan.width;
-    if (tile <= 0 || tile >= std::max(h, w)) return plan.fixed + size_t(plan.per_pixel * double(batch * h * w));
-    // One tile's passes, and the whole output image beside them.
-    return plan.fixed + size_t(plan.tile_per_pixel * double(net.largest_tile_crop(h, w, tile))) +
-           3 * kFloat * size_t(h * w);
+    const size_t image = 3 * kFloat * size_t(h * w);
+    // On a GPU the images' copy is made after the plan; on the CPU they are in use already.
+    const size_t input = net.device().is_cuda() ? image : 0;
+    if (tile <= 0 || tile >= std::max(h, w))
+        return plan.fixed + size_t(plan.per_pixel * double(batch * h * w)) + size_t(batch) * input;
+    // One tile's passes, and beside them the whole output image, twice: as it
+    // is gathered on the host (CPU memory too, if not in the books), and as
+    // the tensor made of it (on a GPU, beside the input's copy instead).
+    return plan.fixed + size_t(plan.tile_per_pixel * double(net.largest_tile_crop(h, w, tile))) + 2 * image;
 }
 
 StylizePlan plan_stylize(const TransformNet& net, int64_t h, int64_t w, int batch, int tile, size_t capacity) {
@@ -417,14 +422,17 @@ TrainingPlan plan_training(const Vgg19& vgg, std::pair<int64_t, int64_t> style_h
     }
     const double budget = kHeadroom * double(plan.capacity) - double(plan.in_use);
     plan.peak = predicted_training_peak(plan, batch, size);
-    plan.fits = double(std::max(plan.peak, plan.style_peak)) <= budget;
+    plan.step_fits = double(plan.peak) <= budget;
+    plan.style_fits = double(plan.style_peak) <= budget;
+    plan.fits = plan.step_fits && plan.style_fits;
     const double per_photo = (plan.per_pixel + 3.0 * kFloat) * double(size) * double(size);
     plan.largest_batch = budget > double(plan.fixed) ? int(std::min(1e6, (budget - double(plan.fixed)) / per_photo)) : 0;
     return plan;
 }
 
-bool training_plan_needed(Device device, int batch, int size) {
-    return near_capacity(device, double(batch) * size * size * 16000.0 + 1e9);
+bool training_plan_needed(Device device, int batch, int size, int64_t style_pixels) {
+    // A step measures about 4000 bytes per pixel, the style's targets 1000.
+    return near_capacity(device, std::max(double(batch) * size * size * 16000.0, double(style_pixels) * 4000.0) + 1e9);
 }
 
 std::string describe(const TrainingPlan& plan) {
@@ -433,9 +441,10 @@ std::string describe(const TrainingPlan& plan) {
                       std::to_string(kLargeSide) + " px: " + format_bytes(plan.fixed) + " + " +
                       std::to_string(int64_t(std::lround(plan.per_pixel))) + " bytes per pixel\n";
     out += "the style's targets (" + std::to_string(plan.style_width) + "x" + std::to_string(plan.style_height) +
-           ", once): " + format_bytes(plan.style_peak) + "\n";
+           ", once): " + format_bytes(plan.style_peak) +
+           (plan.style_fits ? " -> fits\n" : " -> does not fit: try a smaller --style-size\n");
     out += "batch " + std::to_string(plan.batch) + " of " + std::to_string(plan.size) + "x" + std::to_string(plan.size) +
-           ": " + format_bytes(plan.peak) + (plan.fits ? " -> fits" : " -> does not fit") + "; " +
+           ": " + format_bytes(plan.peak) + (plan.step_fits ? " -> fits" : " -> does not fit") + "; " +
            (plan.largest_batch > 0 ? "the largest batch that fits at this size: " + std::to_string(plan.largest_batch)
                                    : std::string("not even one photo fits at this size: try a smaller --size")) +
            "\n";

@@ -11,7 +11,7 @@
 // Optimization (nets/gatys.hpp): for each stage, the predicted peak
 // untiled, and the tile size (nets/vgg_tiles.hpp) and L-BFGS history that
 // fit. A step's memory is measured, not modelled layer by layer: one untiled
-// step at two sizes of the content's shape (64 and 128 pixels on the
+// step at two sizes of the content's shape (128 and 256 pixels on the
 // longer side), on the run's device and network, gives a step's fixed cost
 // and its bytes per pixel, scratch of the convolution libraries included.
 // What the run holds between steps is counted from the options: the image
@@ -117,7 +117,7 @@ bool stylize_plan_needed(Device device, int64_t height, int64_t width, int batch
 // features of the whole style image). Measured: steps of one photo at 64
 // and 128 pixels on a trainer of its own, whose network and Adam state
 // stand for the run's (so plan before the run's trainer exists), and the
-// targets of the style's shape at 64 and 128 pixels. No tiles: what does
+// style's targets at 128 and 256 pixels square. No tiles: what does
 // not fit needs a smaller batch or size, and the plan says which batch fits.
 struct TrainingPlan {
     size_t capacity = 0, in_use = 0;
@@ -128,7 +128,8 @@ struct TrainingPlan {
     int64_t style_height = 0, style_width = 0;
     size_t style_peak = 0;            // the style's targets
     int largest_batch = 0;  // that fits at this size (0: not even one photo)
-    bool fits = true;
+    bool step_fits = true, style_fits = true;
+    bool fits = true;  // both
 };
 // style_hw: the style image's size as the run uses it (after --style-size).
 TrainingPlan plan_training(const Vgg19& vgg, std::pair<int64_t, int64_t> style_hw, const TrainingOptions& options,
@@ -136,6 +137,6 @@ TrainingPlan plan_training(const Vgg19& vgg, std::pair<int64_t, int64_t> style_h
 size_t predicted_training_peak(const TrainingPlan& plan, int batch, int size);
 std::string describe(const TrainingPlan& plan);
 // Whether a training step could come near the device's memory (a rough bound).
-bool training_plan_needed(Device device, int batch, int size);
+bool training_plan_needed(Device device, int batch, int size, int64_t style_pixels);
 
 }  // namespace nst

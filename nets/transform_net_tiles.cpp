@@ -88,6 +88,7 @@ int TransformNet::receptive_radius() const {
 int TransformNet::tile_halo() const { return (receptive_radius() + 8 + 3) / 4 * 4; }
 
 std::vector<TransformNet::TileRect> TransformNet::tile_layout(int64_t H, int64_t W, int tile) const {
+    NST_CHECK(tile >= 16, "stylize_tiled: tiles of ", tile, " pixels are too small (at least 16)");
     tile = tile / 4 * 4;
     const int64_t halo = tile_halo();
     // A crop that stops inside the image keeps the image's size modulo 4.
@@ -144,7 +145,6 @@ Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
     NST_CHECK(image.defined() && image.dim() == 4 && image.size(0) == 1 && image.size(1) == 3,
               "stylize_tiled: expected an image [1, 3, H, W], got ",
               image.defined() ? shape_str(image.shape()) : "an undefined tensor");
-    NST_CHECK(tile >= 16, "stylize_tiled: tiles of ", tile, " pixels are too small (at least 16)");
     const int64_t H = image.size(2), W = image.size(3);
     const Tensor x = image.to(device_);
     const std::vector<TileRect> tiles = tile_layout(H, W, tile);

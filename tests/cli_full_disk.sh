@@ -5,7 +5,7 @@
 # error line naming the file and the full disk, the old file byte for byte
 # as it was, no temporary left. ffmpeg itself exits 0 after "Error writing
 # trailer: No space left on device" (tools/video.cpp). With room, the video
-# is written and whole.
+# is written and whole. A log there fails its run and stays as it was.
 # Needs root (mount); elsewhere it says why and exits 77, which CTest shows
 # as skipped.
 # usage: cli_full_disk.sh NST_RUN FIXTURES WORKDIR
@@ -60,6 +60,21 @@ for free in 0 8 40; do
   done
   rm disk/fill
 done
+
+# A log on a full disk: the run fails, the user's log stays as it was.
+printf 'iteration,loss\n1,2\n' > disk/run.csv
+dd if=/dev/zero of=disk/fill bs=4K 2> /dev/null
+before=$(md5sum disk/run.csv)
+"$nst_run" optimize --content fx/photos/a.png --style fx/photos/b.jpg --out o.png --size 32 --iters 3 \
+  --log disk/run.csv --device cpu --vgg random --quiet > out.txt 2> err.txt
+status=$?
+expect "a log on a full disk: exit 1 (got $status)" test $status = 1
+expect "one error line naming the log: $(cat err.txt)" \
+  test "$(wc -l < err.txt)" = 1 -a "$(grep -c "^nst-run: error: .*disk/run.csv" err.txt)" = 1
+expect "the old log untouched" test "$(md5sum disk/run.csv)" = "$before"
+expect "no image written" test ! -e o.png
+expect "no temporary left: $(ls -A disk)" test -z "$(find disk -name '.*.tmp*')"
+rm disk/fill
 
 echo "$((checks - failures)) of $checks checks passed"
 [ "$failures" = 0 ]

@@ -190,7 +190,7 @@ int run_train(const Settings& s) {
     // with --plan; a batch that cannot fit refused before training.
     // Measured only when the batch could come near the device's memory, or
     // when asked.
-    if (s.plan || nst::training_plan_needed(device, s.batch, s.size)) {
+    if (s.plan || nst::training_plan_needed(device, s.batch, s.size, style.size(2) * style.size(3))) {
         nst::TrainingPlan plan;
         try {
             plan = nst::plan_training(vgg, {style.size(2), style.size(3)}, o, s.batch, s.size);
@@ -202,7 +202,7 @@ int run_train(const Settings& s) {
             std::printf("%s", nst::describe(plan).c_str());
             return 0;
         }
-        if (!plan.fits && plan.style_peak > plan.peak)
+        if (!plan.style_fits)
             throw nst::OutOfMemoryError("train: the style's targets at " + std::to_string(style.size(3)) + "x" +
                                         std::to_string(style.size(2)) + " need " + nst::format_bytes(plan.style_peak) +
                                         ", the device has " + nst::format_bytes(plan.capacity) +
@@ -221,7 +221,16 @@ int run_train(const Settings& s) {
     NST_CHECK(network.variant() == nst::TransformNetVariant::Native, "--resume ", s.resume,
               ": only native networks are trained");
     nst::TrainingImages data(s.data, s.size, s.batch, s.seed, position);
-    nst::StyleTrainer trainer(std::move(network), vgg, style, o);
+    nst::StyleTrainer trainer = [&] {
+        try {
+            return nst::StyleTrainer(std::move(network), vgg, style, o);
+        } catch (const nst::SizeLimitError&) {  // VGG-19's features of the whole style at once
+            throw Error("--style-size " + std::to_string(std::max(style.size(2), style.size(3))) +
+                        ": the style image's features at " + std::to_string(style.size(3)) + "x" +
+                        std::to_string(style.size(2)) + " pass the kernels' 32-bit limit; try --style-size " +
+                        std::to_string(std::max(style.size(2), style.size(3)) / 2));
+        }
+    }();
     if (!s.resume.empty()) trainer.restore_optimizer(ckpt, s.resume);
     ckpt = {};
     CsvLog log("--log", s.log, "step,epoch,content_loss,style_loss,tv_loss,total_loss,images_per_s,elapsed_s", start_step);
@@ -292,7 +301,10 @@ int run_train(const Settings& s) {
         }
     }
     bar.finish();
-    if (s.checkpoint_every > 0 && trainer.steps() % s.checkpoint_every != 0) save_checkpoint();  // else just written
+    if (s.checkpoint_every > 0 && trainer.steps() % s.checkpoint_every != 0) {  // else just written
+        save_checkpoint();
+        log.publish();
+    }
     nst::WeightFile model = trainer.network().to_weights();
     model.metadata["style"] = fs::path(s.style).filename().string();
     model.metadata["trained_steps"] = std::to_string(trainer.steps());
