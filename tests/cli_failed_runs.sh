@@ -28,6 +28,15 @@ run() {  # run EXPECTED_STATUS ARGS...: stdout -> out.txt, stderr -> err.txt
   local got=$?
   if [ "$got" = "$want" ]; then pass; else fail "nst-run $* exited $got, expected $want: $(head -c 300 err.txt)"; fi
 }
+# terminate WHAT PID: SIGTERM, then the run must end with status 1 within 3 s
+terminate() {
+  local what=$1 pid=$2 start status elapsed_ms
+  start=$(date +%s%N)
+  kill -TERM "$pid"; wait "$pid"; status=$?
+  elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  expect "SIGTERM ends $what with an error (status $status)" test "$status" = 1
+  expect "$what: within 3 s of SIGTERM (took $elapsed_ms ms)" test "$elapsed_ms" -lt 3000
+}
 M=fx/native.safetensors P=fx/photos/a.png S=fx/photos/b.jpg
 O="--size 32 --device cpu --vgg random --quiet"
 
@@ -60,28 +69,19 @@ expect "no temporary left" test -z "$(ls -A .*.tmp-* 2> /dev/null)"
 # ---- signals: a tiled stylization stops between layers ----
 ffmpeg -v error -y -f lavfi -i testsrc=size=1600x1200 -frames:v 1 big.png || fail "ffmpeg big.png"
 "$nst_run" stylize --model $M --in big.png --out big_out.png --tile 128 --quiet > out.txt 2> err.txt &
-pid=$!
 sleep 2
-start=$(date +%s%N)
-kill -TERM $pid; wait $pid; status=$?
-elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-expect "SIGTERM ends a tiled stylization with an error (status $status)" test "$status" = 1
-expect "within 3 s (took $elapsed_ms ms)" test "$elapsed_ms" -lt 3000
+terminate "a tiled stylization" $!
 expect "no output" test ! -e big_out.png
 expect "no temporary" test -z "$(ls -A .big_out* 2> /dev/null)"
 
-# An optimization in tiles stops between tiles and keeps the image as last evaluated.
+# An optimization in tiles stops between tiles and keeps the last completed iteration's image.
 "$nst_run" optimize --content big.png --style $S --out opt.png --scales 640 --tile 128 --iters 1000 \
   --log opt.csv --device cpu --vgg random --quiet > out.txt 2> err.txt &
 pid=$!
 # Once the first iteration is logged, the second is under way, tile by tile.
 for _ in $(seq 1200); do [ "$(cat .opt.tmp-* 2> /dev/null | wc -l)" -ge 2 ] && break; sleep 0.1; done
 sleep 1
-start=$(date +%s%N)
-kill -TERM $pid; wait $pid; status=$?
-elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-expect "SIGTERM ends a tiled optimization (status $status)" test "$status" = 1
-expect "within 3 s (took $elapsed_ms ms)" test "$elapsed_ms" -lt 3000
+terminate "a tiled optimization" $pid
 expect "saving the image so far: $(cat err.txt)" grep -q 'interrupted after iteration [1-9][0-9]* of 1000; the image so far was saved to opt.png' err.txt
 expect "which is there" test -s opt.png
 expect "with its log" test "$(wc -l < opt.csv)" -ge 2

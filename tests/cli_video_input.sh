@@ -4,9 +4,9 @@
 # short. Each case checks what ffprobe finds in the output: every frame kept
 # (a variable frame rate, an edit list, an audio track shorter than the
 # video), the length kept to within a frame, the displayed shape kept
-# (pixels that are not square), names with colons, each container; a clip
-# cut short gives one warning naming it and the counts, and no warning where
-# the frame count is only an estimate. ffmpeg's logs are named after
+# (pixels that are not square), names with colons or all extension (.mp4),
+# each container; a clip cut short gives one warning naming it and the
+# counts, and no warning where the frame count is only an estimate. ffmpeg's logs are named after
 # nst-run's PID and removed. (Damaged clips and refusals: cli_bad_input.)
 # usage: cli_video_input.sh NST_RUN FIXTURES WORKDIR
 set -u
@@ -89,6 +89,11 @@ for out in "out:12:30.mp4" "out:12:30.mkv"; do  # the audio copied, and re-encod
   stylize 2024-05-01T12:30:00.mp4 "$out"
   expect "$out: video and audio" test "$(field "$out" a:0 stream=codec_type)/$(packets "$out")" = audio/24
 done
+
+# ---- a name that is all extension: the temporary keeps it, so ffmpeg knows the format ----
+mkdir -p bare && stylize 2024-05-01T12:30:00.mp4 bare/.mp4
+expect "bare/.mp4: 24 frames" test "$(packets bare/.mp4)" = 24
+expect "bare/.mp4: no temporary left" test -z "$(find bare -name '.*.tmp*')"
 
 # ---- each container: every frame written, and read back ----
 clip c24.mp4

@@ -6,8 +6,8 @@
 //   nst-run train ...      (tools/train_command.hpp)
 // Every failure is one line "nst-run: error: ..." on stderr and exit status 1
 // (2 for a malformed command line); outputs are written atomically, so a
-// failure never leaves a half-written file. Ctrl-C stops between items and
-// frames, removing the partial output.
+// failure never leaves a half-written file. Ctrl-C stops within a second or
+// so (tools/interrupt.hpp), removing the partial output.
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <csignal>

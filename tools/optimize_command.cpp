@@ -2,9 +2,9 @@
 // checked before the (long) optimization is checked first: the device, the
 // output and log paths, every image and layer name, the VGG file. The result
 // and intermediate images are written atomically (core/image.hpp); the CSV
-// log is written line by line and flushed, so a run can be watched and a
-// failed run's log shows what happened. Ctrl-C stops after the current
-// iteration and saves the image so far.
+// log line by line to a temporary that replaces the file when the run ends
+// with an image (CsvLog). Ctrl-C stops after the current iteration, or
+// between the tiles of a tiled one, and saves the image so far.
 #include "tools/optimize_command.hpp"
 
 #include <unistd.h>

@@ -1,7 +1,7 @@
 // `nst-run stylize` (tools/stylize_command.hpp). Every image is checked and
 // written atomically; in directory mode one bad file is reported and the
 // others go on (the exit status says how many failed); Ctrl-C stops between
-// batches, removing a partial video.
+// layers (core/interrupt.hpp), removing a partial video.
 //
 // Batches: --batch N stylizes N images of the same size in one pass (video
 // frames always are; a directory's images are grouped in sorted order while

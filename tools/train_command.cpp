@@ -1,7 +1,8 @@
 // `nst-run train` (tools/train_command.hpp). Everything that can be checked
 // before training is checked first: paths, the style and sample images, the
 // layers, the checkpoint to resume. Files are written atomically (the model,
-// checkpoints, samples); the CSV log line by line.
+// checkpoints, samples); the CSV log line by line to a temporary that
+// replaces the file at each checkpoint and at the end (CsvLog).
 //
 // A checkpoint (OUT with ".ckpt.safetensors" for ".safetensors") holds the
 // network, Adam's moments and step count, and the data position; with the
