@@ -13,21 +13,9 @@
 set -u
 set -m  # background runs get SIGINT/SIGTERM as a terminal's would
 nst_run=$1 fixtures=$2 work=$3
+source "$(dirname "$0")/cli_checks.sh"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 "$fixtures" fx > /dev/null || { echo "FAIL: fixtures"; exit 1; }
-failures=0 checks=0
-pass() { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*"; }
-expect() {  # expect DESCRIPTION COMMAND...: the command succeeds
-  local what=$1; shift
-  if "$@"; then pass; else fail "$what"; fi
-}
-run() {  # run EXPECTED_STATUS ARGS...: stdout -> out.txt, stderr -> err.txt
-  local want=$1; shift
-  "$nst_run" "$@" > out.txt 2> err.txt
-  local got=$?
-  if [ "$got" = "$want" ]; then pass; else fail "nst-run $* exited $got, expected $want: $(head -c 300 err.txt)"; fi
-}
 # terminate WHAT PID: SIGTERM, then the run must end with status 1 within 3 s
 terminate() {
   local what=$1 pid=$2 start status elapsed_ms
@@ -134,5 +122,4 @@ run 0 train --style $P --data fx/photos --out r.safetensors --iters 2 --resume r
 run 0 optimize --content $P --style $S --out v.png --iters 1 $O
 expect "--vgg random gives no note" test ! -s err.txt
 
-echo "$((checks - failures)) of $checks checks passed"
-[ "$failures" = 0 ]
+finish

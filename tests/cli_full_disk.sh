@@ -11,6 +11,7 @@
 # usage: cli_full_disk.sh NST_RUN FIXTURES WORKDIR
 set -u
 nst_run=$1 fixtures=$2 work=$3
+source "$(dirname "$0")/cli_checks.sh"
 skip() { echo "skipped: $*"; exit 77; }
 [ "$(id -u)" = 0 ] || skip "mounting a tmpfs needs root"
 command -v ffmpeg > /dev/null || skip "ffmpeg is not installed"
@@ -20,12 +21,6 @@ mount -t tmpfs -o size=1M nst-full-disk disk 2> mount.txt || skip "mount -t tmpf
 disk=$(pwd)/disk
 trap 'umount "$disk"' EXIT
 "$fixtures" fx > /dev/null || { echo "FAIL: fixtures"; exit 1; }
-failures=0 checks=0
-expect() {  # expect DESCRIPTION COMMAND...: the command succeeds
-  local what=$1; shift
-  checks=$((checks + 1))
-  "$@" || { failures=$((failures + 1)); echo "FAIL: $what"; }
-}
 stylize() { "$nst_run" stylize --model fx/native.safetensors --in "$1" --out "$2" --quiet > out.txt 2> err.txt; }
 ffmpeg -v error -f lavfi -i testsrc2=size=96x72:rate=24 -f lavfi -i sine -t 2 -pix_fmt yuv420p -shortest clip.mp4 ||
   { echo "FAIL: making the clip"; exit 1; }
@@ -76,5 +71,4 @@ expect "no image written" test ! -e o.png
 expect "no temporary left: $(ls -A disk)" test -z "$(find disk -name '.*.tmp*')"
 rm disk/fill
 
-echo "$((checks - failures)) of $checks checks passed"
-[ "$failures" = 0 ]
+finish

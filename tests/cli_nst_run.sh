@@ -9,22 +9,8 @@ set -u
 # otherwise do (nst-run leaves an ignored signal ignored, which nohup needs).
 set -m
 nst_run=$1 fixtures=$2 work=$3 data=${4:-}
+source "$(dirname "$0")/cli_checks.sh"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
-failures=0 checks=0
-pass() { checks=$((checks + 1)); }
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*"; }
-expect() {  # expect DESCRIPTION COMMAND...: the command succeeds
-  local what=$1; shift
-  if "$@"; then pass; else fail "$what"; fi
-}
-
-# run EXPECTED_STATUS nst-run-args...: stdout -> out.txt, stderr -> err.txt
-run() {
-  local want=$1; shift
-  "$nst_run" "$@" > out.txt 2> err.txt
-  local got=$?
-  if [ "$got" = "$want" ]; then pass; else fail "nst-run $* exited $got, expected $want: $(head -c 300 err.txt)"; fi
-}
 # the last run failed properly: one error line on stderr, named output absent
 failed_cleanly() {
   local output=$1
@@ -391,5 +377,4 @@ if [ -n "$data" ]; then
   fi
 fi
 
-echo "$((checks - failures)) passed, $failures failed"
-[ "$failures" = 0 ]
+finish

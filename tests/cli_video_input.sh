@@ -11,15 +11,9 @@
 # usage: cli_video_input.sh NST_RUN FIXTURES WORKDIR
 set -u
 nst_run=$1 fixtures=$2 work=$3
+source "$(dirname "$0")/cli_checks.sh"
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 "$fixtures" fx > /dev/null || { echo "FAIL: fixtures"; exit 1; }
-failures=0 checks=0
-fail() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL: $*"; }
-expect() {  # expect DESCRIPTION COMMAND...: the command succeeds
-  local what=$1; shift
-  checks=$((checks + 1))
-  "$@" || { failures=$((failures + 1)); echo "FAIL: $what"; }
-}
 M=fx/native.safetensors
 # stylize IN OUT [ARGS...]: exit 0 expected; stderr -> err.txt
 stylize() {
@@ -144,5 +138,4 @@ kill -TERM $pid; kill -TERM $pid; wait $pid
 expect "two SIGTERMs: no log left: $(ls tmp)" test -z "$(ls tmp)"
 expect "no temporary left" test -z "$(find . -name '.*.tmp-*')"
 
-echo "$((checks - failures)) of $checks checks passed"
-[ "$failures" = 0 ]
+finish
