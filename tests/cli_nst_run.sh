@@ -347,11 +347,13 @@ if [ -n "$data" ]; then
     --in "$data/content/hoovertowernight.jpg" --out hoover.png --max-size 64
   expect "real network output size" test "$(png_size hoover.png)" = 64x34
   # Stabilization with a real network: a textured square moving 5 pixels a frame over a still
-  # background. Measured (2026-12-06): warping error 1/4.75 of frame by frame; SSIM to the frame-by-frame
-  # frames 0.949 over the clip; in the last frame 0.967 where the square is now (it is stylized and
-  # where it should be, no lag) and 0.954 where it started (no ghost left behind).
+  # background. The texture is seeded: unseeded, cellauto draws another one each run, and the SSIM
+  # where the square is now ranged from 0.82 to 0.90 (one run in three of the full suite failed at
+  # 0.8). Measured with seed 1 (2026-12-07): warping error 1/5.1 of frame by frame; SSIM to the
+  # frame-by-frame frames 0.945 over the clip; in the last frame 0.844 where the square is now (it is
+  # stylized and where it should be, no lag) and 0.951 where it started (no ghost left behind).
   if command -v ffmpeg > /dev/null && [ -e still_blur.png ]; then
-    ffmpeg -v error -f lavfi -i "cellauto=size=40x40:rule=30" -frames:v 1 square.png &&
+    ffmpeg -v error -f lavfi -i "cellauto=size=40x40:rule=30:seed=1" -frames:v 1 square.png &&
       ffmpeg -v error -loop 1 -framerate 12 -i still_blur.png -loop 1 -framerate 12 -i square.png \
         -filter_complex "[0]crop=160:120:x=20:y=40[bg];[bg][1]overlay=x='10+5*n':y=40,format=yuv420p" \
         -frames:v 16 -c:v libx264 -crf 10 square.mp4 || fail "making the moving-square clip"
