@@ -6,14 +6,16 @@
 // may set it. Training steps never stop halfway (a checkpoint must hold a
 // whole step); their callers check between steps.
 #pragma once
-#include "core/error.hpp"
+#include <stdexcept>
 
 namespace nst {
 
 // What check_interrupt() throws: the work was abandoned, nothing is wrong.
-class Interrupted : public Error {
+// Not an nst::Error, so that code going on past one failure (a directory's
+// bad image) does not take a stop for another.
+class Interrupted : public std::runtime_error {
 public:
-    Interrupted() : Error("interrupted") {}
+    Interrupted() : std::runtime_error("interrupted") {}
 };
 
 void request_interrupt() noexcept;  // async-signal-safe

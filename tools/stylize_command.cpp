@@ -29,7 +29,6 @@
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/image.hpp"
-#include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "nets/memory_plan.hpp"
 #include "nets/transform_net.hpp"
@@ -301,15 +300,11 @@ int stylize_directory(const Stylizer& s, const Settings& o, CommandFiles& files)
             for (size_t i = 0; i < group.size(); ++i) {
                 try {
                     nst::save_image(results[i], (fs::path(o.out) / group[i]).string());
-                } catch (const nst::Interrupted&) {
-                    throw;
                 } catch (const Error& e) {
                     report(group[i], e);
                 }
                 progress.step(group[i]);
             }
-        } catch (const nst::Interrupted&) {
-            throw;  // Ctrl-C: not these images' failure
         } catch (const Error& e) {  // out of memory included: the next images may be smaller
             for (const std::string& name : group) {
                 report(name, e);
@@ -323,8 +318,6 @@ int stylize_directory(const Stylizer& s, const Settings& o, CommandFiles& files)
         Tensor photo;
         try {
             photo = s.load((fs::path(o.in) / name).string());
-        } catch (const nst::Interrupted&) {
-            throw;
         } catch (const Error& e) {
             report(name, e);
             progress.step(name);
