@@ -407,9 +407,9 @@ TrainingPlan plan_training(const Vgg19& vgg, std::pair<int64_t, int64_t> style_h
         // A trainer of its own, with a small stand-in style (a style's
         // targets are Grams, the same size whatever the image's): its
         // network and Adam state are what the run's trainer will hold.
-        const auto [hs, ws] = calibration_size(64, 64, 64, least);
+        const int64_t style_side = std::max<int64_t>(kSmallSide, least);
         StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, 0, device), vgg,
-                             Tensor::rand({1, 3, hs, ws}, 10, device), o);
+                             Tensor::rand({1, 3, style_side, style_side}, 10, device), o);
         plan.in_use = memory_stats(device).current;
         double m[2], p[2];
         for (int i = 0; i < 2; ++i) {
