@@ -14,6 +14,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "core/autograd.hpp"
 #include "core/backend.hpp"
 #include "core/error.hpp"
 #include "core/files.hpp"
@@ -451,13 +452,66 @@ Tensor resize_image(const Tensor& image, int height, int width) {
 
 Tensor limit_image_size(const Tensor& image, int max_side) {
     check_image_tensor("limit_image_size", image);
+    const ImageSize size = limit_longest_side(image.size(2), image.size(3), max_side);
+    if (size.height == image.size(2) && size.width == image.size(3)) return image;
+    return resize_image(image, size.height, size.width);
+}
+
+ImageSize fit_longest_side(int64_t height, int64_t width, int side) {
+    NST_CHECK(height > 0 && width > 0 && side > 0, "invalid size ", width, "x", height, " -> longest side ", side);
+    const double k = double(side) / double(std::max(height, width));
+    return {std::max(1, int(std::lround(double(height) * k))), std::max(1, int(std::lround(double(width) * k)))};
+}
+
+ImageSize limit_longest_side(int64_t height, int64_t width, int max_side) {
     NST_CHECK(max_side > 0, "max size must be positive, got ", max_side);
-    const int64_t h = image.size(2), w = image.size(3);
-    if (std::max(h, w) <= max_side) return image;
-    const double s = double(max_side) / double(std::max(h, w));
-    const int nh = std::max(1, int(std::lround(double(h) * s)));
-    const int nw = std::max(1, int(std::lround(double(w) * s)));
-    return resize_image(image, nh, nw);
+    if (std::max(height, width) <= max_side) return {int(height), int(width)};
+    return fit_longest_side(height, width, max_side);
+}
+
+Tensor resize_bilinear(const Tensor& image, int height, int width) {
+    check_image_tensor("resize", image);
+    NST_CHECK(height > 0 && width > 0, "resize_bilinear: invalid size ", width, "x", height);
+    const int H = int(image.size(2)), W = int(image.size(3));
+    if (H == height && W == width) return image.detach().clone();
+    const std::vector<float> in = image.to_vector();
+    std::vector<float> out(size_t(3) * height * width);
+    // Source coordinate of each destination row/column, as PyTorch computes it.
+    auto taps = [](int in_size, int out_size, std::vector<int>& i0, std::vector<int>& i1,
+                   std::vector<float>& frac) {
+        const double scale = double(in_size) / double(out_size);
+        for (int o = 0; o < out_size; ++o) {
+            const double src = std::max(0.0, scale * (o + 0.5) - 0.5);
+            i0.push_back(std::min(int(src), in_size - 1));
+            i1.push_back(std::min(i0.back() + 1, in_size - 1));
+            frac.push_back(float(src - i0.back()));
+        }
+    };
+    std::vector<int> y0, y1, x0, x1;
+    std::vector<float> fy, fx;
+    taps(H, height, y0, y1, fy);
+    taps(W, width, x0, x1, fx);
+    for (int c = 0; c < 3; ++c) {
+        const float* p = in.data() + size_t(c) * H * W;
+        float* q = out.data() + size_t(c) * height * width;
+        for (int y = 0; y < height; ++y) {
+            const float* r0 = p + size_t(y0[y]) * W;
+            const float* r1 = p + size_t(y1[y]) * W;
+            for (int x = 0; x < width; ++x) {
+                const float top = r0[x0[x]] + fx[x] * (r0[x1[x]] - r0[x0[x]]);
+                const float bottom = r1[x0[x]] + fx[x] * (r1[x1[x]] - r1[x0[x]]);
+                q[size_t(y) * width + x] = top + fy[y] * (bottom - top);
+            }
+        }
+    }
+    return Tensor::from_vector(out, {1, 3, height, width}, image.device());
+}
+
+Tensor resize_image01(const Tensor& image, int height, int width) {
+    check_image_tensor("resize", image);
+    if (image.size(2) == height && image.size(3) == width) return image;
+    NoGradGuard no_grad;
+    return scale(resize_image(scale(image, 255.f), height, width), 1.f / 255.f);
 }
 
 Tensor luminance_transfer(const Tensor& stylized, const Tensor& photo) {

@@ -46,13 +46,33 @@ void images_to_rgb8(const Tensor& images, std::vector<uint8_t>& rgb);
 Tensor image_from_rgb8(const uint8_t* rgb, int height, int width);
 void image_to_rgb8(const Tensor& image, std::vector<uint8_t>& rgb);
 
+// ---- geometry --------------------------------------------------------------------------
+// An image's size in pixels. The one rule for the longer side: each side
+// scaled by side / max(height, width) and rounded to nearest (at least 1),
+// wherever a size is derived (--size, --scales, --max-size, --style-size,
+// video frames).
+struct ImageSize {
+    int height = 0, width = 0;
+    int64_t pixels() const { return int64_t(height) * width; }
+};
+// The size with the longer side `side`, the aspect ratio kept.
+ImageSize fit_longest_side(int64_t height, int64_t width, int side);
+// fit_longest_side() if the longer side is over max_side; else the size itself.
+ImageSize limit_longest_side(int64_t height, int64_t width, int max_side);
+
 // High-quality resampling (Mitchell filter, stb_image_resize) to exactly
 // height x width, clamped to 0..255. Runs on the CPU; the result is on the
 // input's device.
 Tensor resize_image(const Tensor& image, int height, int width);
-// Shrinks so that the longer side is at most max_side, keeping the aspect
-// ratio; smaller images are returned unchanged.
+// resize_image() of a 0..1 image (the optimization's range).
+Tensor resize_image01(const Tensor& image, int height, int width);
+// Shrinks so that the longer side is at most max_side (limit_longest_side);
+// smaller images are returned unchanged.
 Tensor limit_image_size(const Tensor& image, int max_side);
+// Bilinear resampling (PyTorch's interpolate, align_corners=False, no
+// antialiasing, no clamping: an optimized image between scales), via the
+// host; the result is on the input's device.
+Tensor resize_bilinear(const Tensor& image, int height, int width);
 
 // Luminance transfer (--preserve-color): the luma of `stylized` with the
 // chroma of `photo`, both [N, 3, H, W] 0..255 on one device, through the op

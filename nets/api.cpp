@@ -2,14 +2,18 @@
 // 8-bit RGB, everything else is the same code nst-run runs.
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <new>
+#include <optional>
 
 #include "core/autograd.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
-#include "nets/gatys.hpp"
+#include "nets/memory_plan.hpp"
+#include "nets/optimize.hpp"
+#include "nets/stylize.hpp"
 #include "nets/training.hpp"
 #include "nets/training_data.hpp"
 #include "nets/transform_net.hpp"
@@ -50,6 +54,14 @@ auto guarded(const char* what, F&& f) -> decltype(f()) {
     }
 }
 
+template <class Plan, class... Describe>
+MemoryPlan memory_plan_of(const Plan& plan, const Describe&... with) {
+    MemoryPlan out;
+    out.fits = plan.fits, out.peak = plan.peak, out.capacity = plan.capacity;
+    out.text = describe(plan, with...);
+    return out;
+}
+
 Progress progress_of(int64_t step, int64_t steps, float content, float style, float tv, float total) {
     Progress p;
     p.step = step, p.steps = steps;
@@ -66,6 +78,13 @@ Image load_image_file(const std::string& path) {
 void save_image_file(const Image& image, const std::string& path) {
     guarded("save_image_file", [&] { save_image(to_tensor(image, "save_image_file"), path); });
 }
+
+void set_cpu_thread_count(int threads) {
+    NST_CHECK(threads >= 0, "set_cpu_thread_count: ", threads, " threads");
+    cpu_set_threads(threads);
+}
+
+int cpu_thread_count() { return cpu_threads(); }
 
 // ---- StyleModel -------------------------------------------------------------------------
 
@@ -93,16 +112,33 @@ StyleModel StyleModel::load(const std::string& path, const std::string& device, 
     });
 }
 
-Image StyleModel::stylize(const Image& photo, bool preserve_color) const {
+std::vector<Image> StyleModel::stylize(const std::vector<Image>& photos, const StylizeSettings& s) const {
     NST_CHECK(impl_, "StyleModel::stylize: the model was moved from");
     return guarded("StyleModel::stylize", [&] {
-        const Tensor x = to_tensor(photo, "stylize").to(impl_->net.device());
-        Tensor y = impl_->net.stylize_fitting(x);  // tiles, with the same result, when it must
-        if (preserve_color) {
-            NoGradGuard no_grad;
-            y = luminance_transfer(y, x);
-        }
-        return to_image(y);
+        NST_CHECK(!photos.empty(), "StyleModel::stylize: no photos");
+        std::vector<Tensor> in;
+        for (const Image& photo : photos) in.push_back(to_tensor(photo, "stylize"));
+        const Stylizer stylizer(impl_->net, {s.tile, int(photos.size()), s.preserve_color});
+        stylizer.check_tiles(in.front().size(2), in.front().size(3));
+        stylizer.plan(in.front().size(2), in.front().size(3));  // refuses what fits nowhere
+        std::vector<Image> out;
+        for (const Tensor& y : stylizer.run(in)) out.push_back(to_image(y));
+        return out;
+    });
+}
+
+Image StyleModel::stylize(const Image& photo, const StylizeSettings& settings) const {
+    return std::move(stylize(std::vector<Image>{photo}, settings).front());
+}
+
+MemoryPlan StyleModel::plan(int width, int height, int batch, const StylizeSettings& s) const {
+    NST_CHECK(impl_, "StyleModel::plan: the model was moved from");
+    return guarded("StyleModel::plan", [&] {
+        NST_CHECK(width > 0 && height > 0 && batch > 0, "StyleModel::plan: invalid size ", width, "x", height,
+                  ", batch ", batch);
+        const Stylizer stylizer(impl_->net, {s.tile, batch, s.preserve_color});
+        stylizer.check_tiles(height, width);
+        return memory_plan_of(*stylizer.plan(height, width, true), impl_->net);
     });
 }
 
@@ -115,30 +151,54 @@ void StyleModel::save(const std::string& path) const {
 
 namespace {
 
+GatysOptions gatys_options(const OptimizeSettings& s) {
+    NST_CHECK(s.size > 0, "optimize: size must be positive");
+    GatysOptions o;
+    o.scales = s.scales.empty() ? default_scales(s.size) : s.scales;
+    NST_CHECK(o.scales.back() == s.size, "optimize: size ", s.size, " and scales (last ", o.scales.back(),
+              ") disagree: the last scale is the final size");
+    o.stage_iterations = s.iterations.empty() ? default_stage_iterations(int(o.scales.size())) : s.iterations;
+    if (o.stage_iterations.size() == 1) o.stage_iterations.assign(o.scales.size(), o.stage_iterations[0]);
+    o.optimizer = s.adam ? GatysOptimizer::Adam : GatysOptimizer::LBFGS;
+    o.learning_rate = s.learning_rate;
+    o.lbfgs_history = s.lbfgs_history;
+    o.content_weight = s.content_weight, o.style_weight = s.style_weight, o.tv_weight = s.tv_weight;
+    o.style_scale = s.style_scale;
+    o.tile = s.tile;
+    o.original_colors = s.original_colors;
+    return o;
+}
+
+// The run of nst-run optimize, its images and network made from the settings.
+struct OptimizeRun {
+    Vgg19 net;
+    std::unique_ptr<Optimization> optimization;
+    GatysOptions options;
+
+    OptimizeRun(const Image& content_image, const std::vector<Image>& style_images, const OptimizeSettings& s)
+        : net(loss_network(s.vgg, usable_device(s.device), VggPooling::Avg)), options(gatys_options(s)) {
+        NST_CHECK(!style_images.empty(), "optimize: no style image");
+        NST_CHECK(s.style_blend.empty() || s.style_blend.size() == style_images.size(), "optimize: ",
+                  s.style_blend.size(), " blend weights for ", style_images.size(), " style image(s)");
+        std::vector<StyleInput> styles;
+        for (size_t i = 0; i < style_images.size(); ++i)
+            styles.push_back({scale(to_tensor(style_images[i], "optimize: style"), 1.f / 255.f),
+                              s.style_blend.empty() ? 1.f : s.style_blend[i]});
+        optimization = std::make_unique<Optimization>(
+            net, scale(to_tensor(content_image, "optimize: content"), 1.f / 255.f), std::move(styles), options);
+    }
+};
+
 Image optimize_image(const Image& content_image, const std::vector<Image>& style_images, const OptimizeSettings& s,
                      const ProgressCallback& callback) {
-    NST_CHECK(s.size > 0 && s.iterations > 0, "optimize: size and iterations must be positive");
-    NST_CHECK(!style_images.empty(), "optimize: no style image");
-    const Device device = usable_device(s.device);
-    Tensor content = scale(to_tensor(content_image, "optimize: content"), 1.f / 255.f);
-    const auto [h, w] = fit_longest_side(content.size(2), content.size(3), s.size);
-    content = resize_image01(content, h, w);
-    std::vector<StyleInput> styles;
-    for (const Image& style : style_images) styles.push_back({scale(to_tensor(style, "optimize: style"), 1.f / 255.f), 1.f});
-
-    GatysOptions o;
-    o.iterations = s.iterations;
-    o.optimizer = s.adam ? GatysOptimizer::Adam : GatysOptimizer::LBFGS;
-    o.content_weight = s.content_weight, o.style_weight = s.style_weight, o.tv_weight = s.tv_weight;
-    o.original_colors = s.original_colors;
-    const Vgg19 net = loss_network(s.vgg, device, VggPooling::Avg);
+    OptimizeRun run(content_image, style_images, s);
     GatysCallback progress;
     if (callback)
         progress = [&](const GatysProgress& p, const Tensor&) {
             return callback(progress_of(p.total_iteration, p.total_iterations, p.content_loss, p.style_loss,
                                         p.tv_loss, p.total_loss));
         };
-    return to_image(scale(stylize_by_optimization(net, content, styles, o, progress), 255.f));
+    return to_image(scale(run.optimization->run(progress), 255.f));
 }
 
 }  // namespace
@@ -148,22 +208,50 @@ Image optimize(const Image& content_image, const std::vector<Image>& style_image
     return guarded("optimize", [&] { return optimize_image(content_image, style_images, s, callback); });
 }
 
+MemoryPlan plan_optimize(const Image& content, const std::vector<Image>& styles, const OptimizeSettings& s) {
+    return guarded("plan_optimize", [&] {
+        OptimizeRun run(content, styles, s);
+        const OptimizePlan& plan = *run.optimization->plan(true);
+        MemoryPlan out;
+        out.fits = plan.fits, out.capacity = plan.capacity;
+        for (const StagePlan& stage : plan.stages) out.peak = std::max(out.peak, stage.peak);
+        out.text = describe(plan, run.options);
+        return out;
+    });
+}
+
 // ---- train -------------------------------------------------------------------------------------
 
 namespace {
 
-StyleModel train_model(const Image& style_image, const TrainSettings& s, const ProgressCallback& callback) {
-    NST_CHECK(s.steps > 0, "train: steps must be positive");
-    const Device device = usable_device(s.device);
-    Tensor style = scale(to_tensor(style_image, "train: style"), 1.f / 255.f);
-    const auto [h, w] = fit_longest_side(style.size(2), style.size(3), s.size);
-    style = resize_image01(style, h, w);
+// The style image at the size the run uses (nst-run's --style-size).
+Tensor training_style(const Image& style_image, const TrainSettings& s) {
+    NST_CHECK(s.size > 0 && s.batch > 0 && s.style_size >= 0, "train: size, batch and style_size must be positive");
+    const Tensor style = scale(to_tensor(style_image, "train: style"), 1.f / 255.f);
+    const ImageSize size = fit_longest_side(style.size(2), style.size(3), s.style_size > 0 ? s.style_size : s.size);
+    return resize_image01(style, size.height, size.width);
+}
+
+TrainingOptions training_options(const TrainSettings& s) {
     TrainingOptions o;
     o.content_weight = s.content_weight, o.style_weight = s.style_weight, o.tv_weight = s.tv_weight;
     o.learning_rate = s.learning_rate;
+    return o;
+}
+
+std::optional<TrainingPlan> training_plan(const Vgg19& vgg, const Tensor& style, const TrainSettings& s, bool asked) {
+    return plan_or_refuse(asked, training_plan_needed(vgg.device(), s.batch, s.size, style.size(2) * style.size(3)),
+                          [&] { return plan_training(vgg, {style.size(2), style.size(3)}, training_options(s), s.batch, s.size); });
+}
+
+StyleModel train_model(const Image& style_image, const TrainSettings& s, const ProgressCallback& callback) {
+    NST_CHECK(s.steps > 0, "train: steps must be positive");
+    const Device device = usable_device(s.device);
+    const Tensor style = training_style(style_image, s);
     TrainingImages photos(s.photos, s.size, s.batch, s.seed);
     const Vgg19 vgg = loss_network(s.vgg, device, VggPooling::Max);
-    StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, s.seed, device), vgg, style, o);
+    training_plan(vgg, style, s, false);  // refuses what cannot fit, before the trainer exists
+    StyleTrainer trainer(TransformNet::create(TransformNetSpec{}, s.seed, device), vgg, style, training_options(s));
     while (trainer.steps() < s.steps) {
         const TrainingLosses l = trainer.step(photos.next());
         if (!callback) continue;
@@ -178,6 +266,14 @@ StyleModel train_model(const Image& style_image, const TrainSettings& s, const P
 
 StyleModel train(const Image& style, const TrainSettings& settings, const ProgressCallback& callback) {
     return guarded("train", [&] { return train_model(style, settings, callback); });
+}
+
+MemoryPlan plan_train(const Image& style_image, const TrainSettings& s) {
+    return guarded("plan_train", [&] {
+        const Tensor style = training_style(style_image, s);
+        const Vgg19 vgg = loss_network(s.vgg, usable_device(s.device), VggPooling::Max);
+        return memory_plan_of(*training_plan(vgg, style, s, true));
+    });
 }
 
 }  // namespace nst

@@ -14,10 +14,12 @@
 // TV is a mean so that its weight
 // does not depend on the image size across the stages of a multi-scale run.
 //
-// Multi-scale (`scales`): each stage optimizes at one size, starting from the
-// previous stage's result resized bilinearly; the content is resized from the
-// original at every stage and the styles by `style_scale` relative to it.
-// Targets are computed once per stage, without a graph.
+// Here: the options and the objective of one stage. The run (stages, the
+// memory plan, the optimizer) is nets/optimize.hpp: each stage optimizes at
+// one size, starting from the previous stage's result resized bilinearly;
+// the content is resized from the result-sized content at every stage and
+// the styles by `style_scale` relative to it. Targets are computed once per
+// stage, without a graph.
 #pragma once
 #include <algorithm>
 #include <functional>
@@ -78,7 +80,7 @@ struct GatysOptions {
     // > 0: every step in tiles of this many pixels (rounded up to the deepest
     // layer's stride; nets/vgg_tiles.hpp): the untiled result, with a step's
     // memory bounded by the tile instead of the image. 0: untiled until
-    // memory runs out, then tiles of 2048, 1024, ... down to 64 pixels.
+    // memory runs out, then the tile ladder (nets/tile_ladder.hpp).
     int tile = 0;
 };
 
@@ -156,63 +158,10 @@ private:
     bool tile_given_ = false;
 };
 
-struct GatysProgress {
-    int stage = 0, stages = 1;            // stage is 0-based
-    int64_t height = 0, width = 0;        // of this stage
-    int iteration = 0, iterations = 0;    // within the stage, 1-based
-    int total_iteration = 0, total_iterations = 0;  // over all stages
-    // Losses of the image this iteration's step started from (weighted).
-    float content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
-    float temporal_loss = 0;  // video frames only (GatysOptions::temporal_weight)
-    double elapsed_seconds = 0;  // since the run started
-    bool snapshot = false;       // save_every fell due: `image` is defined
-    // How long L-BFGS's history may grow: lbfgs_history, or less once memory
-    // ran short (core/optim.hpp); 0 with Adam.
-    int lbfgs_history = 0;
-    int tile = 0;  // the stage's tile size (0: untiled) ...
-    int planned_tile = 0;  // ... and the one it started with (a memory plan's)
-};
-
-// Called after every iteration; `image` is defined only on snapshots (then it
-// is the result so far, original colours applied). Return false to stop: the
-// run then returns the image so far.
-using GatysCallback = std::function<bool(const GatysProgress&, const Tensor& image)>;
-
-// A NaN or infinite loss: the run stops and keeps the newest image whose loss
-// was finite (or the stage's starting image), as the run would return it.
-class NonFiniteLossError : public Error {
-public:
-    NonFiniteLossError(const std::string& message, Tensor last_good, int last_good_iteration)
-        : Error(message), last_good_(std::move(last_good)), iteration_(last_good_iteration) {}
-    const Tensor& last_good_image() const { return last_good_; }
-    int last_good_iteration() const { return iteration_; }  // over all stages; 0: the start
-
-private:
-    Tensor last_good_;
-    int iteration_;
-};
-
-struct OptimizePlan;  // nets/memory_plan.hpp
-
-// The whole run; returns [1, 3, H, W] on the network's device, 0..1 but not
-// clamped (save_image clamps). H, W: the content's size, or the last scale's.
-// `plan`: the run's memory plan when the caller has made it already (nst-run
-// does, to refuse runs that cannot fit); else made here where the run could
-// come near the device's memory. An interrupt request (core/interrupt.hpp)
-// stops a tiled step between its tiles, and the run returns the last
-// completed iteration's image, as when the callback stops it; before the
-// first iteration it throws Interrupted.
-Tensor stylize_by_optimization(const Vgg19& net, const Tensor& content,
-                               const std::vector<StyleInput>& styles, const GatysOptions& options,
-                               const GatysCallback& callback = nullptr, const OptimizePlan* plan = nullptr);
-
-// Helpers, public for the CLI and the tests.
-// (height, width) with the longer side `side` and the aspect ratio kept.
-std::pair<int, int> fit_longest_side(int64_t height, int64_t width, int side);
-// Bilinear resampling (PyTorch's interpolate, align_corners=False, no
-// antialiasing, no clamping), via the host; the result is on the input's device.
-Tensor resize_bilinear(const Tensor& image, int height, int width);
-// Mitchell resampling of a 0..1 image (core/image.hpp works on 0..255).
-Tensor resize_image01(const Tensor& image, int height, int width);
+// Checks of the optimization's input images, with the messages nst-run
+// shows ("optimize: the <what> must be ..."): an RGB image [1, 3, H, W];
+// finite values (read through the host).
+void check_rgb_input(const char* what, const Tensor& image);
+void check_finite_input(const std::string& what, const Tensor& image);
 
 }  // namespace nst

@@ -29,6 +29,7 @@
 #include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
+#include "nets/tile_ladder.hpp"
 #include "nets/vgg_tiles.hpp"
 
 namespace nst {
@@ -97,13 +98,16 @@ auto GatysObjective::fitting(F&& f, bool may_tile) {
     }
 }
 
-// Tiles of 2048, 1024, ... 64 pixels, each smaller than the image.
+// The next rung of the tile ladder (nets/tile_ladder.hpp) below the current tile.
 bool GatysObjective::smaller_tiles() {
     if (tile_given_) return false;
-    const int side = int(std::max(content_.size(2), content_.size(3)));
-    int next = tile_ == 0 ? 2048 : tile_ / 2;
-    while (next >= side) next /= 2;
-    if (next < 64) return false;
+    int next = 0;
+    for (int t : tile_ladder(kLargestOptimizeTile, std::max(content_.size(2), content_.size(3))))
+        if (tile_ == 0 || t < tile_) {
+            next = t;
+            break;
+        }
+    if (next == 0) return false;
     tile_ = next;
     // The untiled targets go; what the failed attempt left cached is given back.
     for (Term& t : content_terms_) t.target = Tensor();

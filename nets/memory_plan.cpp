@@ -7,6 +7,8 @@
 #include "core/autograd.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
+#include "core/image.hpp"
+#include "nets/tile_ladder.hpp"
 #include "nets/vgg_tiles.hpp"
 
 namespace nst {
@@ -26,7 +28,10 @@ constexpr int kStepSmallSide = 2 * kSmallSide, kStepLargeSide = 2 * kLargeSide;
 std::vector<std::pair<int64_t, int64_t>> stage_sizes(std::pair<int64_t, int64_t> content_hw, const GatysOptions& o) {
     if (o.scales.empty()) return {content_hw};
     std::vector<std::pair<int64_t, int64_t>> out;
-    for (int side : o.scales) out.push_back(fit_longest_side(content_hw.first, content_hw.second, side));
+    for (int side : o.scales) {
+        const ImageSize s = fit_longest_side(content_hw.first, content_hw.second, side);
+        out.emplace_back(s.height, s.width);
+    }
     return out;
 }
 
@@ -193,14 +198,14 @@ OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> con
         s.untiled = s.peak = predicted_peak(plan, h, w, style_hw, o, 0, history);
         const int side = int(std::max(h, w));
         // The candidates, largest first: the caller's tile, or the whole
-        // image and then 2048, 1024, ... 64 pixels.
+        // image and then the tile ladder (nets/tile_ladder.hpp).
         std::vector<int> tiles;
         if (o.tile > 0) {
             tiles.push_back(o.tile < side ? o.tile : 0);
         } else {
             tiles.push_back(0);
-            for (int t = 2048; t >= kMinOptimizeTile && !layers.empty(); t /= 2)
-                if (t < side) tiles.push_back(t);
+            if (!layers.empty())
+                for (int t : tile_ladder(kLargestOptimizeTile, side)) tiles.push_back(t);
         }
         const size_t pair = 2 * 3 * kFloat * size_t(h * w);
         // The most history that fits beside tiles of t (capped at the asked history).
@@ -246,9 +251,23 @@ OptimizePlan plan_optimization(const Vgg19& net, std::pair<int64_t, int64_t> con
                     break;
                 }
         }
+        plan.fits = plan.fits && s.fits;
         plan.stages.push_back(s);
     }
+    plan.smallest_tile = o.tile > 0 ? o.tile : kMinTile;
     return plan;
+}
+
+std::string unfit_message(const OptimizePlan& plan) {
+    for (size_t i = 0; i < plan.stages.size(); ++i) {
+        const StagePlan& st = plan.stages[i];
+        if (!st.fits)
+            return "optimize: stage " + std::to_string(i + 1) + " (" + std::to_string(st.width) + "x" +
+                   std::to_string(st.height) + ") does not fit in memory, even in tiles of " +
+                   std::to_string(plan.smallest_tile) + " (untiled it needs " + format_bytes(st.untiled) +
+                   ", the device has " + format_bytes(plan.capacity) + ")";
+    }
+    return "";
 }
 
 bool plan_needed(Device device, std::pair<int64_t, int64_t> content_hw, const GatysOptions& o) {
@@ -270,7 +289,7 @@ std::string describe(const OptimizePlan& plan, const GatysOptions& o) {
         out += "stage " + std::to_string(i + 1) + "/" + std::to_string(plan.stages.size()) + ": " +
                std::to_string(s.width) + "x" + std::to_string(s.height) + ": untiled " + format_bytes(s.untiled);
         if (!s.fits) {
-            out += ": does not fit, even in tiles of " + std::to_string(kMinOptimizeTile) +
+            out += ": does not fit, even in tiles of " + std::to_string(kMinTile) +
                    (o.optimizer == GatysOptimizer::LBFGS ? " without L-BFGS history" : "") + "\n";
             continue;
         }
@@ -352,6 +371,12 @@ std::string stylize_unfit_reason(const StylizePlan& plan) {
            format_bytes(plan.peak) + ")";
 }
 
+std::string unfit_message(const StylizePlan& plan) {
+    return "stylize: " + std::to_string(plan.width) + "x" + std::to_string(plan.height) +
+           " images do not fit in memory, " + stylize_unfit_reason(plan) + "; the device has " +
+           format_bytes(plan.capacity);
+}
+
 bool stylize_plan_needed(Device device, int64_t height, int64_t width, int batch) {
     return near_capacity(device, double(height * width) * std::max(1, batch) * 3000.0 + 256e6);
 }
@@ -428,6 +453,18 @@ TrainingPlan plan_training(const Vgg19& vgg, std::pair<int64_t, int64_t> style_h
     const double per_photo = (plan.per_pixel + 3.0 * kFloat) * double(size) * double(size);
     plan.largest_batch = budget > double(plan.fixed) ? int(std::min(1e6, (budget - double(plan.fixed)) / per_photo)) : 0;
     return plan;
+}
+
+std::string unfit_message(const TrainingPlan& plan) {
+    if (!plan.style_fits)
+        return "train: the style's targets at " + std::to_string(plan.style_width) + "x" +
+               std::to_string(plan.style_height) + " need " + format_bytes(plan.style_peak) + ", the device has " +
+               format_bytes(plan.capacity) + "; use a smaller style image";
+    return "train: a step of " + std::to_string(plan.batch) + " photos of " + std::to_string(plan.size) + "x" +
+           std::to_string(plan.size) + " needs " + format_bytes(plan.peak) + ", the device has " +
+           format_bytes(plan.capacity) + "; " +
+           (plan.largest_batch > 0 ? "a batch of " + std::to_string(plan.largest_batch) + " fits"
+                                   : std::string("not even one photo fits: use a smaller photo size"));
 }
 
 bool training_plan_needed(Device device, int batch, int size, int64_t style_pixels) {

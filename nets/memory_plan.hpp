@@ -24,6 +24,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,15 +45,14 @@ struct StagePlan {
 };
 
 struct OptimizePlan {
+    bool fits = true;        // every stage
+    int smallest_tile = 0;   // the smallest tile tried (the caller's, or kMinTile)
     size_t capacity = 0;     // what the device lets tensors hold (memory_capacity)
     size_t in_use = 0;       // what they held when the plan was made (the network)
     size_t step_fixed = 0;   // a step's measured cost: fixed part ...
     double step_per_pixel = 0;  // ... and bytes per pixel
     std::vector<StagePlan> stages;
 };
-
-// The smallest tile the plan and the run consider (pixels).
-constexpr int kMinOptimizeTile = 64;
 
 // `content_hw`: the content's size at the final stage (or its own size when
 // options.scales is empty); `style_hw`: the style images' own sizes;
@@ -78,6 +78,8 @@ bool plan_needed(Device device, std::pair<int64_t, int64_t> content_hw, const Ga
 
 // Plain lines for `nst-run optimize --plan`.
 std::string describe(const OptimizePlan& plan, const GatysOptions& options);
+// Why a plan does not fit, as an error's message: "optimize: stage 2 (...) does not fit ...".
+std::string unfit_message(const OptimizePlan& plan);
 
 // ---- stylize ----------------------------------------------------------------------------
 // Feed-forward stylization (TransformNet::stylize) of a batch of images of
@@ -108,6 +110,8 @@ size_t predicted_stylize_peak(const StylizePlan& plan, const TransformNet& net, 
 std::string describe(const StylizePlan& plan, const TransformNet& net);
 // Why a plan that does not fit does not: "even one image at a time in tiles of 256 (1.2 GiB)".
 std::string stylize_unfit_reason(const StylizePlan& plan);
+// As an error's message: "stylize: 8000x6000 images do not fit in memory, even ...".
+std::string unfit_message(const StylizePlan& plan);
 // Whether stylizing could come near the device's memory (a rough bound).
 bool stylize_plan_needed(Device device, int64_t height, int64_t width, int batch);
 
@@ -136,6 +140,30 @@ TrainingPlan plan_training(const Vgg19& vgg, std::pair<int64_t, int64_t> style_h
                            int batch, int size, size_t capacity = 0);
 size_t predicted_training_peak(const TrainingPlan& plan, int batch, int size);
 std::string describe(const TrainingPlan& plan);
+// As an error's message: the style's targets or a step, and what would fit.
+std::string unfit_message(const TrainingPlan& plan);
+
+// ---- plan or refuse ---------------------------------------------------------------------
+// Every mode's use of its plan (nets/optimize.hpp, nets/stylize.hpp,
+// nets/train.hpp): made when `asked` (--plan) or when the run could come
+// near the device's memory (`needed`, a rough bound: measuring costs a
+// second), else none. Unless asked, a plan that does not fit throws
+// OutOfMemoryError(unfit_message(plan)) before the run starts, and not even
+// the plan's small measurements fitting gives none (the run's own
+// fallbacks then say what to do); asked, both are the caller's to show.
+template <class Make>
+auto plan_or_refuse(bool asked, bool needed, Make&& make) -> std::optional<decltype(make())> {
+    if (!asked && !needed) return std::nullopt;
+    std::optional<decltype(make())> plan;
+    try {
+        plan = make();
+    } catch (const OutOfMemoryError&) {
+        if (asked) throw;
+        return std::nullopt;
+    }
+    if (!asked && !plan->fits) throw OutOfMemoryError(unfit_message(*plan));
+    return plan;
+}
 // Whether a training step could come near the device's memory (a rough bound).
 bool training_plan_needed(Device device, int batch, int size, int64_t style_pixels);
 

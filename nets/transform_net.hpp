@@ -105,7 +105,7 @@ public:
     // Tiles that pay for themselves: at most this multiple of the untiled work.
     static constexpr double kMaxTiledWork = 32;
     // The tile sizes memory can fall back to for a height x width image,
-    // largest first: 1024, 512, ... 64 pixels, smaller than the image, each
+    // largest first: the tile ladder (nets/tile_ladder.hpp), each
     // reading less than the whole image and costing at most kMaxTiledWork.
     // Empty when no tile helps: then only a smaller image does.
     std::vector<int> fallback_tiles(int64_t height, int64_t width) const;

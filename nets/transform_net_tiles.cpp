@@ -25,6 +25,7 @@
 #include "core/autograd.hpp"
 #include "core/error.hpp"
 #include "core/ops.hpp"
+#include "nets/tile_ladder.hpp"
 #include "nets/transform_net.hpp"
 
 namespace nst {
@@ -132,8 +133,7 @@ int64_t TransformNet::largest_tile_crop(int64_t H, int64_t W, int tile) const {
 
 std::vector<int> TransformNet::fallback_tiles(int64_t H, int64_t W) const {
     std::vector<int> tiles;
-    for (int tile = 1024; tile >= 64; tile /= 2) {
-        if (tile >= std::max(H, W)) continue;
+    for (int tile : tile_ladder(kLargestStylizeTile, std::max(H, W))) {
         // A tile's crop as large as the image saves no memory.
         if (largest_tile_crop(H, W, tile) < H * W && tiled_work(H, W, tile) <= kMaxTiledWork) tiles.push_back(tile);
     }

@@ -107,7 +107,7 @@ elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
 expect "a photo that fits nowhere is refused up front: $(cat err.txt)" grep -q 'do not fit in memory' err.txt
 expect "in seconds (took $elapsed_ms ms)" test "$elapsed_ms" -lt 10000
 run 1 stylize --model $M --in mid.png --out p.png --tile 44
-expect "tiles that cannot pay are refused with their cost" grep -q 'would cost about [0-9]* times the untiled work .*use --tile 48 or more' err.txt
+expect "tiles that cannot pay are refused with their cost" grep -q 'would cost about [0-9]* times the untiled work .*use tiles of 48 or more' err.txt
 run 0 train --style $P --data fx/photos --out t.safetensors --size 4096 --batch 4 --plan --device cpu --vgg random
 expect "train --plan says when not even one photo fits" grep -q 'not even one photo fits at this size' out.txt
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <nst/nst.hpp>
 
+#include "nets/transform_net.hpp"
 #include "temp_dir.hpp"
 
 using Catch::Matchers::Contains;
@@ -69,7 +70,7 @@ TEST_CASE("api: train a model, save it, load it, stylize", "[api]") {
     model.save(path);
     const nst::StyleModel loaded = nst::StyleModel::load(path, "cpu");
     const nst::Image photo = gradient_image(27, 19, 2);  // odd sizes come back as they went in
-    const nst::Image a = model.stylize(photo), b = loaded.stylize(photo), c = loaded.stylize(photo, true);
+    const nst::Image a = model.stylize(photo), b = loaded.stylize(photo), c = loaded.stylize(photo, {true, 0});
     CHECK(a.width == 27);
     CHECK(a.height == 19);
     CHECK(a.rgb == b.rgb);
@@ -98,7 +99,7 @@ TEST_CASE("api: train a model, save it, load it, stylize", "[api]") {
 
 TEST_CASE("api: optimize with a progress callback that cancels", "[api]") {
     nst::OptimizeSettings s;
-    s.size = 32, s.iterations = 10, s.device = "cpu";
+    s.size = 32, s.scales = {32}, s.iterations = {10}, s.device = "cpu";
     int calls = 0;
     float first = 0, last = 0;
     const nst::Image out = nst::optimize(gradient_image(48, 36, 0), {gradient_image(30, 30, 3)}, s,
@@ -113,4 +114,75 @@ TEST_CASE("api: optimize with a progress callback that cancels", "[api]") {
     CHECK(out.height == 24);
     CHECK(out.rgb.size() == size_t(32 * 24 * 3));
     CHECK_THROWS_WITH(nst::optimize(gradient_image(48, 36, 0), {}, s), Contains("no style image"));
+}
+
+TEST_CASE("api: the CLI's features: stages, blend weights, tiles, batches, plans, threads", "[api]") {
+    const std::string dir = nst::test::temp_dir() + "/api_features";
+    std::filesystem::create_directories(dir);
+    const std::string path = dir + "/net.safetensors";
+    nst::TransformNet::create(nst::TransformNetSpec{}, 5, nst::Device::cpu()).save(path);
+    const nst::StyleModel model = nst::StyleModel::load(path, "cpu");
+    const nst::Image photo = gradient_image(200, 150, 4);
+
+    SECTION("tiles give the untiled image; a batch gives each image's") {
+        const nst::Image whole = model.stylize(photo);
+        nst::StylizeSettings tiled;
+        tiled.tile = 128;
+        const nst::Image in_tiles = model.stylize(photo, tiled);
+        REQUIRE(in_tiles.rgb.size() == whole.rgb.size());
+        int worst = 0;
+        for (size_t i = 0; i < whole.rgb.size(); ++i)
+            worst = std::max(worst, std::abs(int(whole.rgb[i]) - int(in_tiles.rgb[i])));
+        CHECK(worst <= 1);  // float rounding of the gathered statistics, then 8 bits
+        const nst::Image other = gradient_image(200, 150, 9);
+        const std::vector<nst::Image> both = model.stylize(std::vector<nst::Image>{photo, other});
+        REQUIRE(both.size() == 2);
+        CHECK(both[0].rgb == whole.rgb);
+        CHECK(both[1].rgb == model.stylize(other).rgb);
+        nst::StylizeSettings tiny;
+        tiny.tile = 16;
+        CHECK_THROWS_WITH(model.stylize(photo, tiny), Contains("smaller than the"));
+    }
+    SECTION("the plan says what nst-run --plan says") {
+        const nst::MemoryPlan plan = model.plan(1920, 1080, 4);
+        CHECK(plan.fits);
+        CHECK(plan.peak > 0);
+        CHECK(plan.capacity > plan.peak);
+        CHECK_THAT(plan.text, Contains("1920x1080, batch 4"));
+        nst::StylizeSettings tiled;
+        tiled.tile = 512;
+        CHECK_THAT(model.plan(1920, 1080, 1, tiled).text, Contains("in tiles of 512"));
+    }
+    SECTION("the same bits at any CPU thread count") {
+        const int before = nst::cpu_thread_count();
+        nst::set_cpu_thread_count(1);
+        CHECK(nst::cpu_thread_count() == 1);
+        const nst::Image one = model.stylize(photo);
+        nst::set_cpu_thread_count(2);
+        const nst::Image two = model.stylize(photo);
+        nst::set_cpu_thread_count(before);
+        CHECK(one.rgb == two.rgb);
+        CHECK_THROWS_WITH(nst::set_cpu_thread_count(-1), Contains("threads"));
+    }
+    SECTION("optimize: nst-run's stages by default, blend weights, the plan") {
+        nst::OptimizeSettings s;
+        s.size = 256, s.iterations = {2, 1}, s.device = "cpu";
+        std::vector<int64_t> steps;
+        nst::optimize(gradient_image(64, 48, 0), {gradient_image(30, 30, 3), gradient_image(40, 30, 5)}, s,
+                      [&](const nst::Progress& p) {
+                          steps.push_back(p.steps);
+                          return true;
+                      });
+        CHECK(steps == std::vector<int64_t>{3, 3, 3});  // 128 then 256 pixels, as nst-run's default
+        s.style_blend = {1.f};
+        CHECK_THROWS_WITH(nst::optimize(gradient_image(64, 48, 0), {gradient_image(30, 30, 3), gradient_image(40, 30, 5)}, s),
+                          Contains("1 blend weights for 2 style image(s)"));
+        s.style_blend.clear();
+        s.scales = {64, 128};
+        CHECK_THROWS_WITH(nst::optimize(gradient_image(64, 48, 0), {gradient_image(30, 30, 3)}, s), Contains("disagree"));
+        s.size = 128;
+        const nst::MemoryPlan plan = nst::plan_optimize(gradient_image(64, 48, 0), {gradient_image(30, 30, 3)}, s);
+        CHECK(plan.fits);
+        CHECK_THAT(plan.text, Contains("stage 2/2: 128x96"));
+    }
 }

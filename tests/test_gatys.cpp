@@ -25,6 +25,7 @@
 #include "core/ops.hpp"
 #include "weights/safetensors.hpp"
 #include "nets/gatys.hpp"
+#include "nets/optimize.hpp"
 
 using namespace nst;
 using Catch::Matchers::Contains;

@@ -15,6 +15,7 @@
 #include "core/error.hpp"
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
+#include "nets/optimize.hpp"
 #include "nets/vgg_tiles.hpp"
 
 using namespace nst;

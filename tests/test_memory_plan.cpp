@@ -13,6 +13,7 @@
 #include "core/ops.hpp"
 #include "core/autograd.hpp"
 #include "nets/gatys.hpp"
+#include "nets/optimize.hpp"
 #include "nets/memory_plan.hpp"
 
 using namespace nst;

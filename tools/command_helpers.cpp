@@ -190,17 +190,14 @@ void CsvLog::commit() {
     file_.reset();
 }
 
-std::pair<int, int> optimization_size(const std::string& flag, int side, int64_t height, int64_t width) {
-    const auto pixels = [&](int s) {
-        const auto [h, w] = nst::fit_longest_side(height, width, s);
-        return int64_t(h) * w;
-    };
-    const std::pair<int, int> hw = nst::fit_longest_side(height, width, side);
-    if (pixels(side) <= nst::kMaxImagePixels) return hw;
+nst::ImageSize optimization_size(const std::string& flag, int side, int64_t height, int64_t width) {
+    const auto pixels = [&](int s) { return nst::fit_longest_side(height, width, s).pixels(); };
+    const nst::ImageSize size = nst::fit_longest_side(height, width, side);
+    if (size.pixels() <= nst::kMaxImagePixels) return size;
     int largest = int(std::sqrt(double(nst::kMaxImagePixels) * double(std::max(height, width)) / double(std::min(height, width))));
     while (largest > kMinInputSide && pixels(largest) > nst::kMaxImagePixels) --largest;
-    throw Error(flag + " " + std::to_string(side) + ": the result would be " + std::to_string(hw.second) + "x" +
-                std::to_string(hw.first) + " pixels, more than the " + std::to_string(nst::kMaxImagePixels / 1000000) +
+    throw Error(flag + " " + std::to_string(side) + ": the result would be " + std::to_string(size.width) + "x" +
+                std::to_string(size.height) + " pixels, more than the " + std::to_string(nst::kMaxImagePixels / 1000000) +
                 " million nst works with (3 GiB as float32 RGB); use " + flag + " " + std::to_string(largest) +
                 " or less");
 }

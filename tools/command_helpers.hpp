@@ -13,6 +13,7 @@
 
 #include "core/device.hpp"
 #include "core/files.hpp"
+#include "core/image.hpp"
 #include "core/tensor.hpp"
 #include "nets/loss_terms.hpp"
 #include "nets/vgg19.hpp"
@@ -100,7 +101,7 @@ private:
 // content of height x width: (height, width), refused with the largest side
 // that fits when the result would pass the pixels nst works with
 // (nst::kMaxImagePixels).
-std::pair<int, int> optimization_size(const std::string& flag, int side, int64_t height, int64_t width);
+nst::ImageSize optimization_size(const std::string& flag, int side, int64_t height, int64_t width);
 
 // The loss flags optimize and train share, with each command's defaults.
 struct LossFlags {

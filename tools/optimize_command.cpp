@@ -23,8 +23,7 @@
 #include "core/interrupt.hpp"
 #include "core/ops.hpp"
 #include "nets/gatys.hpp"
-#include "nets/memory_plan.hpp"
-#include "nets/vgg_tiles.hpp"
+#include "nets/optimize.hpp"
 #include "nets/vgg19.hpp"
 #include "tools/command_files.hpp"
 #include "tools/command_helpers.hpp"
@@ -58,20 +57,6 @@ struct Settings {
     bool original_colors = false, quiet = false, size_given = false, plan = false, temporal_weight_given = false;
 };
 
-// Coarse to fine by default: most of the work at half size, where an
-// iteration costs a quarter, then a few at full size (measured in the README).
-std::vector<int> default_scales(int size) {
-    if (size < 256) return {size};
-    return {size / 2, size};
-}
-
-std::vector<int> default_iterations(int stages) {
-    if (stages == 1) return {500};
-    std::vector<int> n(size_t(stages), 250);
-    n.back() = 80;
-    return n;
-}
-
 Tensor load01(const std::string& path) { return nst::scale(load_input_image(path), 1.f / 255.f); }
 void save01(const Tensor& image, const std::string& path) { nst::save_image(nst::scale(image, 255.f), path); }
 
@@ -94,12 +79,12 @@ int run_optimize(const Settings& s) {
     NST_CHECK(s.blend.empty() || s.blend.size() == s.styles.size(), "--style-blend: ", s.blend.size(),
               " weights for ", s.styles.size(), " style image(s)");
     std::vector<int> scales = s.scales;
-    if (scales.empty()) scales = default_scales(s.size);
+    if (scales.empty()) scales = nst::default_scales(s.size);
     NST_CHECK(!s.size_given || scales.back() == s.size, "--size ", s.size, " and --scales (last ", scales.back(),
               ") disagree: the last scale is the final size");
     const int final_size = scales.back();
     const int stages = int(scales.size());
-    std::vector<int> iters = s.iters.empty() ? default_iterations(stages) : s.iters;
+    std::vector<int> iters = s.iters.empty() ? nst::default_stage_iterations(stages) : s.iters;
     if (iters.size() == 1) iters.assign(size_t(stages), iters[0]);
     NST_CHECK(int(iters.size()) == stages, "--iters: ", iters.size(), " counts for ", stages,
               " stages (give one, or one per stage)");
@@ -123,14 +108,6 @@ int run_optimize(const Settings& s) {
     nst::GatysOptions o;
     o.content_layers = parse_layers("--content-layers", s.loss.content_layers);
     o.style_layers = parse_layers("--style-layers", s.loss.style_layers);
-    if (s.tile > 0) {
-        std::vector<std::string> layers = nst::layer_names_of(o.content_layers);
-        for (const auto& l : o.style_layers) layers.push_back(l.layer);
-        const int64_t halo = nst::VggTiling::halo(layers);
-        NST_CHECK(s.tile >= halo, "--tile ", s.tile, " is under the ", halo,
-                  " pixels that each tile reads beyond its own on every side for these layers (a tile would "
-                  "read more than 9 times its own area); use at least ", halo);
-    }
     o.content_weight = s.loss.content_weight, o.style_weight = s.loss.style_weight, o.tv_weight = s.loss.tv_weight;
     o.style_scale = s.style_scale;
     o.scales = scales;
@@ -165,41 +142,22 @@ int run_optimize(const Settings& s) {
     Tensor content = load01(s.content);
     for (auto side = scales.rbegin(); side != scales.rend(); ++side)  // the final size first: it is --size's
         optimization_size(s.scales.empty() ? "--size" : "--scales", *side, content.size(2), content.size(3));
-    // Plain ints, not a structured binding: the callback below captures them.
-    const std::pair<int, int> final_hw = nst::fit_longest_side(content.size(2), content.size(3), final_size);
-    const int height = final_hw.first, width = final_hw.second;
     const nst::Vgg19 net = load_net();
-    // The memory plan (nets/memory_plan.hpp): printed with --plan, and a
-    // run that would not fit even in the smallest tiles refused before it starts.
-    // The run goes on with this plan (measured once).
-    std::optional<nst::OptimizePlan> made_plan;
-    if (s.plan || nst::plan_needed(device, {height, width}, o)) {
-        std::vector<std::pair<int64_t, int64_t>> style_hw;
-        for (const auto& st : styles) style_hw.emplace_back(st.image.size(2), st.image.size(3));
-        nst::OptimizePlan plan;
-        try {
-            // The content is resized after the plan (at print sizes that alone takes longer).
-            plan = nst::plan_optimization(net, {height, width}, style_hw, o, 0, 3 * sizeof(float) * size_t(height) * width);
-            made_plan = plan;
-        } catch (const nst::OutOfMemoryError&) {
-            if (s.plan) throw;  // else the run's own fallbacks go on from here
-        }
+    nst::Optimization optimization(net, std::move(content), std::move(styles), o);
+    const nst::ImageSize size = optimization.size();
+    // The memory plan (nets/memory_plan.hpp): printed with --plan, and a run
+    // that would not fit even in the smallest tiles refused before it starts.
+    try {
+        const auto& plan = optimization.plan(s.plan);
         if (s.plan) {
-            std::printf("%s", nst::describe(plan, o).c_str());
+            std::printf("%s", nst::describe(*plan, o).c_str());
             return 0;
         }
-        for (size_t i = 0; i < plan.stages.size(); ++i) {
-            const nst::StagePlan& st = plan.stages[i];
-            if (st.fits) continue;
-            throw nst::OutOfMemoryError(
-                "optimize: stage " + std::to_string(i + 1) + " (" + std::to_string(st.width) + "x" +
-                std::to_string(st.height) + ") does not fit in memory, even in tiles of " +
-                std::to_string(s.tile > 0 ? s.tile : nst::kMinOptimizeTile) + " (untiled it needs " +
-                nst::format_bytes(st.untiled) + ", the device has " + nst::format_bytes(plan.capacity) +
-                "); try a smaller --size" + (o.optimizer == nst::GatysOptimizer::LBFGS ? " or --optimizer adam" : ""));
-        }
+    } catch (const nst::OutOfMemoryError& e) {
+        if (s.plan) throw;
+        throw nst::OutOfMemoryError(std::string(e.what()) + "; try a smaller --size" +
+                                    (o.optimizer == nst::GatysOptimizer::LBFGS ? " or --optimizer adam" : ""));
     }
-    content = nst::resize_image01(content, height, width);
     CsvLog log("--log", s.log, "iteration,stage,width,height,content_loss,style_loss,tv_loss,total_loss,elapsed_s");
 
     // ---- the run ---------------------------------------------------------------------------
@@ -213,8 +171,7 @@ int run_optimize(const Settings& s) {
         bar_stage = stage;
     };
     // The first bar now, so a terminal shows it during the first (slowest) iteration.
-    const auto [h0, w0] = nst::fit_longest_side(height, width, scales[0]);
-    start_stage(0, stages, h0, w0);
+    start_stage(0, stages, optimization.stage_size(0).height, optimization.stage_size(0).width);
     int done = 0, history = s.history, tile = s.tile;
     const auto callback = [&](const nst::GatysProgress& p, const Tensor& image) {
         if (p.stage != bar_stage) start_stage(p.stage, p.stages, p.height, p.width);
@@ -245,14 +202,14 @@ int run_optimize(const Settings& s) {
         }
         bar->step(label);
         if (p.iteration == p.iterations && p.stage + 1 < p.stages) {  // the next bar before its first iteration
-            const auto [h, w] = nst::fit_longest_side(height, width, scales[size_t(p.stage + 1)]);
-            start_stage(p.stage + 1, p.stages, h, w);
+            const nst::ImageSize next = optimization.stage_size(p.stage + 1);
+            start_stage(p.stage + 1, p.stages, next.height, next.width);
         }
         return !nst_run::interrupted();
     };
     Tensor result;
     try {
-        result = nst::stylize_by_optimization(net, content, styles, o, callback, made_plan ? &*made_plan : nullptr);
+        result = optimization.run(callback);
     } catch (const nst::NonFiniteLossError& e) {
         bar.reset();  // ends the bar's line without a "done" summary
         if (e.last_good_iteration() == 0) throw Error(std::string(e.what()) + "; no output written");
@@ -262,8 +219,8 @@ int run_optimize(const Settings& s) {
     } catch (const nst::OutOfMemoryError& e) {
         bar.reset();
         // L-BFGS has already dropped its history (core/optim.hpp): only the size helps.
-        throw nst::OutOfMemoryError(std::string(e.what()) + " optimizing a " + std::to_string(width) + "x" +
-                                    std::to_string(height) + " image; try a smaller --size");
+        throw nst::OutOfMemoryError(std::string(e.what()) + " optimizing a " + std::to_string(size.width) + "x" +
+                                    std::to_string(size.height) + " image; try a smaller --size");
     } catch (const nst::Interrupted&) {
         bar.reset();
         throw Error("interrupted before the first iteration; no output written");

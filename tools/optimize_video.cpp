@@ -1,11 +1,14 @@
 #include "tools/optimize_video.hpp"
 
+#include "nets/optimize.hpp"
+
 #include <algorithm>
 #include <cmath>
 
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
+#include "nets/optimize.hpp"
 #include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/progress.hpp"

@@ -5,11 +5,8 @@
 //
 // Batches: --batch N stylizes N images of the same size in one pass (video
 // frames always are; a directory's images are grouped in sorted order while
-// their sizes agree). Memory: a batch that does not fit is stylized one
-// image at a time, and an image that does not fit in the largest tiles that
-// do (TransformNet::stylize_fitting, the same result; tiles that would cost
-// more than TransformNet::kMaxTiledWork times the untiled work are not
-// tried); --tile N always tiles an image larger than N, if such tiles pay.
+// their sizes agree). Memory, tiles and the plan: nets/stylize.hpp, the
+// same run as the public API's.
 #include "tools/stylize_command.hpp"
 
 #include <sys/stat.h>
@@ -30,8 +27,7 @@
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
-#include "nets/memory_plan.hpp"
-#include "nets/transform_net.hpp"
+#include "nets/stylize.hpp"
 #include "tools/command_files.hpp"
 #include "tools/progress.hpp"
 #include "tools/video.hpp"
@@ -54,92 +50,26 @@ struct Settings {
 // chosen by measurement (README, video).
 constexpr float kStabilizeWeight = 0.7f;
 
-// A video's frames as stylized: (width, height) after --max-size.
-std::pair<int, int> frame_size(const VideoInfo& info, int max_size) {
-    int width = info.width, height = info.height;
-    if (max_size > 0 && std::max(width, height) > max_size) {
-        const double k = double(max_size) / std::max(width, height);
-        width = std::max(1, int(std::lround(width * k)));
-        height = std::max(1, int(std::lround(height * k)));
-    }
-    return {width, height};
-}
-
 std::string size_str(const Tensor& t) { return std::to_string(t.size(3)) + "x" + std::to_string(t.size(2)); }
 
-// "about 15 times the untiled work"
-std::string tile_cost(const nst::TransformNet& net, int64_t height, int64_t width, int tile) {
-    return "about " + std::to_string(std::lround(net.tiled_work(height, width, tile))) + " times the untiled work";
-}
-
-// --tile on a height x width image: refused where the tiles cannot pay
-// (TransformNet::kMaxTiledWork), naming the smallest tile that does.
-void check_tile(const nst::TransformNet& net, int64_t height, int64_t width, int tile) {
-    if (tile <= 0 || tile >= std::max(height, width) || net.tiled_work(height, width, tile) <= nst::TransformNet::kMaxTiledWork)
-        return;
-    int least = (tile + 3) / 4 * 4;
-    while (least < std::max(height, width) && net.tiled_work(height, width, least) > nst::TransformNet::kMaxTiledWork)
-        least += 4;
-    throw Error("--tile " + std::to_string(tile) + ": tiles of " + std::to_string(tile / 4 * 4) + " on a " +
-                std::to_string(width) + "x" + std::to_string(height) + " image would cost " +
-                tile_cost(net, height, width, tile) + " (each tile reads " + std::to_string(net.tile_halo()) +
-                " pixels around itself, and every instance norm needs a pass of its own); use --tile " +
-                std::to_string(least) +
-                (least < std::max(height, width) ? " or more (" + tile_cost(net, height, width, least) + ")"
-                                                 : " or more (untiled)"));
-}
-
-// [1, 3, H, W] CPU images of one size -> [N, 3, H, W], and back. A batch
-// of one is the image itself (at 1080p each copy is 25 MB of host traffic).
-Tensor stack(const std::vector<Tensor>& images) {
-    if (images.size() == 1) return images.front();
-    std::vector<float> all;
-    for (const Tensor& t : images) {
-        const std::vector<float> v = t.to_vector();
-        all.insert(all.end(), v.begin(), v.end());
-    }
-    const Tensor& first = images.front();
-    return Tensor::from_vector(all, {int64_t(images.size()), 3, first.size(2), first.size(3)});
-}
-
-std::vector<Tensor> unstack(const Tensor& batch) {
-    if (batch.size(0) == 1) return {batch.cpu()};
-    const std::vector<float> all = batch.to_vector();
-    const int64_t n = batch.size(0), plane = all.size() / size_t(n);
-    std::vector<Tensor> out;
-    for (int64_t i = 0; i < n; ++i)
-        out.push_back(Tensor::from_vector(std::vector<float>(all.begin() + i * plane, all.begin() + (i + 1) * plane),
-                                          {1, 3, batch.size(2), batch.size(3)}));
-    return out;
-}
-
-class Stylizer {
+// What a run of nst::Stylizer (nets/stylize.hpp) needs from the command
+// line: its notes printed, out of memory answered with the flags that help.
+class CliStylizer {
 public:
-    Stylizer(const nst::TransformNet& net, const Settings& s) : net_(net), s_(s) {}
-    const nst::TransformNet& net() const { return net_; }
+    CliStylizer(const nst::TransformNet& net, const Settings& s)
+        : s_(s), stylizer_(net, {s.tile, s.batch, s.preserve_color}, [quiet = s.quiet](const std::string& note) {
+              if (!quiet) std::fprintf(stderr, "nst-run: note: %s\n", note.c_str());
+          }) {}
+    const nst::Stylizer& stylizer() const { return stylizer_; }
 
-    // Photos [1, 3, H, W] of one size on the CPU -> the stylized images on the CPU.
     std::vector<Tensor> run(const std::vector<Tensor>& photos) const {
-        return unstack(finished(stack(photos).to(net_.device())));
+        return hinted(photos.front().size(2), photos.front().size(3), [&] { return stylizer_.run(photos); });
     }
-
-    // Video frames: 8-bit RGB in and out, converted on the device, in as
-    // many passes as the kernels' 32-bit sizes need (--batch 346 at 1080p).
     void run(FrameBatch& frames, int height, int width) const {
-        const size_t frame_bytes = size_t(height) * width * 3;
-        const int most = int(std::max<int64_t>(1, ((int64_t(1) << 31) - 1) / int64_t(frame_bytes)));
-        auto pass = [&](int first, int count, std::vector<uint8_t>& out) {
-            nst::images_to_rgb8(finished(nst::images_from_rgb8(frames.input.data() + size_t(first) * frame_bytes,
-                                                               count, height, width, net_.device())),
-                                out);
-        };
-        if (frames.count <= most) return pass(0, frames.count, frames.stylized);
-        frames.stylized.clear();
-        std::vector<uint8_t> part;
-        for (int first = 0; first < frames.count; first += most) {
-            pass(first, std::min(most, frames.count - first), part);
-            frames.stylized.insert(frames.stylized.end(), part.begin(), part.end());
-        }
+        hinted(height, width, [&] {
+            stylizer_.run_rgb8(frames.input.data(), frames.count, height, width, frames.stylized);
+            return 0;
+        });
     }
 
     Tensor load(const std::string& path) const {
@@ -151,93 +81,39 @@ public:
                       s_.max_size, " shrinks it to ", size_str(photo), " pixels; nst-run needs at least ",
                       kMinInputSide, "x", kMinInputSide, " (use a larger --max-size)");
         }
-        check_tile(net_, photo.size(2), photo.size(3), s_.tile);
+        stylizer_.check_tiles(photo.size(2), photo.size(3));
         return photo;
     }
 
+    // The memory plan (nets/memory_plan.hpp) of images of height x width:
+    // printed with --plan (then true: the command is done); a run that fits
+    // nowhere refused before it starts.
+    bool plan_or_refuse(int64_t height, int64_t width) const {
+        const auto plan = hinted(height, width, [&] { return stylizer_.plan(height, width, s_.plan); });
+        if (s_.plan) std::printf("%s", nst::describe(*plan, stylizer_.net()).c_str());
+        return s_.plan;
+    }
+
 private:
-    Tensor finished(const Tensor& batch) const {
-        Tensor y = stylized(batch);
-        if (s_.preserve_color) {
-            nst::NoGradGuard no_grad;
-            y = nst::luminance_transfer(y, batch);
+    template <class F>
+    auto hinted(int64_t height, int64_t width, F&& f) const -> decltype(f()) {
+        try {
+            return f();
+        } catch (const nst::OutOfMemoryError& e) {
+            throw nst::OutOfMemoryError(std::string(e.what()) + "; try --max-size " +
+                                        std::to_string(std::max(height, width) / 2) +
+                                        (s_.batch > 1 ? " or a smaller --batch" : ""));
         }
-        return y;
     }
 
-    // --tile: tiles. Else the whole batch if it fits, else one image at a
-    // time, each in tiles if it must (TransformNet::stylize_fitting).
-    Tensor stylized(const Tensor& batch) const {
-        std::vector<Tensor> images;
-        if (s_.tile > 0) {
-            for (const Tensor& one : unstack(batch.cpu()))
-                images.push_back((s_.tile < std::max(one.size(2), one.size(3)) ? net_.stylize_tiled(one, s_.tile)
-                                                                                : net_.stylize(one.to(net_.device())))
-                                     .cpu());
-            return stack(images).to(net_.device());
-        }
-        if (batch.size(0) > 1) {
-            try {
-                return net_.stylize(batch);
-            } catch (const nst::OutOfMemoryError&) {
-            } catch (const nst::SizeLimitError&) {
-            } catch (const std::bad_alloc&) {
-            }
-            if (!s_.quiet)
-                std::fprintf(stderr, "nst-run: note: a batch of %lld images of %s does not fit in memory: one at a time\n",
-                             (long long)batch.size(0), size_str(batch).c_str());
-        }
-        for (const Tensor& one : unstack(batch.cpu())) {
-            try {
-                images.push_back(net_.stylize_fitting(one.to(net_.device()), [&](int tile) {
-                    if (!s_.quiet)
-                        std::fprintf(stderr, "nst-run: note: %s does not fit in memory: stylizing in tiles of %d (%s)\n",
-                                     size_str(one).c_str(), tile, tile_cost(net_, one.size(2), one.size(3), tile).c_str());
-                }).cpu());
-            } catch (const nst::OutOfMemoryError& e) {
-                throw nst::OutOfMemoryError(std::string(e.what()) + "; try --max-size " +
-                                            std::to_string(std::max(one.size(2), one.size(3)) / 2) +
-                                            (s_.batch > 1 ? " or a smaller --batch" : ""));
-            }
-        }
-        return stack(images).to(net_.device());
-    }
-
-    const nst::TransformNet& net_;
     const Settings& s_;
+    nst::Stylizer stylizer_;
 };
 
 std::string extension_of(const std::string& path) { return fs::path(path).extension().string(); }
 
 // Each mode adds its files to `files` (which holds the model) and checks them before any work.
-// The memory plan (nets/memory_plan.hpp) of images of height x width:
-// printed with --plan (then true: the command is done); a run that fits
-// nowhere (not even one image in the smallest tiles that pay) refused
-// before it starts.
-// Measured only when the images could come near the device's memory, or
-// when asked.
-bool plan_or_refuse(const nst::TransformNet& net, const Settings& o, int64_t h, int64_t w) {
-    if (!o.plan && !nst::stylize_plan_needed(net.device(), h, w, o.batch)) return false;
-    nst::StylizePlan plan;
-    try {
-        plan = nst::plan_stylize(net, h, w, o.batch, o.tile);
-    } catch (const nst::OutOfMemoryError&) {
-        if (o.plan) throw;
-        return false;  // not even the small measurements fit: the run's own fallbacks say what to do
-    }
-    if (o.plan) {
-        std::printf("%s", nst::describe(plan, net).c_str());
-        return true;
-    }
-    if (!plan.fits)
-        throw nst::OutOfMemoryError("stylize: " + std::to_string(w) + "x" + std::to_string(h) +
-                                    " images do not fit in memory, " + nst::stylize_unfit_reason(plan) +
-                                    "; the device has " + nst::format_bytes(plan.capacity) + "; try --max-size " +
-                                    std::to_string(std::max(h, w) / 2));
-    return false;
-}
-
-int stylize_image(const Stylizer& s, const Settings& o, CommandFiles& files) {
+int stylize_image(const CliStylizer& s, const Settings& o, CommandFiles& files) {
     NST_CHECK(nst::is_writable_image_path(o.out), o.out, ": cannot write images of type '",
               extension_of(o.out), "' (use .png, .jpg, .jpeg, .bmp or .npy)");
     check_output(o.out, "--out");
@@ -245,7 +121,7 @@ int stylize_image(const Stylizer& s, const Settings& o, CommandFiles& files) {
     files.writes("--out", o.out);
     files.check();
     const Tensor photo = s.load(o.in);
-    if (plan_or_refuse(s.net(), o, photo.size(2), photo.size(3))) return 0;
+    if (s.plan_or_refuse(photo.size(2), photo.size(3))) return 0;
     Progress progress(1, "image", o.quiet);
     const Tensor result = s.run({photo}).front();
     check_interrupted();  // not worth saving: the user asked to stop
@@ -255,7 +131,7 @@ int stylize_image(const Stylizer& s, const Settings& o, CommandFiles& files) {
     return 0;
 }
 
-int stylize_directory(const Stylizer& s, const Settings& o, CommandFiles& files) {
+int stylize_directory(const CliStylizer& s, const Settings& o, CommandFiles& files) {
     std::vector<std::string> names;
     for (const auto& entry : fs::directory_iterator(o.in)) {
         const std::string name = entry.path().filename().string();
@@ -336,7 +212,7 @@ int stylize_directory(const Stylizer& s, const Settings& o, CommandFiles& files)
     return 0;
 }
 
-int stylize_video(const Stylizer& s, const Settings& o, CommandFiles& files) {
+int stylize_video(const CliStylizer& s, const Settings& o, CommandFiles& files) {
     NST_CHECK(is_video_path(o.out), o.out,
               ": the input is a video, so the output must be one too (.mp4, .mkv, .mov, .webm, ...)");
     check_output(o.out, "--out");
@@ -344,9 +220,11 @@ int stylize_video(const Stylizer& s, const Settings& o, CommandFiles& files) {
     files.writes("--out", o.out);
     files.check();
     const VideoInfo info = probe_video(o.in);
-    const auto [width, height] = frame_size(info, o.max_size);
-    check_tile(s.net(), height, width, o.tile);
-    if (plan_or_refuse(s.net(), o, height, width)) return 0;
+    const nst::ImageSize frame = o.max_size > 0 ? nst::limit_longest_side(info.height, info.width, o.max_size)
+                                                : nst::ImageSize{info.height, info.width};
+    const int width = frame.width, height = frame.height;
+    s.stylizer().check_tiles(height, width);
+    if (s.plan_or_refuse(height, width)) return 0;
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, o.in, ": frames of ", width, "x", height,
               " pixels; nst-run needs at least ", kMinInputSide, "x", kMinInputSide);
     VideoReader reader(o.in, info, width, height);
@@ -380,19 +258,11 @@ int run_stylize(const Settings& o) {
     // and more after 8-bit quantization).
     nst::set_allow_tf32(true);
     const nst::TransformNet net = nst::TransformNet::load(o.model, device).to(dtype);
-    // A tile under the halo reads more than 9 times its own area, in every
-    // one of the passes: a mistake, not a memory saving, whatever the image.
-    const int suggested_tile = std::max(256, 2 * net.tile_halo());
-    if (o.tile > 0 && o.tile < net.tile_halo())
-        throw Error("--tile " + std::to_string(o.tile) + ": smaller than the " + std::to_string(net.tile_halo()) +
-                    " pixels this network reads around each tile: on a 1920x1080 image such tiles would cost " +
-                    tile_cost(net, 1080, 1920, o.tile) + "; use --tile " + std::to_string(suggested_tile) + " or more (" +
-                    tile_cost(net, 1080, 1920, suggested_tile) + " there) or leave tiling to the memory plan");
     NST_CHECK(!directory || !o.plan, "--plan takes an image or a video (a directory's images have sizes of their own)");
     if (dtype != nst::DType::F32 && device.is_cpu() && !o.quiet)
         std::fprintf(stderr, "nst-run: note: %s on the CPU is emulated and slower than fp32; it pays off on GPUs\n",
                      o.precision.c_str());
-    const Stylizer stylizer(net, o);
+    const CliStylizer stylizer(net, o);
     CommandFiles files;
     if (is_directory(o.model)) {
         files.reads_directory("--model", o.model);

@@ -149,8 +149,8 @@ int run_train(const Settings& s) {
 
     Tensor style = nst::scale(load_input_image(s.style), 1.f / 255.f);
     {
-        const auto [h, w] = nst::fit_longest_side(style.size(2), style.size(3), s.style_size > 0 ? s.style_size : s.size);
-        style = nst::resize_image01(style, h, w);
+        const nst::ImageSize size = nst::fit_longest_side(style.size(2), style.size(3), s.style_size > 0 ? s.style_size : s.size);
+        style = nst::resize_image01(style, size.height, size.width);
     }
     const Tensor sample = s.sample_image.empty() ? Tensor() : load_input_image(s.sample_image).to(device);
 
@@ -191,29 +191,12 @@ int run_train(const Settings& s) {
     // with --plan; a batch that cannot fit refused before training.
     // Measured only when the batch could come near the device's memory, or
     // when asked.
-    if (s.plan || nst::training_plan_needed(device, s.batch, s.size, style.size(2) * style.size(3))) {
-        nst::TrainingPlan plan;
-        try {
-            plan = nst::plan_training(vgg, {style.size(2), style.size(3)}, o, s.batch, s.size);
-        } catch (const nst::OutOfMemoryError&) {
-            if (s.plan) throw;
-            plan.fits = true;  // not even the small measurements fit: the first step's error says what to do
-        }
-        if (s.plan) {
-            std::printf("%s", nst::describe(plan).c_str());
-            return 0;
-        }
-        if (!plan.style_fits)
-            throw nst::OutOfMemoryError("train: the style's targets at " + std::to_string(style.size(3)) + "x" +
-                                        std::to_string(style.size(2)) + " need " + nst::format_bytes(plan.style_peak) +
-                                        ", the device has " + nst::format_bytes(plan.capacity) +
-                                        "; try a smaller --style-size");
-        if (!plan.fits)
-            throw nst::OutOfMemoryError(
-                "train: a step of " + std::to_string(s.batch) + " photos of " + std::to_string(s.size) + "x" +
-                std::to_string(s.size) + " needs " + nst::format_bytes(plan.peak) + ", the device has " +
-                nst::format_bytes(plan.capacity) + "; try " +
-                (plan.largest_batch > 0 ? "--batch " + std::to_string(plan.largest_batch) : std::string("a smaller --size")));
+    const auto plan = nst::plan_or_refuse(
+        s.plan, nst::training_plan_needed(device, s.batch, s.size, style.size(2) * style.size(3)),
+        [&] { return nst::plan_training(vgg, {style.size(2), style.size(3)}, o, s.batch, s.size); });
+    if (s.plan) {
+        std::printf("%s", nst::describe(*plan).c_str());
+        return 0;
     }
     nst::TransformNet network =
         s.resume.empty()
