@@ -1,4 +1,4 @@
-// The video pipeline's throughput (tools/video_pipeline.hpp), codecs aside:
+// The video pipeline's throughput (video/pipeline.hpp), codecs aside:
 // a clip made in memory (a pan of 3 pixels a frame over a textured picture
 // or over --image) goes through run_video_pipeline with memory in place of
 // the ffmpeg pipes, so what is timed is what nst-run adds to decoding and
@@ -33,11 +33,10 @@
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "nets/transform_net.hpp"
-#include "tools/video_flow.hpp"
-#include "tools/video_pipeline.hpp"
+#include "video/flow.hpp"
+#include "video/pipeline.hpp"
 
 using namespace nst;
-using nst_run::FrameBatch;
 
 namespace {
 
@@ -125,6 +124,7 @@ int main(int argc, char** argv) {
         const Args a = parse(argc, argv);
         const Device device = usable_device(a.device);
         set_allow_tf32(true);  // as nst-run stylize
+        keep_freed_frame_memory();  // as nst-run stylize: timed as it runs there
         const TransformNet net = (a.model.empty() ? TransformNet::create(TransformNetSpec{}, 1, device)
                                                   : TransformNet::load(a.model, device))
                                      .to(parse_precision(a.precision));
@@ -140,9 +140,9 @@ int main(int argc, char** argv) {
         auto pipeline = [&](bool stabilize, const std::function<void(FrameBatch&)>& stylize) {
             std::vector<std::vector<uint8_t>> out;
             size_t next = 0;
-            nst_run::VideoPipelineOptions o;
+            VideoPipelineOptions o;
             o.width = a.width, o.height = a.height, o.batch = a.batch, o.stabilize = stabilize;
-            nst_run::run_video_pipeline(
+            run_video_pipeline(
                 {[&](std::vector<uint8_t>& rgb) { return next < clip.size() && (rgb = clip[next++], true); }},
                 {[&](const std::vector<uint8_t>& rgb) { out.push_back(rgb); }}, o, stylize);
             return out;
@@ -160,11 +160,11 @@ int main(int argc, char** argv) {
             NST_CHECK(raw[t] == want, "frame ", t, ": the pipeline's stylized frame is not the network's");
         }
         const std::vector<std::vector<uint8_t>> stabilized = pipeline(true, stylize);
-        nst_run::Stabilizer stabilizer(nst_run::VideoPipelineOptions{}.stabilize_weight);
+        Stabilizer stabilizer(VideoPipelineOptions{}.stabilize_weight);
         for (size_t t = 0; t < clip.size(); ++t) {
-            nst_run::Frame previous{a.width, a.height, t ? clip[t - 1] : std::vector<uint8_t>()};
-            nst_run::Frame frame{a.width, a.height, raw[t]};
-            stabilizer.next(nst_run::stabilizer_guide(t ? &previous : nullptr, {a.width, a.height, clip[t]}), frame);
+            Frame previous{a.width, a.height, t ? clip[t - 1] : std::vector<uint8_t>()};
+            Frame frame{a.width, a.height, raw[t]};
+            stabilizer.next(stabilizer_guide(t ? &previous : nullptr, {a.width, a.height, clip[t]}), frame);
             NST_CHECK(stabilized[t] == frame.rgb, "frame ", t, ": the pipeline's stabilized frame is not the ",
                       "sequential stabilizer's");
         }

@@ -65,7 +65,7 @@ namespace {
 
 // The process that made a temporary called `name`, or -1 for a name that is
 // not one: ".STEM.tmp-PID-N[.EXT]" (AtomicFile) or "nst-ffmpeg-PID-XXXXXX.log"
-// (a subprocess's log, tools/video.cpp: mkostemps' six letters or digits).
+// (a subprocess's log, video/subprocess.cpp: mkostemps' six letters or digits).
 long temporary_owner(const std::string& name) {
     auto number_at = [&](size_t at, size_t& end) -> long {
         end = at;

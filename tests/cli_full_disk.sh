@@ -4,7 +4,7 @@
 # and a photo over them fails once the disk is (nearly) full: exit 1, one
 # error line naming the file and the full disk, the old file byte for byte
 # as it was, no temporary left. ffmpeg itself exits 0 after "Error writing
-# trailer: No space left on device" (tools/video.cpp). With room, the video
+# trailer: No space left on device" (video/ffmpeg.cpp). With room, the video
 # is written and whole. A log there fails its run and stays as it was.
 # Needs root (mount); elsewhere it says why and exits 77, which CTest shows
 # as skipped.

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # CTest cli_video_input: videos that are odd but valid, or cut short, through
-# nst-run (tools/video.hpp). Every clip is made here with ffmpeg, small and
+# nst-run (video/ffmpeg.hpp). Every clip is made here with ffmpeg, small and
 # short. Each case checks what ffprobe finds in the output: every frame kept
 # (a variable frame rate, an edit list, an audio track shorter than the
 # video), the length kept to within a frame, the displayed shape kept
 # (pixels that are not square), names with colons or all extension (.mp4),
 # each container; a clip cut short gives one warning naming it and the
 # counts, and no warning where the frame count is only an estimate. ffmpeg's logs are named after
-# nst-run's PID and removed. (Damaged clips and refusals: cli_bad_input.)
+# nst-run's PID and removed, and a second signal kills ffmpeg. (Damaged
+# clips and refusals: cli_bad_input.)
 # usage: cli_video_input.sh NST_RUN FIXTURES WORKDIR
 set -u
 nst_run=$1 fixtures=$2 work=$3
@@ -134,7 +135,19 @@ for _ in $(seq 600); do [ "$(ls tmp | wc -l)" -ge 2 ] && break; sleep 0.05; done
 logs=$(ls tmp)
 expect "the decoder's and encoder's logs named after PID $pid: $logs" \
   test "$(grep -Ec "^nst-ffmpeg-$pid-[A-Za-z0-9]{6}\.log$" <<< "$logs")" = 2
-kill -TERM $pid; kill -TERM $pid; wait $pid
+# Both ffmpegs stopped, so that they cannot end on their own: only the
+# second signal's SIGKILL ends them (tools/interrupt.cpp, which hears of
+# them through video/subprocess.hpp's hooks).
+ffmpegs() { for p in /proc/[0-9]*; do read -r _ comm _ ppid _ < $p/stat && [ "$comm $ppid" = "(ffmpeg) $pid" ] && echo ${p#/proc/}; done 2> /dev/null; }
+for _ in $(seq 600); do [ "$(ffmpegs | wc -l)" -ge 2 ] && break; sleep 0.05; done
+children=$(ffmpegs)
+expect "two ffmpegs running: $children" test "$(wc -w <<< "$children")" = 2
+kill -STOP $children
+kill -TERM $pid; sleep 0.3; kill -TERM $pid; wait $pid; status=$?
+expect "the second SIGTERM ends the run at once (status $status)" test $status = 143
+left=$(for c in $children; do kill -0 $c 2> /dev/null && echo $c; done)
+expect "the second SIGTERM killed both ffmpegs (left: $left)" test -z "$left"
+kill -KILL $left 2> /dev/null
 expect "two SIGTERMs: no log left: $(ls tmp)" test -z "$(ls tmp)"
 expect "no temporary left" test -z "$(find . -name '.*.tmp-*')"
 

@@ -8,6 +8,7 @@
 #include "core/error.hpp"
 #include "core/files.hpp"
 #include "core/interrupt.hpp"
+#include "video/subprocess.hpp"
 
 namespace nst_run {
 namespace {
@@ -30,21 +31,8 @@ void on_signal(int sig) {
     nst::request_interrupt();
 }
 
-}  // namespace
-
-void install_interrupt_handlers() {
-    // A signal the caller ignores stays ignored: `nohup nst-run ...` must
-    // survive the hang-up, a background job of a script its Ctrl-C.
-    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
-        struct sigaction current;
-        if (::sigaction(sig, nullptr, &current) == 0 && current.sa_handler != SIG_IGN) std::signal(sig, on_signal);
-    }
-}
-
-bool interrupted() { return nst::interrupt_requested(); }
-
-void check_interrupted() { nst::check_interrupt(); }
-
+// A child process for the second signal to kill; the handle goes to
+// forget_child() before the child is reaped. -1 (not listed) past 16.
 int remember_child(pid_t pid) {
     for (int i = 0; i < 16; ++i) {
         pid_t free_slot = 0;
@@ -56,5 +44,21 @@ int remember_child(pid_t pid) {
 void forget_child(int handle) {
     if (handle >= 0) g_children[handle].store(0);
 }
+
+}  // namespace
+
+void install_interrupt_handlers() {
+    // A signal the caller ignores stays ignored: `nohup nst-run ...` must
+    // survive the hang-up, a background job of a script its Ctrl-C.
+    for (int sig : {SIGINT, SIGTERM, SIGHUP}) {
+        struct sigaction current;
+        if (::sigaction(sig, nullptr, &current) == 0 && current.sa_handler != SIG_IGN) std::signal(sig, on_signal);
+    }
+    nst::set_child_process_hooks({remember_child, forget_child});
+}
+
+bool interrupted() { return nst::interrupt_requested(); }
+
+void check_interrupted() { nst::check_interrupt(); }
 
 }  // namespace nst_run

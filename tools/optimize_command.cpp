@@ -30,10 +30,11 @@
 #include "tools/interrupt.hpp"
 #include "tools/optimize_video.hpp"
 #include "tools/progress.hpp"
-#include "tools/video.hpp"
+#include "video/ffmpeg.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
+using nst::is_video_path;
 using nst::Tensor;
 
 namespace nst_run {

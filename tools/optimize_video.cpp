@@ -12,8 +12,8 @@
 #include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/progress.hpp"
-#include "tools/video.hpp"
-#include "tools/video_flow.hpp"
+#include "video/ffmpeg.hpp"
+#include "video/flow.hpp"
 
 namespace nst_run {
 namespace {
@@ -37,14 +37,14 @@ nst::Tensor mask_tensor(const std::vector<uint8_t>& mask, int height, int width)
 }  // namespace
 
 int optimize_video(const VideoOptimization& v, const nst::Vgg19& net, const std::vector<nst::StyleInput>& styles) {
-    const VideoInfo info = probe_video(v.in);
+    const nst::VideoInfo info = nst::probe_video(v.in);
     const auto [height, width] = optimization_size("--size", v.size, info.height, info.width);
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, v.in, ": frames of ", width, "x", height,
               " pixels at --size ", v.size, "; optimize needs at least ", kMinInputSide, "x", kMinInputSide);
-    VideoReader reader(v.in, info, width, height);
-    VideoWriter writer(v.out, width, height, info, v.in);
+    nst::VideoReader reader(v.in, info, width, height);
+    nst::VideoWriter writer(v.out, width, height, info, v.in);
     Progress progress(info.frames, "frame", v.quiet);
-    Frame input{width, height, {}}, previous_input, result{width, height, {}};
+    nst::Frame input{width, height, {}}, previous_input, result{width, height, {}};
     const auto stop = [](const nst::GatysProgress&, const nst::Tensor&) { return !interrupted(); };
     for (int64_t frame = 0; reader.read(input.rgb); ++frame) {
         check_interrupted();
@@ -52,8 +52,8 @@ int optimize_video(const VideoOptimization& v, const nst::Vgg19& net, const std:
         nst::GatysOptions o = v.first;
         if (frame > 0) {
             // From the previous result moved by the flow, one stage at the final size.
-            const Motion m = motion(previous_input, input);
-            const nst::Tensor moved = planar(warp(result, m.backward), height, width);
+            const nst::Motion m = nst::motion(previous_input, input);
+            const nst::Tensor moved = planar(nst::warp(result, m.backward), height, width);
             o.scales = {std::max(height, width)};
             o.stage_iterations = {v.later_iterations};
             o.init = nst::GatysInit::Image;

@@ -1,7 +1,7 @@
 // `nst-run optimize` on a video (Ruder, Dosovitskiy and Brox, "Artistic
 // style transfer for videos", 2016): the first frame is optimized as an
 // image; every later frame starts from the previous frame's result moved by
-// the input's optical flow (tools/video_flow.hpp) and adds a temporal loss
+// the input's optical flow (video/flow.hpp) and adds a temporal loss
 // that holds it there where the flow holds (GatysOptions::temporal_weight),
 // in one stage at the final size.
 #pragma once

@@ -30,12 +30,20 @@
 #include "nets/stylize.hpp"
 #include "tools/command_files.hpp"
 #include "tools/progress.hpp"
-#include "tools/video.hpp"
-#include "tools/video_pipeline.hpp"
+#include "video/ffmpeg.hpp"
+#include "video/pipeline.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
+using nst::FrameBatch;
+using nst::is_video_path;
+using nst::probe_video;
+using nst::run_video_pipeline;
 using nst::Tensor;
+using nst::VideoInfo;
+using nst::VideoPipelineOptions;
+using nst::VideoReader;
+using nst::VideoWriter;
 
 namespace nst_run {
 namespace {
@@ -46,7 +54,7 @@ struct Settings {
     bool preserve_color = false, quiet = false, plan = false, no_stabilize = false;
 };
 
-// The stabilizer's weight of the moved previous output (tools/video_flow.hpp),
+// The stabilizer's weight of the moved previous output (video/flow.hpp),
 // chosen by measurement (README, video).
 constexpr float kStabilizeWeight = 0.7f;
 
@@ -230,6 +238,7 @@ int stylize_video(const CliStylizer& s, const Settings& o, CommandFiles& files) 
     VideoReader reader(o.in, info, width, height);
     VideoWriter writer(o.out, width, height, info, o.in);
     Progress progress(info.frames, "frame", o.quiet);
+    nst::keep_freed_frame_memory();  // process-wide: video/pipeline.hpp says why
     VideoPipelineOptions options;
     options.width = width, options.height = height, options.batch = o.batch;
     options.stabilize = !o.no_stabilize, options.stabilize_weight = kStabilizeWeight;

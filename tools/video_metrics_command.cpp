@@ -1,5 +1,5 @@
 // `nst-run video-metrics` (tools/video_metrics_command.hpp). Both clips are
-// decoded side by side, one frame pair at a time (ffmpeg, tools/video.hpp):
+// decoded side by side, one frame pair at a time (ffmpeg, video/ffmpeg.hpp):
 // the stylized clip's frames scaled to the input's size if they differ. It
 // prints the mean warping error of the stylized clip and, for scale, of the
 // input clip itself (pairs across a scene cut, with no pixel in common, left
@@ -15,8 +15,8 @@
 #include "core/error.hpp"
 #include "tools/command_files.hpp"
 #include "tools/interrupt.hpp"
-#include "tools/video.hpp"
-#include "tools/video_flow.hpp"
+#include "video/ffmpeg.hpp"
+#include "video/flow.hpp"
 
 namespace nst_run {
 namespace {
@@ -26,23 +26,23 @@ struct Settings {
 };
 
 int run_video_metrics(const Settings& s) {
-    NST_CHECK(is_video_path(s.in), "--in ", s.in, ": not a video (.mp4, .mkv, .mov, .webm, ...)");
-    NST_CHECK(is_video_path(s.stylized), "--stylized ", s.stylized, ": not a video (.mp4, .mkv, .mov, .webm, ...)");
+    NST_CHECK(nst::is_video_path(s.in), "--in ", s.in, ": not a video (.mp4, .mkv, .mov, .webm, ...)");
+    NST_CHECK(nst::is_video_path(s.stylized), "--stylized ", s.stylized, ": not a video (.mp4, .mkv, .mov, .webm, ...)");
     if (!s.csv.empty()) check_output(s.csv, "--csv");
     CommandFiles files;
     files.reads("--in", s.in);
     files.reads("--stylized", s.stylized);
     if (!s.csv.empty()) files.writes("--csv", s.csv);
     files.check();
-    const VideoInfo info = probe_video(s.in);
+    const nst::VideoInfo info = nst::probe_video(s.in);
     NST_CHECK(info.width >= kMinInputSide && info.height >= kMinInputSide, s.in, ": frames of ", info.width, "x",
               info.height, " pixels; video-metrics needs at least ", kMinInputSide, "x", kMinInputSide);
-    const VideoInfo styled_info = probe_video(s.stylized);
-    VideoReader input(s.in, info, info.width, info.height);
-    VideoReader output(s.stylized, styled_info, info.width, info.height);
+    const nst::VideoInfo styled_info = nst::probe_video(s.stylized);
+    nst::VideoReader input(s.in, info, info.width, info.height);
+    nst::VideoReader output(s.stylized, styled_info, info.width, info.height);
     CsvLog csv("--csv", s.csv, "frame,warping_error,input_warping_error");
 
-    Frame in_prev, in_now, out_prev, out_now;
+    nst::Frame in_prev, in_now, out_prev, out_now;
     in_now.width = in_prev.width = out_now.width = out_prev.width = info.width;
     in_now.height = in_prev.height = out_now.height = out_prev.height = info.height;
     double sum = 0, input_sum = 0;
@@ -52,7 +52,7 @@ int run_video_metrics(const Settings& s) {
         const bool got_in = input.read(in_now.rgb), got_out = output.read(out_now.rgb);
         if (got_in != got_out) {
             // The rest of the longer clip, counted to say how far apart they are.
-            VideoReader& longer = got_in ? input : output;
+            nst::VideoReader& longer = got_in ? input : output;
             int64_t total = frames + 1;
             while (longer.read(got_in ? in_now.rgb : out_now.rgb)) {
                 check_interrupted();
@@ -64,8 +64,8 @@ int run_video_metrics(const Settings& s) {
         }
         if (!got_in) break;
         if (frames > 0) {
-            const Motion m = motion(in_prev, in_now);
-            const double e = warping_error(m, out_prev, out_now), e_in = warping_error(m, in_prev, in_now);
+            const nst::Motion m = nst::motion(in_prev, in_now);
+            const double e = nst::warping_error(m, out_prev, out_now), e_in = nst::warping_error(m, in_prev, in_now);
             csv.row("%lld,%.9g,%.9g", (long long)frames, e, e_in);
             if (std::isfinite(e)) sum += e, input_sum += e_in, ++pairs;  // a scene cut has no pixels to compare
         }
@@ -73,7 +73,7 @@ int run_video_metrics(const Settings& s) {
         std::swap(out_prev.rgb, out_now.rgb);
         ++frames;
     }
-    for (const VideoReader* clip : {&input, &output})
+    for (const nst::VideoReader* clip : {&input, &output})
         if (!clip->warning().empty()) std::fprintf(stderr, "nst-run: warning: %s\n", clip->warning().c_str());
     NST_CHECK(frames > 1, "video-metrics: ", s.in, " has ", frames, " frame(s); at least 2 are needed");
     NST_CHECK(pairs > 0, "video-metrics: no two consecutive frames of ", s.in, " share any pixel (scene cuts only)");

@@ -1,5 +1,5 @@
 // `nst-run video-metrics`: the temporal warping error of a stylized clip
-// against the clip it was made from (tools/video_flow.hpp).
+// against the clip it was made from (video/flow.hpp).
 #pragma once
 #include "tools/command_helpers.hpp"
 

@@ -1,25 +1,23 @@
-// Video through an ffmpeg subprocess (the Debian ffmpeg package): one ffmpeg
-// decodes to raw rgb24 frames on a pipe, another encodes frames from a pipe
-// and copies (or re-encodes) the source's audio. Pipes keep nst free of
-// codec libraries and let ffmpeg read whatever it reads. The output is
-// written to a temporary name and moved into place only once the finished
-// file is known to be whole (VideoWriter::finish), as for images.
+// Video files through ffmpeg subprocesses (video/subprocess.hpp; the Debian
+// ffmpeg package): one ffmpeg decodes to raw rgb24 frames on a pipe, another
+// encodes frames from a pipe and copies (or re-encodes) the source's audio.
+// Pipes keep nst free of codec libraries and let ffmpeg read whatever it
+// reads. The output is written to a temporary name and moved into place
+// only once the finished file is known to be whole (VideoWriter::finish), as
+// for images.
 //
 // Every path reaches ffmpeg as "file:PATH", so that a name with a colon
 // (2024-05-01T12:30:00.mp4) is a file, not a protocol.
 #pragma once
-#include <sys/types.h>
-
 #include <cstdint>
-#include <cstdio>
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "core/files.hpp"
+#include "video/subprocess.hpp"
 
-namespace nst_run {
+namespace nst {
 
 // By extension: .mp4 .mov .mkv .m4v .avi .webm .mpg .mpeg .wmv .flv .gif.
 bool is_video_path(const std::string& path);
@@ -44,43 +42,6 @@ struct VideoInfo {
 // video (a still image named .mp4 included).
 VideoInfo probe_video(const std::string& path);
 
-// A program (argv[0]: its full path; no shell) whose standard output (mode
-// "r") or input ("w") is a pipe to us and whose stderr goes to a log file,
-// $TMPDIR/nst-ffmpeg-<our PID>-XXXXXX.log, that error messages quote. It
-// runs in its own process group, listed for the signal handler
-// (tools/interrupt.hpp).
-class Subprocess {
-public:
-    // `what` names it in error messages ("clip.mp4: ffmpeg (decoding)").
-    Subprocess(const std::vector<std::string>& argv, const char* mode, const std::string& what);
-    ~Subprocess();  // closes the pipe and waits
-    Subprocess(const Subprocess&) = delete;
-    Subprocess& operator=(const Subprocess&) = delete;
-    std::FILE* pipe() const { return pipe_; }
-    // Log lines show `shown` for `actual` (a temporary's name: the user's).
-    void show_as(const std::string& actual, const std::string& shown);
-    // Closes the pipe and waits; true when it exited with status 0.
-    bool close();
-    // close(); throws "WHAT failed: REASON" unless it exited 0.
-    void finish();
-    // Its log, one line each; with "-v error" every line is an error.
-    // "[h264 @ 0x55d0c0] message" reads "h264: message"; "file:PATH" reads PATH.
-    std::vector<std::string> log_lines() const;
-    // The log's first line, else how it ended ("exit status 1", "killed").
-    std::string reason() const;
-
-private:
-    int wait();  // reaps the child; its wait status, -1 if there is none
-
-    std::FILE* pipe_ = nullptr;
-    pid_t pid_ = -1;
-    int status_ = -1;
-    std::string log_path_, what_;
-    std::vector<std::pair<std::string, std::string>> shown_as_;
-    int log_listed_ = -1;    // nst::remember_temporary()'s handle
-    int child_listed_ = -1;  // remember_child()'s handle
-};
-
 class VideoReader {
 public:
     // Every frame the file holds, in order, whatever its timestamps; scaled
@@ -88,7 +49,7 @@ public:
     // is stored (another size, or pixels that are not square).
     VideoReader(const std::string& path, const VideoInfo& info, int width, int height);
     // false at the end of the video. Throws where ffmpeg failed, found the
-    // data damaged or decoded no frame at all (the policy: video.cpp).
+    // data damaged or decoded no frame at all (the policy: video/ffmpeg.cpp).
     bool read(std::vector<uint8_t>& rgb);
     // After the end: "" or a warning for the user (the file ends early).
     const std::string& warning() const { return warning_; }
@@ -127,4 +88,4 @@ private:
     std::unique_ptr<Subprocess> ffmpeg_;
 };
 
-}  // namespace nst_run
+}  // namespace nst

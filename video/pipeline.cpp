@@ -1,4 +1,4 @@
-#include "tools/video_pipeline.hpp"
+#include "video/pipeline.hpp"
 
 #include <malloc.h>
 
@@ -17,9 +17,9 @@
 
 #include "core/device.hpp"
 #include "core/error.hpp"
-#include "tools/interrupt.hpp"
+#include "core/interrupt.hpp"
 
-namespace nst_run {
+namespace nst {
 namespace {
 
 // Batches handed from one stage to the next (the frame budget below bounds
@@ -106,7 +106,7 @@ private:
 };
 
 // The guides' workers: threads that outlive the frames, so that each keeps
-// its optical flow's buffers from one frame to the next (tools/video_flow.cpp).
+// its optical flow's buffers from one frame to the next (video/flow.cpp).
 // Their own loops run serially: they run beside each other. Jobs still
 // queued when the pipeline ends are finished first (at most one a worker).
 class GuideWorkers {
@@ -146,7 +146,7 @@ private:
         for (std::thread& t : threads_) t.join();
     }
     void work() {
-        nst::cpu_serial_thread();
+        cpu_serial_thread();
         for (;;) {
             Job job;
             {
@@ -179,13 +179,7 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
     const size_t frame_bytes = size_t(o.width) * o.height * 3;
     // OpenMP keeps its thread count per thread: the writer's loops (the
     // stabilizer's blend) use the command's, as the stylization does.
-    const int threads = nst::cpu_threads();
-    // Every frame allocates and frees buffers of megabytes (a 1080p flow is
-    // 16 MB); glibc would hand each back to the kernel and fault it in again
-    // page by page, which was half the stabilizer's time at 1080p. Kept
-    // instead, up to 256 MB (blocks up to 32 MB come from the heap).
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    const int threads = cpu_threads();
     std::optional<GuideWorkers> workers;
     if (o.stabilize) workers.emplace(threads);
 
@@ -212,9 +206,9 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
             while (more) {
                 FrameBatch batch;
                 batch.input.reserve(frame_bytes * size_t(o.batch));
-                // After Ctrl-C the reader just ends; the calling thread reports it.
+                // After a stop is asked for the reader just ends; the calling thread reports it.
                 while (batch.count < o.batch &&
-                       (more = !interrupted() && budget.take() && source.read(rgb))) {
+                       (more = !interrupt_requested() && budget.take() && source.read(rgb))) {
                     NST_CHECK(rgb.size() == frame_bytes, "video: a frame of ", rgb.size(), " bytes, expected ",
                               frame_bytes);
                     batch.input.insert(batch.input.end(), rgb.begin(), rgb.end());
@@ -242,7 +236,7 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
     };
     auto write = [&] {
         try {
-            nst::cpu_set_threads(threads);
+            cpu_set_threads(threads);
             Stabilizer stabilizer(o.stabilize_weight);
             Frame frame{o.width, o.height, {}};
             while (std::optional<FrameBatch> batch = to_write.pop()) {
@@ -272,7 +266,7 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
     }
     try {
         while (std::optional<FrameBatch> batch = to_stylize.pop()) {
-            check_interrupted();
+            check_interrupt();
             stylize(*batch);
             if (!to_write.push(std::move(*batch))) break;
         }
@@ -283,7 +277,12 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
     read_thread.join();
     write_thread.join();
     error.rethrow();
-    check_interrupted();  // the reader stopped early: the clip is not whole
+    check_interrupt();  // the reader stopped early: the clip is not whole
 }
 
-}  // namespace nst_run
+void keep_freed_frame_memory() {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+}
+
+}  // namespace nst

@@ -1,4 +1,4 @@
-#include "tools/video_flow.hpp"
+#include "video/flow.hpp"
 
 #include <algorithm>
 #include <array>
@@ -10,7 +10,7 @@
 
 #include "core/error.hpp"
 
-namespace nst_run {
+namespace nst {
 namespace {
 
 cv::Mat gray(const Frame& f) {
@@ -214,4 +214,4 @@ void Stabilizer::next(const Guide& guide, Frame& stylized) {
     previous_output_ = stylized;
 }
 
-}  // namespace nst_run
+}  // namespace nst

@@ -3,9 +3,9 @@
 // one another:
 //
 //   reader thread:   ffmpeg's frames -> batches; each frame's stabilizer
-//                    guide (tools/video_flow.hpp) goes to a pool of workers
+//                    guide (video/flow.hpp) goes to a pool of workers
 //   calling thread:  stylizes each batch (the only thread that touches the
-//                    device, and the one that answers Ctrl-C)
+//                    device)
 //   writer thread:   stabilizes each frame with its guide -> ffmpeg
 //
 // The guides need only the input frames, two at a time, so they are
@@ -19,16 +19,19 @@
 // at its next frame. Frames stay 8-bit RGB until the device
 // (core/image.hpp: images_from_rgb8). The first error of any stage stops
 // the others and is rethrown on the calling thread, so the output file is
-// discarded as for any other failure (tools/video.hpp: the writer is not finished).
+// discarded as for any other failure (video/ffmpeg.hpp: the writer is not
+// finished). A stop asked for (nst::request_interrupt, core/interrupt.hpp:
+// nst-run's Ctrl-C) ends the reader at its next frame and the calling
+// thread at its next batch, which throws nst::Interrupted.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <future>
 #include <vector>
 
-#include "tools/video_flow.hpp"
+#include "video/flow.hpp"
 
-namespace nst_run {
+namespace nst {
 
 // Consecutive frames of one video on their way through.
 struct FrameBatch {
@@ -45,8 +48,8 @@ struct VideoPipelineOptions {
     float stabilize_weight = 0.7f;
 };
 
-// Where frames come from and go: ffmpeg (tools/video.hpp) in nst-run,
-// memory in bench/video_bench. read: false at the end.
+// Where frames come from and go: ffmpeg (video/ffmpeg.hpp) in nst-run,
+// memory in bench/video_bench and tests/test_video. read: false at the end.
 struct FrameSource {
     std::function<bool(std::vector<uint8_t>& rgb)> read;
 };
@@ -61,4 +64,13 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
                         const std::function<void(FrameBatch&)>& stylize,
                         const std::function<void()>& frame_written = {});
 
-}  // namespace nst_run
+// Every frame allocates and frees buffers of megabytes (a 1080p flow is
+// 16 MB); glibc hands each back to the kernel and faults it in again page
+// by page, which was half the stabilizer's time at 1080p. This keeps them
+// instead, up to 256 MB (blocks up to 32 MB come from the heap): mallopt,
+// which is process-wide and holds on to memory, so the program's choice,
+// made before its first video (nst-run stylize does, and so does
+// bench/video_bench, to time what nst-run does).
+void keep_freed_frame_memory();
+
+}  // namespace nst

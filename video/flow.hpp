@@ -17,7 +17,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace nst_run {
+namespace nst {
 
 // An 8-bit RGB frame, row-major, 3 bytes a pixel.
 struct Frame {
@@ -82,7 +82,7 @@ double warping_error(const Motion& motion, const Frame& output_prev, const Frame
 // a third of the pixels consistent) starts afresh: that frame is S_t.
 //
 // In two halves, so that the flow, which needs only the input frames, is
-// computed ahead of and beside the stylization (tools/video_pipeline.hpp):
+// computed ahead of and beside the stylization (video/pipeline.hpp):
 // the guide of frame t, then the blend once S_t is there.
 struct Guide {
     Flow backward;              // frame t to t-1
@@ -103,4 +103,4 @@ private:
     Frame previous_output_;
 };
 
-}  // namespace nst_run
+}  // namespace nst
