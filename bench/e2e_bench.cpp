@@ -14,7 +14,9 @@
 // (cuDNN's algorithm search included) each of --iters runs is timed to the
 // device's completion; the output is one JSON object with the median and
 // the peak memory of the timed runs (what tensors hold: the CUDA allocator's
-// books, or the CPU tensors' storage).
+// books, or the CPU tensors' storage) and the CPU threads nst ran on
+// (NST_NUM_THREADS, else every core), which e2e_bench.py holds equal to
+// PyTorch's.
 //
 // usage: e2e_bench stylize|train|optimize [--device D] [--height H] [--width W]
 //        [--batch N] [--iters K] [--warmup K] [--tf32] [--adam]
@@ -150,10 +152,12 @@ int main(int argc, char** argv) {
         const MemoryStats m = memory_stats(d);
         std::printf("{\"engine\": \"nst\", \"workload\": \"%s\", \"device\": \"%s\", \"height\": %d, \"width\": %d, "
                     "\"batch\": %d, \"tf32\": %s, \"precision\": \"%s\", \"optimizer\": \"%s\", \"iters\": %d, \"median_ms\": %.4f, "
-                    "\"min_ms\": %.4f, \"images_per_s\": %.2f, \"peak_bytes\": %zu, \"lbfgs_history\": %d}\n",
+                    "\"min_ms\": %.4f, \"images_per_s\": %.2f, \"peak_bytes\": %zu, \"lbfgs_history\": %d, "
+                    "\"threads\": %d}\n",
                     a.workload.c_str(), d.str().c_str(), a.height, a.width, a.batch, a.tf32 ? "true" : "false", a.precision.c_str(),
                     a.workload == "stylize" ? "none" : a.workload == "train" || a.adam ? "adam" : "lbfgs", a.iters, ms,
-                    *std::min_element(all.begin(), all.end()), double(images) * 1000.0 / ms, m.peak, history);
+                    *std::min_element(all.begin(), all.end()), double(images) * 1000.0 / ms, m.peak, history,
+                    cpu_threads());
     } catch (const std::exception& e) {
         std::fprintf(stderr, "e2e_bench: %s\n", e.what());
         return 1;

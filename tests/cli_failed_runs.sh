@@ -1,13 +1,12 @@
 #!/usr/bin/env bash
 # CTest cli_failed_runs: what a run that fails, is interrupted or is killed
-# outright leaves behind, and what a plan costs.
+# outright leaves behind (plans: cli_plan).
 #  * a failed run leaves the user's existing log as it was; a finished or
 #    interrupted one puts its log in place;
 #  * SIGTERM during a long tiled stylization ends it within seconds, with no
 #    output and no temporary;
 #  * temporaries that a SIGKILL left (the dead process's PID in their
 #    names) are removed by the next run writing there, and nothing else is;
-#  * --plan follows --tile, and refuses fast where nothing fits;
 #  * --resume refuses another set of photos of the same size.
 # usage: cli_failed_runs.sh NST_RUN FIXTURES WORKDIR
 set -u
@@ -94,22 +93,6 @@ expect "a live process's log stays" test -e "tmp/nst-ffmpeg-$$-Ab12Cd.log"
 expect "other hidden files stay" test -e "out/.notes.tmp-1-2-3.txt.bak"
 expect "visible files stay" test -e "out/a.tmp-$dead-0.png"
 expect "the output is written" test -s out/a.png
-
-# ---- plans ----
-ffmpeg -v error -y -f lavfi -i testsrc=size=640x480 -frames:v 1 mid.png || fail "ffmpeg mid.png"
-run 0 stylize --model $M --in mid.png --out p.png --plan --tile 256
-expect "--plan follows --tile" grep -q 'tiles of 256' out.txt
-expect "and gives the tiles' work" grep -q 'times the untiled work' out.txt
-expect "--plan writes nothing" test ! -e p.png
-start=$(date +%s%N)
-NST_MEMORY_LIMIT=8M run 1 stylize --model $M --in mid.png --out p.png
-elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
-expect "a photo that fits nowhere is refused up front: $(cat err.txt)" grep -q 'do not fit in memory' err.txt
-expect "in seconds (took $elapsed_ms ms)" test "$elapsed_ms" -lt 10000
-run 1 stylize --model $M --in mid.png --out p.png --tile 44
-expect "tiles that cannot pay are refused with their cost" grep -q 'would cost about [0-9]* times the untiled work .*use tiles of 48 or more' err.txt
-run 0 train --style $P --data fx/photos --out t.safetensors --size 4096 --batch 4 --plan --device cpu --vgg random
-expect "train --plan says when not even one photo fits" grep -q 'not even one photo fits at this size' out.txt
 
 # ---- --resume checks the photos, not only their number ----
 run 0 train --style $P --data fx/photos --out r.safetensors --iters 1 --checkpoint-every 1 $O

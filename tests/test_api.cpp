@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -74,7 +75,35 @@ TEST_CASE("api: train a model, save it, load it, stylize", "[api]") {
     CHECK(a.width == 27);
     CHECK(a.height == 19);
     CHECK(a.rgb == b.rgb);
-    CHECK(c.rgb.size() == a.rgb.size());
+    // preserve_color: the photo with its luminance moved to the stylized
+    // image's (BT.601 luma Y = 0.299 R + 0.587 G + 0.114 B), each channel
+    // photo + Y(stylized) - Y(photo), which keeps the photo's chroma
+    // (channel minus luma). Checked from the 8-bit images: where `a` is not
+    // clamped its channels are within 0.5 of the unrounded stylized image,
+    // so its luma is too (the weights sum to 1), and `c` rounds once more.
+    // So a channel of `c` inside 0..255 is within 1 of photo - Y(photo) +
+    // Y(a); one clamped to 0 had that value at most 1, one clamped to 255
+    // at least 254. (1e-3 more for the float arithmetic.)
+    REQUIRE(c.rgb.size() == a.rgb.size());
+    const auto luma = [](const nst::Image& im, size_t p) {
+        return 0.299 * im.rgb[3 * p] + 0.587 * im.rgb[3 * p + 1] + 0.114 * im.rgb[3 * p + 2];
+    };
+    const auto clamped = [](const nst::Image& im, size_t p) {
+        return std::any_of(&im.rgb[3 * p], &im.rgb[3 * p + 3], [](uint8_t v) { return v == 0 || v == 255; });
+    };
+    size_t inside = 0, wrong = 0;
+    for (size_t p = 0; p < c.rgb.size() / 3; ++p) {
+        if (clamped(a, p)) continue;
+        for (int k = 0; k < 3; ++k) {
+            const double want = photo.rgb[3 * p + k] - luma(photo, p) + luma(a, p);
+            const int got = c.rgb[3 * p + k];
+            if (got == 0) wrong += want > 1.001;
+            else if (got == 255) wrong += want < 253.999;
+            else wrong += std::abs(got - want) > 1.001, ++inside;
+        }
+    }
+    CHECK(wrong == 0);
+    CHECK(inside >= c.rgb.size() / 4);  // enough channels held to the equality to mean something
     // In 16 bits: the same image within a few 8-bit levels.
     const nst::Image h = nst::StyleModel::load(path, "cpu", "fp16").stylize(photo);
     REQUIRE(h.rgb.size() == a.rgb.size());

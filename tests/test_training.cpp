@@ -309,21 +309,67 @@ TEST_CASE("training data: every photo once per epoch, in a seeded order", "[trai
         TrainingImages resumed(dir, 16, 3, 42, 6);
         CHECK(names_in(resumed, 2) == std::vector<int>(stream.begin() + 6, stream.end()));
     }
-    SECTION("photos are centre-cropped squares of the requested size") {
+    SECTION("photos come at the requested size") {  // which pixels: "training data: the centre square"
         const Tensor b = TrainingImages(dir, 12, 2, 1).next();
         CHECK(b.shape() == Shape{2, 3, 12, 12});
     }
 }
 
 TEST_CASE("training data: the centre square", "[training]") {
-    // 40 wide, 20 high: left and right quarters black, the middle white.
-    std::vector<float> v(size_t(3) * 20 * 40, 0.f);
-    for (int c = 0; c < 3; ++c)
-        for (int y = 0; y < 20; ++y)
-            for (int x = 10; x < 30; ++x) v[size_t(c) * 800 + size_t(y) * 40 + x] = 255.f;
-    const std::string path = test::temp_dir() + "/wide.png";
-    save_image(Tensor::from_vector(v, {1, 3, 20, 40}), path);
-    for (float p : TrainingImages::load_square(path, 10).to_vector()) CHECK(p == Approx(255.f));
+    // Every pixel says where it is: red 7 x column, green 8 x row, blue 50
+    // (8-bit exact). An image whose sides differ by an odd number loses one
+    // pixel more at the end than at the start; a square of the short side
+    // is resized to itself, untouched, so the kept pixels are compared
+    // exactly.
+    const auto saved = [](int h, int w) {
+        std::vector<float> v(size_t(3) * h * w, 50.f);
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+                v[size_t(y) * w + x] = 7.f * float(x);
+                v[size_t(h) * w + size_t(y) * w + x] = 8.f * float(y);
+            }
+        const std::string path = test::temp_dir() + "/where_" + std::to_string(w) + "x" + std::to_string(h) + ".png";
+        save_image(Tensor::from_vector(v, {1, 3, h, w}), path);
+        return path;
+    };
+    // Every image of `squares` is the side x side square at (top, left).
+    const auto check_kept = [](const Tensor& squares, int side, int top, int left) {
+        REQUIRE(squares.dim() == 4);
+        REQUIRE(squares.shape() == Shape{squares.size(0), 3, side, side});
+        const std::vector<float> v = squares.to_vector();
+        const size_t plane = size_t(side) * side;
+        int wrong = 0;
+        for (int64_t n = 0; n < squares.size(0); ++n)
+            for (int y = 0; y < side; ++y)
+                for (int x = 0; x < side; ++x) {
+                    const size_t i = size_t(n) * 3 * plane + size_t(y) * side + x;
+                    wrong += v[i] != 7.f * float(left + x) || v[plane + i] != 8.f * float(top + y) ||
+                             v[2 * plane + i] != 50.f;
+                }
+        CHECK(wrong == 0);
+    };
+    SECTION("wide: the middle columns, 6 cut on the left and 7 on the right") {
+        check_kept(TrainingImages::load_square(saved(20, 33), 20), 20, 0, 6);
+    }
+    SECTION("tall: the middle rows, 5 cut above and 6 below") {
+        check_kept(TrainingImages::load_square(saved(31, 20), 20), 20, 5, 0);
+    }
+    SECTION("the photo stream serves the same squares") {
+        const std::string dir = test::temp_dir() + "/one_wide";
+        std::filesystem::create_directories(dir);
+        std::filesystem::copy_file(saved(20, 33), dir + "/p.png", std::filesystem::copy_options::overwrite_existing);
+        const Tensor batch = TrainingImages(dir, 20, 2, 1).next();
+        CHECK(batch.size(0) == 2);
+        check_kept(batch, 20, 0, 6);
+    }
+    SECTION("and resized: a smaller square of the same middle") {
+        // Resampling blurs, but the left column of the result is near the
+        // kept square's left edge (columns 6 and 7 of the image: red
+        // 42 and 49), not the image's (red 0).
+        const std::vector<float> v = TrainingImages::load_square(saved(20, 33), 10).to_vector();
+        CHECK(v[0] == Approx(7.f * 6.5f).margin(7.f));
+        CHECK(v[9] == Approx(7.f * 24.5f).margin(7.f));
+    }
 }
 
 TEST_CASE("training data: unreadable files are skipped once and counted", "[training]") {

@@ -1,103 +1,35 @@
-// nst-run: the command-line front end.
-//   nst-run import --from DIR --out model.safetensors
-//   nst-run info FILE
-//   nst-run stylize ...    (tools/stylize_command.hpp)
-//   nst-run optimize ...   (tools/optimize_command.hpp)
-//   nst-run train ...      (tools/train_command.hpp)
+// nst-run: the command-line front end. One file per command, this one
+// registers them and handles what they share (--threads, NST_MEMORY_LIMIT,
+// errors):
+//   nst-run stylize ...         (tools/stylize_command.hpp)
+//   nst-run optimize ...        (tools/optimize_command.hpp)
+//   nst-run train ...           (tools/train_command.hpp)
+//   nst-run video-metrics ...   (tools/video_metrics_command.hpp)
+//   nst-run import ...          (tools/import_command.hpp)
+//   nst-run info ...            (tools/info_command.hpp)
 // Every failure is one line "nst-run: error: ..." on stderr and exit status 1
 // (2 for a malformed command line); outputs are written atomically, so a
 // failure never leaves a half-written file. Ctrl-C stops within a second or
 // so (tools/interrupt.hpp), removing the partial output.
 #include <CLI/CLI.hpp>
-#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <cstdio>
-#include <filesystem>
-#include <iostream>
 #include <string>
 #include <vector>
 
-#include "core/autograd.hpp"
 #include "core/device.hpp"
 #include "core/error.hpp"
-#include "core/image.hpp"
-#include "weights/safetensors.hpp"
-#include "nets/transform_net.hpp"
-#include "tools/command_files.hpp"
 #include "tools/command_helpers.hpp"
+#include "tools/import_command.hpp"
+#include "tools/info_command.hpp"
 #include "tools/interrupt.hpp"
 #include "tools/optimize_command.hpp"
 #include "tools/stylize_command.hpp"
 #include "tools/train_command.hpp"
 #include "tools/video_metrics_command.hpp"
-#include "weights/tf_fast_style.hpp"
-
-namespace fs = std::filesystem;
-using nst::Error;
-using nst::Tensor;
 
 namespace {
-
-// ---- import ------------------------------------------------------------------------
-int run_import(const std::string& from, const std::string& out) {
-    nst_run::check_output(out, "--out");
-    nst_run::CommandFiles files;
-    files.reads_directory("--from", from);
-    files.writes("--out", out);
-    files.check();
-    // Through the network's validation: a file we write is a file we can run.
-    const nst::TransformNet net =
-        nst::TransformNet::from_weights(nst::import_tf_fast_style(from), nst::Device::cpu(), from);
-    net.save(out);
-    std::printf("%s: %s network, %d residual blocks, from %s\n", out.c_str(),
-                nst::variant_name(net.variant()), net.residual_blocks(), from.c_str());
-    return 0;
-}
-
-// ---- info --------------------------------------------------------------------------
-int run_info(const std::string& path) {
-    std::vector<nst::SafetensorsEntry> entries;
-    std::map<std::string, std::string> metadata;
-    if (nst_run::is_directory(path)) {
-        const nst::WeightFile w = nst::import_tf_fast_style(path);
-        for (const auto& [name, t] : w.tensors)
-            entries.push_back({name, "F32", t.shape(), 0, uint64_t(t.numel()) * 4});
-        metadata = w.metadata;
-        std::printf("%s: TensorFlow fast-style-transfer export, %zu tensors after import\n",
-                    path.c_str(), entries.size());
-    } else {
-        const nst::SafetensorsHeader h = nst::read_safetensors_header(path);
-        entries = h.entries;
-        metadata = h.metadata;
-        std::printf("%s: safetensors, %s, %zu tensors\n", path.c_str(),
-                    nst::format_bytes(h.file_size).c_str(), entries.size());
-    }
-    int64_t parameters = 0;
-    size_t name_width = 4;
-    for (const auto& e : entries) {
-        parameters += nst::shape_numel(e.shape);
-        name_width = std::max(name_width, e.name.size());
-    }
-    std::printf("parameters: %lld\n", (long long)parameters);
-    if (!metadata.empty()) {
-        std::printf("metadata:\n");
-        for (const auto& [key, value] : metadata)
-            std::printf("  %s = %s\n", key.c_str(), value.c_str());
-    }
-    std::sort(entries.begin(), entries.end(),
-              [](const auto& a, const auto& b) { return a.name < b.name; });
-    std::printf("tensors:\n");
-    for (const auto& e : entries)
-        std::printf("  %-*s  %-4s  %s\n", int(name_width), e.name.c_str(), e.dtype.c_str(),
-                    nst::shape_str(e.shape).c_str());
-    if (metadata.count("architecture") && metadata.at("architecture") == "nst.transformer") {
-        const nst::TransformNet net = nst::TransformNet::load(path, nst::Device::cpu());
-        std::printf("network: nst.transformer, variant %s, %d residual blocks: valid\n",
-                    nst::variant_name(net.variant()), net.residual_blocks());
-    }
-    return 0;
-}
 
 // A command's options go after its name; before it CLI11 would take them
 // for nst-run's own and then say the command lacks them ("--model is
@@ -141,24 +73,15 @@ int main(int argc, char** argv) {
                    "CPU threads (oneDNN and nst's own loops; default: NST_NUM_THREADS, else every core)")
         ->transform(nst_run::whole_number(1, 1024));
 
-    std::string import_from, import_out;
-    CLI::App* import = app.add_subcommand(
-        "import", "Convert a TensorFlow fast-style-transfer export (manifest.json + raw float32 "
-                  "files) into a .safetensors network");
-    import->add_option("--from", import_from, "Export directory (holds manifest.json)")->required();
-    import->add_option("--out", import_out, "Output .safetensors file")->required();
-
-    std::string info_path;
-    CLI::App* info = app.add_subcommand("info", "List a weights file's tensors, shapes and metadata");
-    info->add_option("file", info_path, ".safetensors file or TensorFlow export directory")->required();
-
+    const nst_run::Command import = nst_run::add_import_command(app);
+    const nst_run::Command info = nst_run::add_info_command(app);
     const nst_run::Command stylize = nst_run::add_stylize_command(app);
     const nst_run::Command optimize = nst_run::add_optimize_command(app);
     const nst_run::Command train = nst_run::add_train_command(app);
     const nst_run::Command video_metrics = nst_run::add_video_metrics_command(app);
 
-    const std::vector<const CLI::App*> commands{import, info, stylize.subcommand, optimize.subcommand, train.subcommand,
-                                                video_metrics.subcommand};
+    const std::vector<const CLI::App*> commands{import.subcommand,   info.subcommand,  stylize.subcommand,
+                                                optimize.subcommand, train.subcommand, video_metrics.subcommand};
     if (const std::string m = misplaced_option(argc, argv, commands); !m.empty()) {
         nst_run::print_error(m);
         return 2;
@@ -184,8 +107,8 @@ int main(int argc, char** argv) {
             for (int d = 0; d < nst::cuda_device_count(); ++d) nst::cuda_set_memory_limit(d, bytes);
         }
         if (threads > 0) nst::cpu_set_threads(threads);
-        if (*import) return run_import(import_from, import_out);
-        if (*info) return run_info(info_path);
+        if (*import.subcommand) return import.run();
+        if (*info.subcommand) return info.run();
         if (*optimize.subcommand) return optimize.run();
         if (*train.subcommand) return train.run();
         if (*video_metrics.subcommand) return video_metrics.run();
