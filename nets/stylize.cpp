@@ -63,8 +63,9 @@ void Stylizer::check_tiles(int64_t height, int64_t width) const {
 }
 
 std::optional<StylizePlan> Stylizer::plan(int64_t height, int64_t width, bool asked) const {
-    return plan_or_refuse(asked, stylize_plan_needed(net_.device(), height, width, options_.batch),
-                          [&] { return plan_stylize(net_, height, width, options_.batch, options_.tile); });
+    plan_ = plan_or_refuse(asked, stylize_plan_needed(net_.device(), height, width, options_.batch),
+                           [&] { return plan_stylize(net_, height, width, options_.batch, options_.tile); });
+    return plan_;
 }
 
 Tensor Stylizer::finished(const Tensor& stylized, const Tensor& photos) const {
@@ -83,13 +84,19 @@ void Stylizer::stylize(int count, int64_t height, int64_t width, const std::func
         }
         return;
     }
+    // The plan made for this size, if any: its choices, without the failed tries.
+    const bool planned = plan_ && plan_->fits && plan_->height == height && plan_->width == width;
+    const bool one_at_a_time = planned && (plan_->one_at_a_time || plan_->tile > 0);
+    const int first_tile = planned ? plan_->tile : 0;
     if (count > 1) {
-        try {
-            const Tensor x = load(0, count);
-            return emit(0, finished(net_.stylize(x), x));
-        } catch (const OutOfMemoryError&) {
-        } catch (const SizeLimitError&) {
-        } catch (const std::bad_alloc&) {
+        if (!one_at_a_time) {
+            try {
+                const Tensor x = load(0, count);
+                return emit(0, finished(net_.stylize(x), x));
+            } catch (const OutOfMemoryError&) {
+            } catch (const SizeLimitError&) {
+            } catch (const std::bad_alloc&) {
+            }
         }
         if (note_)
             note_("a batch of " + std::to_string(count) + " images of " + size_str(height, width) +
@@ -101,7 +108,7 @@ void Stylizer::stylize(int count, int64_t height, int64_t width, const std::func
                              if (note_)
                                  note_(size_str(height, width) + " does not fit in memory: stylizing in tiles of " +
                                        std::to_string(tile) + " (" + tile_cost(height, width, tile) + ")");
-                         }),
+                         }, first_tile),
                          x));
     }
 }

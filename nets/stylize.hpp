@@ -51,7 +51,9 @@ public:
     // more than kMaxTiledWork times the untiled work, naming the smallest
     // tile size that pays.
     void check_tiles(int64_t height, int64_t width) const;
-    // The memory plan of batches of height x width (plan_or_refuse).
+    // The memory plan of batches of height x width (plan_or_refuse). The
+    // run of images of that size then goes as the plan says (one at a
+    // time, the plan's tiles) instead of finding out by running out of memory.
     std::optional<StylizePlan> plan(int64_t height, int64_t width, bool asked = false) const;
 
     // Photos [1, 3, H, W] 0..255 of one size on the CPU -> the stylized
@@ -73,6 +75,7 @@ private:
     const TransformNet& net_;
     StylizeOptions options_;
     StylizeNote note_;
+    mutable std::optional<StylizePlan> plan_;  // the last one made
 };
 
 }  // namespace nst

@@ -88,7 +88,10 @@ public:
     // kernels' 32-bit limit (SizeLimitError), stylize_tiled() with the
     // largest of fallback_tiles() that fits; `on_tiles` is told the tile
     // size before each try. Throws OutOfMemoryError when nothing fits.
-    Tensor stylize_fitting(const Tensor& image, const std::function<void(int tile)>& on_tiles = nullptr) const;
+    // `first_tile` > 0 (a memory plan's choice): no untiled try, and tiles
+    // of at most that size.
+    Tensor stylize_fitting(const Tensor& image, const std::function<void(int tile)>& on_tiles = nullptr,
+                           int first_tile = 0) const;
     // The pixels stylize_tiled() reads around each tile (on every side): a
     // tile smaller than this does more work on its halo than on itself.
     int tile_halo() const;

@@ -195,17 +195,21 @@ Tensor TransformNet::stylize_tiled(const Tensor& image, int tile) const {
     return checked(Tensor::from_vector(out, {1, 3, H, W}, device_));
 }
 
-Tensor TransformNet::stylize_fitting(const Tensor& image, const std::function<void(int)>& on_tiles) const {
+Tensor TransformNet::stylize_fitting(const Tensor& image, const std::function<void(int)>& on_tiles,
+                                     int first_tile) const {
     // Tiles also when an activation of the whole image would pass the
     // kernels' 32-bit indices (an 8192x8192 image, whatever the memory).
-    try {
-        return stylize(image);
-    } catch (const OutOfMemoryError&) {
-    } catch (const SizeLimitError&) {
-    } catch (const std::bad_alloc&) {
+    if (first_tile <= 0) {
+        try {
+            return stylize(image);
+        } catch (const OutOfMemoryError&) {
+        } catch (const SizeLimitError&) {
+        } catch (const std::bad_alloc&) {
+        }
     }
     const std::vector<int> tiles = fallback_tiles(image.size(2), image.size(3));
     for (int tile : tiles) {
+        if (first_tile > 0 && tile > first_tile) continue;
         if (device_.is_cuda()) cuda_empty_cache(device_.index);  // what the failed attempt left cached
         if (on_tiles) on_tiles(tile);
         try {
