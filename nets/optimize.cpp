@@ -116,7 +116,6 @@ const std::optional<OptimizePlan>& Optimization::plan(bool asked) {
 }
 
 Tensor Optimization::run(const GatysCallback& callback) {
-    NST_CHECK(content_.defined(), "optimize: this optimization has run already");
     plan();
     const GatysOptions& o = options_;
     {

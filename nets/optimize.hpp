@@ -90,7 +90,7 @@ public:
     // not called. An interrupt request (core/interrupt.hpp) stops a tiled
     // step between its tiles, and the run returns the last completed
     // iteration's image, as when the callback stops it; before the first
-    // iteration it throws Interrupted. Runs once.
+    // iteration it throws Interrupted.
     Tensor run(const GatysCallback& callback = nullptr);
 
 private:
@@ -99,7 +99,7 @@ private:
         int iterations = 0;
     };
     const Vgg19& net_;
-    Tensor content_;  // as given until the run, then at the result's size
+    Tensor content_;  // as given until the first run, then at the result's size
     std::vector<StyleInput> styles_;
     GatysOptions options_;
     std::vector<Stage> stages_;
