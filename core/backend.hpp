@@ -55,8 +55,19 @@ public:
 #undef NST_BACKEND_METHOD
 };
 
-// The backend for a device; throws nst::Error for a device that is not there
-// (for example cuda:0 in a CPU-only build or on a machine without a GPU).
+// The backend registry (kernels/backend.cpp), the one place that knows
+// which backends this build has. backend(): the backend of a device, made on
+// first use under device_environment()'s memory limit; throws nst::Error for
+// a device that is not there (for example cuda:0 in a CPU-only build or on a
+// machine without a GPU). device_count(): how many devices of a type there
+// are (CPU: 1; CUDA: 0 in a CPU-only build, or when the CUDA runtime reports
+// any error).
 Backend& backend(Device device);
+int device_count(DeviceType type);
+
+// The CPU thread count that applies to the calling thread (core/device.cpp):
+// 1 after cpu_serial_thread(), else cpu_threads(). The CPU backend sizes the
+// calling thread's OpenMP pool to it whenever it is asked for.
+int cpu_threads_of_calling_thread();
 
 }  // namespace nst
