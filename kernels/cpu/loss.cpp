@@ -6,6 +6,7 @@
 // a loss weight or a chained scalar op costs no host round trip.
 #include <vector>
 
+#include "core/backend_rules.hpp"
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
@@ -71,7 +72,8 @@ void CpuBackend::tv_loss_forward(int64_t NC, int H, int W, const float* x, float
 }
 
 // Gather form: each pixel collects the derivative of the (up to four)
-// squared differences it takes part in, 2 * dout * (sum of x - neighbour).
+// squared differences it takes part in, 2 * dout * tv_stencil (core/backend_rules.hpp,
+// which the CUDA kernel uses too).
 void CpuBackend::tv_loss_backward(int64_t NC, int H, int W, const float* x, const float* dout,
                              float* dx) {
     check_planes("tv_loss_backward", NC, H, W);
@@ -83,15 +85,7 @@ void CpuBackend::tv_loss_backward(int64_t NC, int H, int W, const float* x, cons
         for (int h = 0; h < H; ++h) {
             const float* row = xi + int64_t(h) * W;
             float* out = dxi + int64_t(h) * W;
-            for (int w = 0; w < W; ++w) {
-                const float v = row[w];
-                float g = 0.0f;
-                if (h > 0) g += v - row[w - W];
-                if (h + 1 < H) g += v - row[w + W];
-                if (w > 0) g += v - row[w - 1];
-                if (w + 1 < W) g += v - row[w + 1];
-                out[w] = scale * g;
-            }
+            for (int w = 0; w < W; ++w) out[w] = scale * tv_stencil(row, h, H, w, W);
         }
     }
 }
