@@ -47,8 +47,7 @@ void CpuBackend::tv_loss_forward(int64_t NC, int H, int W, const float* x, float
     check_planes("tv_loss_forward", NC, H, W);
     // One partial sum per plane, in index order; the planes' in plane order.
     std::vector<double> partial(size_t(NC), 0.0);
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         double sum = 0.0;
         const float* xi = x + i * H * W;
         for (int h = 0; h < H; ++h) {
@@ -65,7 +64,7 @@ void CpuBackend::tv_loss_forward(int64_t NC, int H, int W, const float* x, float
             }
         }
         partial[size_t(i)] = sum;
-    }
+    });
     double total = 0.0;
     for (const double p : partial) total += p;
     out[0] = float(total);
@@ -78,8 +77,7 @@ void CpuBackend::tv_loss_backward(int64_t NC, int H, int W, const float* x, cons
                              float* dx) {
     check_planes("tv_loss_backward", NC, H, W);
     const float scale = 2.0f * dout[0];
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* xi = x + i * H * W;
         float* dxi = dx + i * H * W;
         for (int h = 0; h < H; ++h) {
@@ -87,7 +85,7 @@ void CpuBackend::tv_loss_backward(int64_t NC, int H, int W, const float* x, cons
             float* out = dxi + int64_t(h) * W;
             for (int w = 0; w < W; ++w) out[w] = scale * tv_stencil(row, h, H, w, W);
         }
-    }
+    });
 }
 
 void CpuBackend::dot(int64_t n, const float* a, const float* b, float* out) {

@@ -19,8 +19,7 @@ namespace {
 template <class Window>
 void pool_forward(int64_t NC, int H, int W, const float* x, float* y, Window window) {
     const int Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * Ho * Wo;
         for (int oh = 0; oh < Ho; ++oh) {
@@ -29,7 +28,7 @@ void pool_forward(int64_t NC, int H, int W, const float* x, float* y, Window win
             for (int ow = 0; ow < Wo; ++ow)
                 yi[int64_t(oh) * Wo + ow] = window(r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]);
         }
-    }
+    });
 }
 
 }  // namespace
@@ -48,8 +47,7 @@ void CpuBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, 
                                       float* dx) {
     check_planes("max_pool2x2_backward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* xi = x + i * H * W;
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;
@@ -63,14 +61,13 @@ void CpuBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, 
                 dxi[at[k]] = dyi[int64_t(oh) * Wo + ow];
             }
         }
-    }
+    });
 }
 
 void CpuBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy, float* dx) {
     check_planes("avg_pool2x2_backward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;
         for (int h = 0; h < H; ++h) {
@@ -79,7 +76,7 @@ void CpuBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy,
             for (int w = 0; w < W; ++w)
                 row[w] = (oh < Ho && w / 2 < Wo) ? 0.25f * dyi[int64_t(oh) * Wo + w / 2] : 0.0f;
         }
-    }
+    });
 }
 
 }  // namespace nst

@@ -45,9 +45,7 @@ __global__ void pool_forward_kernel(int64_t NC, int H, int W, const float* __res
     const int Ho = H / 2, Wo = W / 2;
     const int64_t total = NC * Ho * Wo;
     GRID_STRIDE_LOOP(i, total) {
-        const int ow = int(i % Wo);
-        const int oh = int((i / Wo) % Ho);
-        const int64_t plane = i / (int64_t(Wo) * Ho);
+        const auto [plane, oh, ow] = cuda::plane_pixel(i, Ho, Wo);
         const float* r0 = x + plane * H * W + int64_t(2 * oh) * W + 2 * ow;
         const float* r1 = r0 + W;
         y[i] = Window::value(r0[0], r0[1], r1[0], r1[1]);
@@ -62,9 +60,7 @@ __global__ void pool_backward_kernel(int64_t NC, int H, int W, const float* __re
     const int Hw = (H + 1) / 2, Ww = (W + 1) / 2;  // windows including partial ones
     const int64_t total = NC * Hw * Ww;
     GRID_STRIDE_LOOP(i, total) {
-        const int j = int(i % Ww);
-        const int k = int((i / Ww) % Hw);
-        const int64_t plane = i / (int64_t(Ww) * Hw);
+        const auto [plane, k, j] = cuda::plane_pixel(i, Hw, Ww);
         const int64_t base = plane * H * W + int64_t(2 * k) * W + 2 * j;
         float g[4] = {0.0f, 0.0f, 0.0f, 0.0f};  // a partial window's pixels were dropped
         if (k < Ho && j < Wo) Window::gradient(x + base, W, dy[plane * Ho * Wo + int64_t(k) * Wo + j], g);
