@@ -1,11 +1,22 @@
+// The device facade: device names, and the settings and books of each
+// device, which go to its backend (core/backend.hpp; the registry in
+// kernels/backend.cpp knows which backends this build has). The CPU thread
+// count is a setting kept here; the CPU backend gives it to every thread
+// that calls it (kernels/cpu/context.cpp). The environment is read here too,
+// once.
 #include "core/device.hpp"
 
+#include <sched.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
+#include "core/backend.hpp"
 #include "core/error.hpp"
 
 namespace nst {
@@ -25,6 +36,8 @@ Device Device::parse(const std::string& name) {
 std::string Device::str() const {
     return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
 }
+
+int cuda_device_count() { return device_count(DeviceType::CUDA); }
 
 bool cuda_available() { return cuda_device_count() > 0; }
 
@@ -81,24 +94,79 @@ static std::atomic<bool> g_allow_tf32{false};
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 
-size_t memory_capacity(Device device) {
-    return device.is_cuda() ? cuda_memory_capacity(device.index) : cpu_memory_capacity();
-}
-MemoryStats memory_stats(Device device) {
-    return device.is_cuda() ? cuda_memory_stats(device.index) : cpu_memory_stats();
-}
-void reset_peak_memory(Device device) { device.is_cuda() ? cuda_reset_peak_memory(device.index) : cpu_reset_peak_memory(); }
-void empty_cache(Device device) { device.is_cuda() ? cuda_empty_cache(device.index) : cpu_empty_cache(); }
+MemoryStats memory_stats(Device device) { return backend(device).memory_stats(); }
+void reset_peak_memory(Device device) { backend(device).reset_peak_memory(); }
+void empty_cache(Device device) { backend(device).empty_cache(); }
+void set_memory_limit(Device device, size_t bytes) { backend(device).set_memory_limit(bytes); }
+size_t memory_capacity(Device device) { return backend(device).memory_capacity(); }
+void synchronize(Device device) { backend(device).synchronize(); }
 
-#ifndef NST_CUDA
-// CPU-only build: no GPU, and the memory functions describe an empty device.
-size_t cuda_memory_capacity(int) { return 0; }
-int cuda_device_count() { return 0; }
-MemoryStats cuda_memory_stats(int) { return {}; }
-void cuda_set_memory_limit(int, size_t) {}
-void cuda_reset_peak_memory(int) {}
-void cuda_empty_cache(int) {}
-void cuda_synchronize(int) {}
-#endif
+namespace {
+
+std::atomic<int> g_threads{0};     // 0: not set, the environment's
+thread_local bool t_serial = false;
+
+void check_threads(int threads) {
+    NST_CHECK(threads >= 1 && threads <= 1024, "threads: expected a whole number from 1 to 1024, got ", threads);
+}
+
+// NST_NUM_THREADS, else the cores this process may run on (its affinity
+// mask: a container or taskset may allow fewer than the machine has).
+int threads_from_environment() {
+    if (const char* text = std::getenv("NST_NUM_THREADS")) {
+        char* end = nullptr;
+        const long n = std::strtol(text, &end, 10);
+        NST_CHECK(*text && *end == '\0' && n >= 1 && n <= 1024, "NST_NUM_THREADS: expected a whole number from 1 to ",
+                  "1024, got '", text, "'");
+        return int(n);
+    }
+    cpu_set_t cpus;
+    CPU_ZERO(&cpus);
+    const int available = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus)
+                                                                        : int(std::thread::hardware_concurrency());
+    return std::max(1, available);
+}
+
+size_t memory_limit_from_environment() {
+    const char* text = std::getenv("NST_MEMORY_LIMIT");
+    if (!text) return 0;
+    try {
+        return parse_byte_size(text);
+    } catch (const Error& e) {
+        throw Error(std::string("NST_MEMORY_LIMIT: ") + e.what());
+    }
+}
+
+}  // namespace
+
+// A static initialised by a throw is tried again on the next call, so a bad
+// value is reported every time, never half read.
+const DeviceEnvironment& device_environment() {
+    static const DeviceEnvironment environment{threads_from_environment(), memory_limit_from_environment()};
+    return environment;
+}
+
+// Setting the count asks the CPU backend, which gives it to the calling
+// thread at once (its own OpenMP loops outside the backend see it too).
+void cpu_set_threads(int threads) {
+    check_threads(threads);
+    g_threads = threads;
+    backend(Device::cpu());
+}
+
+int cpu_threads() {
+    const int threads = g_threads;
+    return threads ? threads : device_environment().threads;
+}
+
+void cpu_serial_thread() {
+    t_serial = true;
+    backend(Device::cpu());
+}
+
+int cpu_threads_of_calling_thread() { return t_serial ? 1 : cpu_threads(); }
+
+ScopedThreads::ScopedThreads(int threads) : previous_(cpu_threads()) { cpu_set_threads(threads); }
+ScopedThreads::~ScopedThreads() { cpu_set_threads(previous_); }
 
 }  // namespace nst

@@ -4,26 +4,10 @@
 #include "core/dtype.hpp"
 
 #include <cmath>
-#include <cstring>
 
 #include "core/error.hpp"
 
 namespace nst {
-namespace {
-
-uint32_t bits_of(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
-
-float float_of(uint32_t u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-
-}  // namespace
 
 DType parse_precision(const std::string& name) {
     if (name == "fp32") return DType::F32;
@@ -34,7 +18,7 @@ DType parse_precision(const std::string& name) {
 }
 
 uint16_t float_to_f16(float value) {
-    const uint32_t x = bits_of(value);
+    const uint32_t x = float_bits(value);
     const uint16_t sign = uint16_t((x >> 16) & 0x8000u);
     const uint32_t abs = x & 0x7fffffffu;
     if (abs > 0x7f800000u) return sign | 0x7e00u;  // NaN (quiet)
@@ -44,7 +28,7 @@ uint16_t float_to_f16(float value) {
     if (abs < 0x38800000u) {
         // Below 2^-14, fp16 is subnormal: a multiple of 2^-24. Scaling by 2^24
         // is exact, and the default rounding mode rounds to nearest even.
-        return sign | uint16_t(std::nearbyint(float_of(abs) * 16777216.0f));
+        return sign | uint16_t(std::nearbyint(float_from_bits(abs) * 16777216.0f));
     }
     // Normal: rebias the exponent (127 -> 15) and round 23 mantissa bits to 10;
     // a carry out of the mantissa correctly bumps the exponent.
@@ -59,16 +43,16 @@ float f16_to_float(uint16_t h) {
         const float v = std::ldexp(float(mantissa), -24);
         return sign ? -v : v;
     }
-    if (exponent == 31) return float_of(sign | 0x7f800000u | (mantissa << 13));  // inf, NaN
-    return float_of(sign | ((exponent + 112) << 23) | (mantissa << 13));
+    if (exponent == 31) return float_from_bits(sign | 0x7f800000u | (mantissa << 13));  // inf, NaN
+    return float_from_bits(sign | ((exponent + 112) << 23) | (mantissa << 13));
 }
 
 uint16_t float_to_bf16(float value) {
-    const uint32_t x = bits_of(value);
+    const uint32_t x = float_bits(value);
     if ((x & 0x7fffffffu) > 0x7f800000u) return uint16_t((x >> 16) | 0x40u);  // NaN stays NaN
     return uint16_t((x + 0x7fffu + ((x >> 16) & 1u)) >> 16);
 }
 
-float bf16_to_float(uint16_t bits) { return float_of(uint32_t(bits) << 16); }
+float bf16_to_float(uint16_t bits) { return float_from_bits(uint32_t(bits) << 16); }
 
 }  // namespace nst

@@ -5,6 +5,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 
 namespace nst {
@@ -25,5 +26,17 @@ uint16_t float_to_f16(float value);
 float f16_to_float(uint16_t bits);
 uint16_t float_to_bf16(float value);
 float bf16_to_float(uint16_t bits);
+
+// A float's IEEE-754 bit pattern, and the float of one (C++20's std::bit_cast).
+inline uint32_t float_bits(float value) {
+    uint32_t bits;
+    std::memcpy(&bits, &value, 4);
+    return bits;
+}
+inline float float_from_bits(uint32_t bits) {
+    float value;
+    std::memcpy(&value, &bits, 4);
+    return value;
+}
 
 }  // namespace nst

@@ -57,16 +57,19 @@ void check_conv(const char* op, const ConvShape& s) {
     NST_CHECK(s.N >= 0 && s.C > 0 && s.H > 0 && s.W > 0 && s.K > 0 && s.R > 0 && s.S > 0 && s.stride > 0 &&
                   s.pad_h >= 0 && s.pad_w >= 0,
               op, ": bad shape ", conv_shape_str(s));
-    const int64_t P = (int64_t(s.H) + 2 * int64_t(s.pad_h) - s.R) / s.stride + 1;
-    const int64_t Q = (int64_t(s.W) + 2 * int64_t(s.pad_w) - s.S) / s.stride + 1;
     NST_CHECK(int64_t(s.H) + 2 * int64_t(s.pad_h) >= s.R && int64_t(s.W) + 2 * int64_t(s.pad_w) >= s.S &&
-                  s.P == P && s.Q == Q,
+                  s.P == conv_output_size(s.H, s.pad_h, s.R, s.stride) &&
+                  s.Q == conv_output_size(s.W, s.pad_w, s.S, s.stride),
               op, ": output size does not match the input, kernel, stride and padding: ", conv_shape_str(s));
     // cuDNN's legacy API and 32-bit BLAS (im2col columns of C*R*S x P*Q) index with 32-bit integers.
     NST_CHECK(s.x_size() <= INT32_MAX && s.y_size() <= INT32_MAX && s.w_size() <= INT32_MAX &&
                   int64_t(s.C) * s.R * s.S <= INT32_MAX && int64_t(s.P) * s.Q <= INT32_MAX &&
                   int64_t(s.H) * s.W <= INT32_MAX,
               op, ": tensors over 2^31 elements are not supported: ", conv_shape_str(s));
+}
+
+void check_matmul(int M, int N, int K) {
+    NST_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size M ", M, " N ", N, " K ", K);
 }
 
 void check_type16(const char* op, DType type) {

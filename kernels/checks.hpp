@@ -27,6 +27,7 @@ void check_upsample_pad(const char* op, int64_t NC, int H, int W, int p, PadMode
 // Positive sizes, P and Q as the input, kernel, stride and padding give
 // them, and every tensor under 2^31 elements.
 void check_conv(const char* op, const ConvShape& s);
+void check_matmul(int M, int N, int K);                               // none negative
 void check_type16(const char* op, DType type);                       // F16 or BF16
 
 // "x [N, C, H, W] w [K, C, R, S] stride s pad h,w -> y [N, K, P, Q]", for messages.

@@ -17,13 +17,13 @@
 #include <limits>
 #include <numeric>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "backend_twin.hpp"
 #include "core/backend.hpp"
 #include "core/device.hpp"
+#include "kernels/checks.hpp"
 
 namespace {
 
@@ -126,26 +126,9 @@ TEST_CASE("strided_copy makes permuted and sliced views contiguous", "[gpu][memo
 
 // ---- convolution -------------------------------------------------------------
 
-ConvShape conv_shape(int N, int C, int H, int W, int K, int R, int S, int stride, int pad_h,
-                     int pad_w) {
-    ConvShape s{N, C, H, W, K, R, S, stride, pad_h, pad_w, 0, 0};
-    s.P = (H + 2 * pad_h - R) / stride + 1;
-    s.Q = (W + 2 * pad_w - S) / stride + 1;
-    return s;
-}
-
-std::string describe(const ConvShape& s) {
-    std::ostringstream o;
-    o << "x [" << s.N << ", " << s.C << ", " << s.H << ", " << s.W << "] w [" << s.K << ", "
-      << s.C << ", " << s.R << ", " << s.S << "] stride " << s.stride << " pad (" << s.pad_h
-      << ", " << s.pad_w << ") -> y [" << s.N << ", " << s.K << ", " << s.P << ", " << s.Q
-      << "]";
-    return o.str();
-}
-
 // x after a ReLU when `relu_input` (every VGG layer but the first).
 void check_conv(const ConvShape& s, uint32_t seed, bool relu_input) {
-    INFO("conv2d " << describe(s));
+    INFO("conv2d " << nst::conv_shape_str(s));
     std::vector<float> x_host = random_normal(s.x_size(), seed);
     if (relu_input) x_host = relu_host(x_host);
     // He initialisation keeps y ~ O(1) whatever C*R*S is
@@ -177,37 +160,37 @@ void check_conv(const ConvShape& s, uint32_t seed, bool relu_input) {
 
 // The CPU reference is the slow part of this file: the big layers run at N=1.
 TEST_CASE("conv2d at VGG-19 shapes", "[gpu][conv]") {
-    check_conv(conv_shape(1, 3, 224, 224, 64, 3, 3, 1, 1, 1), 100, false);
-    check_conv(conv_shape(1, 64, 224, 224, 64, 3, 3, 1, 1, 1), 110, true);
-    check_conv(conv_shape(1, 256, 56, 56, 256, 3, 3, 1, 1, 1), 120, true);
-    check_conv(conv_shape(1, 512, 28, 28, 512, 3, 3, 1, 1, 1), 130, true);
+    check_conv(ConvShape::of(1, 3, 224, 224, 64, 3, 3, 1, 1, 1), 100, false);
+    check_conv(ConvShape::of(1, 64, 224, 224, 64, 3, 3, 1, 1, 1), 110, true);
+    check_conv(ConvShape::of(1, 256, 56, 56, 256, 3, 3, 1, 1, 1), 120, true);
+    check_conv(ConvShape::of(1, 512, 28, 28, 512, 3, 3, 1, 1, 1), 130, true);
 }
 
 TEST_CASE("conv2d at transformation-network shapes", "[gpu][conv]") {
-    check_conv(conv_shape(2, 3, 256, 256, 32, 9, 9, 1, 4, 4), 200, false);
-    check_conv(conv_shape(2, 32, 256, 256, 64, 3, 3, 2, 1, 1), 210, true);
-    check_conv(conv_shape(4, 128, 64, 64, 128, 3, 3, 1, 1, 1), 220, true);
+    check_conv(ConvShape::of(2, 3, 256, 256, 32, 9, 9, 1, 4, 4), 200, false);
+    check_conv(ConvShape::of(2, 32, 256, 256, 64, 3, 3, 2, 1, 1), 210, true);
+    check_conv(ConvShape::of(4, 128, 64, 64, 128, 3, 3, 1, 1, 1), 220, true);
 }
 
 TEST_CASE("conv2d at odd shapes", "[gpu][conv]") {
-    check_conv(conv_shape(2, 3, 37, 53, 5, 5, 5, 2, 2, 2), 300, false);
-    check_conv(conv_shape(1, 3, 37, 53, 5, 5, 5, 1, 2, 2), 310, false);
+    check_conv(ConvShape::of(2, 3, 37, 53, 5, 5, 5, 2, 2, 2), 300, false);
+    check_conv(ConvShape::of(1, 3, 37, 53, 5, 5, 5, 1, 2, 2), 310, false);
     // rectangular kernel with different pads per axis
-    check_conv(conv_shape(3, 4, 37, 53, 6, 3, 5, 1, 1, 2), 320, false);
+    check_conv(ConvShape::of(3, 4, 37, 53, 6, 3, 5, 1, 1, 2), 320, false);
     // 1x1 stride 2: every other input row and column gets no gradient (zeros)
-    check_conv(conv_shape(2, 16, 37, 53, 8, 1, 1, 2, 0, 0), 330, false);
+    check_conv(ConvShape::of(2, 16, 37, 53, 8, 1, 1, 2, 0, 0), 330, false);
     // no padding
-    check_conv(conv_shape(1, 5, 9, 7, 3, 3, 3, 1, 0, 0), 340, false);
+    check_conv(ConvShape::of(1, 5, 9, 7, 3, 3, 3, 1, 0, 0), 340, false);
     // an even kernel with a stride larger than itself leaves gaps
-    check_conv(conv_shape(2, 2, 17, 19, 3, 2, 2, 3, 1, 0), 350, false);
+    check_conv(ConvShape::of(2, 2, 17, 19, 3, 2, 2, 3, 1, 0), 350, false);
 }
 
 // backend.hpp: "Reductions are deterministic". The filter gradient sums over
 // N*P*Q and the data gradient over K*R*S; cuDNN has algorithms for both that
 // accumulate with atomics, which this catches.
 TEST_CASE("conv2d backward is deterministic", "[gpu][conv][determinism]") {
-    const ConvShape s = conv_shape(4, 128, 64, 64, 128, 3, 3, 1, 1, 1);
-    INFO("conv2d " << describe(s));
+    const ConvShape s = ConvShape::of(4, 128, 64, 64, 128, 3, 3, 1, 1, 1);
+    INFO("conv2d " << nst::conv_shape_str(s));
     Twin x(relu_host(random_normal(s.x_size(), 400)));
     Twin w(random_normal(s.w_size(), 401, 0.04f));
     Twin dy(random_normal(s.y_size(), 402));

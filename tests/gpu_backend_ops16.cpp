@@ -146,9 +146,7 @@ TEST_CASE("instance_norm_forward16, with and without gamma, beta and relu", "[gp
 
 TEST_CASE("conv2d_forward16 and conv_transpose2d_forward16", "[gpu][conv]") {
     auto shape = [](int N, int C, int H, int W, int K, int R, int stride, int pad) {
-        ConvShape s{N, C, H, W, K, R, R, stride, pad, pad, 0, 0};
-        s.P = (H + 2 * pad - R) / stride + 1, s.Q = (W + 2 * pad - R) / stride + 1;
-        return s;
+        return ConvShape::of(N, C, H, W, K, R, R, stride, pad, pad);
     };
     // the transformation network's convolutions, and an odd one
     for (const ConvShape& s : {shape(1, 3, 256, 256, 32, 9, 1, 4), shape(1, 32, 256, 256, 64, 3, 2, 1),

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "core/error.hpp"
+#include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
 
 namespace {
@@ -149,14 +150,6 @@ struct LinearMap {
 
 // ---- naive convolution ------------------------------------------------------
 
-ConvShape make_conv(int N, int C, int H, int W, int K, int R, int S, int stride, int pad_h,
-                    int pad_w) {
-    ConvShape s{N, C, H, W, K, R, S, stride, pad_h, pad_w, 0, 0};
-    s.P = (H + 2 * pad_h - R) / stride + 1;
-    s.Q = (W + 2 * pad_w - S) / stride + 1;
-    return s;
-}
-
 ConvShape random_conv(std::mt19937& rng) {
     const int kernels[] = {1, 3, 5, 9};
     const int R = kernels[rand_int(rng, 0, 3)];
@@ -165,16 +158,8 @@ ConvShape random_conv(std::mt19937& rng) {
     const int pad_h = rand_int(rng, 0, 4), pad_w = rand_int(rng, 0, 4);
     const int H = std::max(rand_int(rng, 1, 15), R - 2 * pad_h);
     const int W = std::max(rand_int(rng, 1, 15), S - 2 * pad_w);
-    return make_conv(rand_int(rng, 1, 3), rand_int(rng, 1, 7), H, W, rand_int(rng, 1, 7), R, S,
-                     stride, pad_h, pad_w);
-}
-
-std::string conv_str(const ConvShape& s) {
-    return "x [" + std::to_string(s.N) + "," + std::to_string(s.C) + "," + std::to_string(s.H) +
-           "," + std::to_string(s.W) + "] w [" + std::to_string(s.K) + "," +
-           std::to_string(s.R) + "," + std::to_string(s.S) + "] stride " +
-           std::to_string(s.stride) + " pad " + std::to_string(s.pad_h) + "," +
-           std::to_string(s.pad_w);
+    return ConvShape::of(rand_int(rng, 1, 3), rand_int(rng, 1, 7), H, W, rand_int(rng, 1, 7), R, S, stride, pad_h,
+                         pad_w);
 }
 
 // The input pixel under tap (r, t) of output (p, q), or false when it is padding.
@@ -194,66 +179,40 @@ size_t yi(const ConvShape& s, int n, int k, int p, int q) {
     return ((size_t(n) * s.K + k) * s.P + p) * s.Q + q;
 }
 
-DVec naive_conv_forward(const ConvShape& s, const Vec& x, const Vec& w, const Vec* b) {
-    DVec y(s.y_size());
+// Every product of the convolution, as f(y index, x index, w index), the
+// taps that fall on padding left out: forward and both backwards follow.
+template <class F>
+void for_each_product(const ConvShape& s, F&& f) {
     for (int n = 0; n < s.N; ++n)
         for (int k = 0; k < s.K; ++k)
             for (int p = 0; p < s.P; ++p)
-                for (int q = 0; q < s.Q; ++q) {
-                    double acc = b ? (*b)[k] : 0.0;
+                for (int q = 0; q < s.Q; ++q)
                     for (int c = 0; c < s.C; ++c)
                         for (int r = 0; r < s.R; ++r)
                             for (int t = 0; t < s.S; ++t) {
                                 int h, ww;
                                 if (tap(s, p, q, r, t, h, ww))
-                                    acc += double(x[xi(s, n, c, h, ww)]) * w[wi(s, k, c, r, t)];
+                                    f(yi(s, n, k, p, q), xi(s, n, c, h, ww), wi(s, k, c, r, t));
                             }
-                    y[yi(s, n, k, p, q)] = acc;
-                }
+}
+
+DVec naive_conv_forward(const ConvShape& s, const Vec& x, const Vec& w, const Vec* b) {
+    DVec y(s.y_size(), 0.0);
+    if (b)
+        for (size_t o = 0; o < y.size(); ++o) y[o] = (*b)[o / (size_t(s.P) * s.Q) % size_t(s.K)];
+    for_each_product(s, [&](size_t o, size_t i, size_t j) { y[o] += double(x[i]) * w[j]; });
     return y;
 }
 
-// Transposed convolution written from the input side: pixel (h, w) receives
-// dy(p, q) * w(r, t) for every tap with h = p*stride - pad + r.
 DVec naive_conv_backward_data(const ConvShape& s, const Vec& dy, const Vec& w) {
-    DVec dx(s.x_size());
-    for (int n = 0; n < s.N; ++n)
-        for (int c = 0; c < s.C; ++c)
-            for (int h = 0; h < s.H; ++h)
-                for (int ww = 0; ww < s.W; ++ww) {
-                    double acc = 0.0;
-                    for (int k = 0; k < s.K; ++k)
-                        for (int r = 0; r < s.R; ++r) {
-                            const int ph = h + s.pad_h - r;
-                            if (ph < 0 || ph % s.stride || ph / s.stride >= s.P) continue;
-                            for (int t = 0; t < s.S; ++t) {
-                                const int qw = ww + s.pad_w - t;
-                                if (qw < 0 || qw % s.stride || qw / s.stride >= s.Q) continue;
-                                acc += double(dy[yi(s, n, k, ph / s.stride, qw / s.stride)]) *
-                                       w[wi(s, k, c, r, t)];
-                            }
-                        }
-                    dx[xi(s, n, c, h, ww)] = acc;
-                }
+    DVec dx(s.x_size(), 0.0);
+    for_each_product(s, [&](size_t o, size_t i, size_t j) { dx[i] += double(dy[o]) * w[j]; });
     return dx;
 }
 
 DVec naive_conv_backward_filter(const ConvShape& s, const Vec& x, const Vec& dy) {
-    DVec dw(s.w_size());
-    for (int k = 0; k < s.K; ++k)
-        for (int c = 0; c < s.C; ++c)
-            for (int r = 0; r < s.R; ++r)
-                for (int t = 0; t < s.S; ++t) {
-                    double acc = 0.0;
-                    for (int n = 0; n < s.N; ++n)
-                        for (int p = 0; p < s.P; ++p)
-                            for (int q = 0; q < s.Q; ++q) {
-                                int h, ww;
-                                if (tap(s, p, q, r, t, h, ww))
-                                    acc += double(dy[yi(s, n, k, p, q)]) * x[xi(s, n, c, h, ww)];
-                            }
-                    dw[wi(s, k, c, r, t)] = acc;
-                }
+    DVec dw(s.w_size(), 0.0);
+    for_each_product(s, [&](size_t o, size_t i, size_t j) { dw[j] += double(dy[o]) * x[i]; });
     return dw;
 }
 
@@ -268,7 +227,7 @@ DVec naive_conv_backward_bias(const ConvShape& s, const Vec& dy) {
 
 // Runs all four conv kernels on random data and compares with the naive ones.
 void compare_conv(const ConvShape& s, uint32_t seed) {
-    INFO(conv_str(s));
+    INFO(nst::conv_shape_str(s));
     std::mt19937 rng(seed);
     const Vec x = random_vec(rng, s.x_size()), w = random_vec(rng, s.w_size());
     const Vec b = random_vec(rng, s.K), dy = random_vec(rng, s.y_size());
@@ -295,74 +254,60 @@ void compare_conv(const ConvShape& s, uint32_t seed) {
 
 // ---- naive pooling, upsampling, padding -----------------------------------
 
-LinearMap avg_pool_map(int64_t NC, int H, int W) {
+// A map of planes [NC, H, W] to [NC, Ho, Wo] given output pixel by output
+// pixel: pixel(plane, oh, ow, add) calls add(h, w, weight) for each input
+// pixel (h, w) of the same plane that the output pixel takes.
+template <class Pixel>
+LinearMap plane_map(int64_t NC, int H, int W, int Ho, int Wo, Pixel&& pixel) {
     LinearMap m;
-    const int Ho = H / 2, Wo = W / 2;
     m.in_size = size_t(NC) * H * W;
     m.out_size = size_t(NC) * Ho * Wo;
     for (int64_t i = 0; i < NC; ++i)
         for (int oh = 0; oh < Ho; ++oh)
             for (int ow = 0; ow < Wo; ++ow)
-                for (int dh = 0; dh < 2; ++dh)
-                    for (int dw = 0; dw < 2; ++dw)
-                        m.terms.emplace_back((i * Ho + oh) * Wo + ow,
-                                             (i * H + 2 * oh + dh) * W + 2 * ow + dw, 0.25);
+                pixel(i, oh, ow, [&](int h, int w, double weight) {
+                    m.terms.emplace_back((i * Ho + oh) * Wo + ow, (i * H + h) * W + w, weight);
+                });
     return m;
+}
+
+LinearMap avg_pool_map(int64_t NC, int H, int W) {
+    return plane_map(NC, H, W, H / 2, W / 2, [](int64_t, int oh, int ow, auto&& add) {
+        for (int dh = 0; dh < 2; ++dh)
+            for (int dw = 0; dw < 2; ++dw) add(2 * oh + dh, 2 * ow + dw, 0.25);
+    });
 }
 
 // Max pooling is linear once the winners are fixed: each output copies the
 // first maximum of its window (strict > in row-major window order).
 LinearMap max_pool_map(int64_t NC, int H, int W, const Vec& x) {
-    LinearMap m;
-    const int Ho = H / 2, Wo = W / 2;
-    m.in_size = size_t(NC) * H * W;
-    m.out_size = size_t(NC) * Ho * Wo;
-    for (int64_t i = 0; i < NC; ++i)
-        for (int oh = 0; oh < Ho; ++oh)
-            for (int ow = 0; ow < Wo; ++ow) {
-                size_t best = (i * H + 2 * oh) * W + 2 * ow;
-                for (int dh = 0; dh < 2; ++dh)
-                    for (int dw = 0; dw < 2; ++dw) {
-                        const size_t at = (i * H + 2 * oh + dh) * W + 2 * ow + dw;
-                        if (x[at] > x[best]) best = at;
-                    }
-                m.terms.emplace_back((i * Ho + oh) * Wo + ow, best, 1.0);
-            }
-    return m;
+    return plane_map(NC, H, W, H / 2, W / 2, [&](int64_t i, int oh, int ow, auto&& add) {
+        int best_h = 2 * oh, best_w = 2 * ow;
+        for (int h = 2 * oh; h < 2 * oh + 2; ++h)
+            for (int w = 2 * ow; w < 2 * ow + 2; ++w)
+                if (x[(i * H + h) * W + w] > x[(i * H + best_h) * W + best_w]) best_h = h, best_w = w;
+        add(best_h, best_w, 1.0);
+    });
 }
 
 LinearMap nearest_map(int64_t NC, int H, int W) {
-    LinearMap m;
-    m.in_size = size_t(NC) * H * W;
-    m.out_size = size_t(NC) * 4 * H * W;
-    for (int64_t i = 0; i < NC; ++i)
-        for (int oh = 0; oh < 2 * H; ++oh)
-            for (int ow = 0; ow < 2 * W; ++ow)
-                m.terms.emplace_back((i * 2 * H + oh) * 2 * W + ow,
-                                     (i * H + oh / 2) * W + ow / 2, 1.0);
-    return m;
+    return plane_map(NC, H, W, 2 * H, 2 * W,
+                     [](int64_t, int oh, int ow, auto&& add) { add(oh / 2, ow / 2, 1.0); });
 }
 
 // PyTorch's upsample_bilinear2d, align_corners=False, scale 2, per pixel.
 LinearMap bilinear_map(int64_t NC, int H, int W) {
-    LinearMap m;
-    m.in_size = size_t(NC) * H * W;
-    m.out_size = size_t(NC) * 4 * H * W;
-    for (int64_t i = 0; i < NC; ++i)
-        for (int oh = 0; oh < 2 * H; ++oh)
-            for (int ow = 0; ow < 2 * W; ++ow) {
-                const double sh = std::max((oh + 0.5) / 2.0 - 0.5, 0.0);
-                const double sw = std::max((ow + 0.5) / 2.0 - 0.5, 0.0);
-                const int h0 = int(std::floor(sh)), w0 = int(std::floor(sw));
-                const int h1 = std::min(h0 + 1, H - 1), w1 = std::min(w0 + 1, W - 1);
-                const double lh = sh - h0, lw = sw - w0;
-                const size_t o = (i * 2 * H + oh) * 2 * W + ow;
-                m.terms.emplace_back(o, (i * H + h0) * W + w0, (1 - lh) * (1 - lw));
-                m.terms.emplace_back(o, (i * H + h0) * W + w1, (1 - lh) * lw);
-                m.terms.emplace_back(o, (i * H + h1) * W + w0, lh * (1 - lw));
-                m.terms.emplace_back(o, (i * H + h1) * W + w1, lh * lw);
-            }
-    return m;
+    return plane_map(NC, H, W, 2 * H, 2 * W, [&](int64_t, int oh, int ow, auto&& add) {
+        const double sh = std::max((oh + 0.5) / 2.0 - 0.5, 0.0);
+        const double sw = std::max((ow + 0.5) / 2.0 - 0.5, 0.0);
+        const int h0 = int(std::floor(sh)), w0 = int(std::floor(sw));
+        const int h1 = std::min(h0 + 1, H - 1), w1 = std::min(w0 + 1, W - 1);
+        const double lh = sh - h0, lw = sw - w0;
+        add(h0, w0, (1 - lh) * (1 - lw));
+        add(h0, w1, (1 - lh) * lw);
+        add(h1, w0, lh * (1 - lw));
+        add(h1, w1, lh * lw);
+    });
 }
 
 // numpy 'reflect': mirror about the edge pixel (not repeated) until inside.
@@ -376,23 +321,16 @@ int naive_reflect(int i, int n) {
 
 LinearMap pad_map(int64_t NC, int H, int W, int top, int bottom, int left, int right,
                   PadMode mode) {
-    LinearMap m;
-    const int Ho = H + top + bottom, Wo = W + left + right;
-    m.in_size = size_t(NC) * H * W;
-    m.out_size = size_t(NC) * Ho * Wo;
-    for (int64_t i = 0; i < NC; ++i)
-        for (int oh = 0; oh < Ho; ++oh)
-            for (int ow = 0; ow < Wo; ++ow) {
-                int h = oh - top, w = ow - left;
-                if (mode == PadMode::Reflect) {
-                    h = naive_reflect(h, H);
-                    w = naive_reflect(w, W);
-                } else if (h < 0 || h >= H || w < 0 || w >= W) {
-                    continue;  // a zero: no term
-                }
-                m.terms.emplace_back((i * Ho + oh) * Wo + ow, (i * H + h) * W + w, 1.0);
-            }
-    return m;
+    return plane_map(NC, H, W, H + top + bottom, W + left + right, [&](int64_t, int oh, int ow, auto&& add) {
+        int h = oh - top, w = ow - left;
+        if (mode == PadMode::Reflect) {
+            h = naive_reflect(h, H);
+            w = naive_reflect(w, W);
+        } else if (h < 0 || h >= H || w < 0 || w >= W) {
+            return;  // a zero: no term
+        }
+        add(h, w, 1.0);
+    });
 }
 
 // ---- naive Gram, instance norm, losses ------------------------------------
@@ -664,30 +602,30 @@ TEST_CASE("cpu conv2d matches direct convolution on random shapes", "[cpu][conv]
 
 TEST_CASE("cpu conv2d special shapes", "[cpu][conv]") {
     SECTION("1x1 stride 1 unpadded (no im2col)") {
-        compare_conv(make_conv(3, 5, 7, 9, 6, 1, 1, 1, 0, 0), 1);
+        compare_conv(ConvShape::of(3, 5, 7, 9, 6, 1, 1, 1, 0, 0), 1);
     }
     SECTION("1x1 stride 2 and padded 1x1") {
-        compare_conv(make_conv(2, 3, 7, 8, 4, 1, 1, 2, 0, 0), 2);
-        compare_conv(make_conv(2, 3, 5, 5, 4, 1, 1, 1, 1, 2), 3);
+        compare_conv(ConvShape::of(2, 3, 7, 8, 4, 1, 1, 2, 0, 0), 2);
+        compare_conv(ConvShape::of(2, 3, 5, 5, 4, 1, 1, 1, 1, 2), 3);
     }
     SECTION("kernel as large as the padded input, single output pixel") {
-        compare_conv(make_conv(2, 3, 5, 3, 2, 9, 9, 1, 2, 3), 4);
+        compare_conv(ConvShape::of(2, 3, 5, 3, 2, 9, 9, 1, 2, 3), 4);
     }
     SECTION("9x9 reflect-style transformer head, stride 1 pad 4") {
-        compare_conv(make_conv(1, 3, 11, 13, 5, 9, 9, 1, 4, 4), 5);
+        compare_conv(ConvShape::of(1, 3, 11, 13, 5, 9, 9, 1, 4, 4), 5);
     }
     SECTION("many output rows: the column buffer is split into bands") {
-        compare_conv(make_conv(2, 16, 64, 512, 4, 3, 3, 1, 1, 1), 6);
-        compare_conv(make_conv(1, 16, 67, 1025, 5, 3, 3, 2, 1, 1), 7);
+        compare_conv(ConvShape::of(2, 16, 64, 512, 4, 3, 3, 1, 1, 1), 6);
+        compare_conv(ConvShape::of(1, 16, 67, 1025, 5, 3, 3, 2, 1, 1), 7);
     }
 }
 
 TEST_CASE("cpu conv2d backward kernels match finite differences", "[cpu][conv][fd]") {
     std::mt19937 rng(4);
-    for (const ConvShape& s : {make_conv(2, 3, 7, 6, 4, 3, 5, 2, 1, 2),
-                               make_conv(1, 2, 5, 5, 3, 1, 1, 1, 0, 0),
-                               make_conv(2, 2, 9, 8, 2, 5, 3, 1, 3, 0)}) {
-        INFO(conv_str(s));
+    for (const ConvShape& s : {ConvShape::of(2, 3, 7, 6, 4, 3, 5, 2, 1, 2),
+                               ConvShape::of(1, 2, 5, 5, 3, 1, 1, 1, 0, 0),
+                               ConvShape::of(2, 2, 9, 8, 2, 5, 3, 1, 3, 0)}) {
+        INFO(nst::conv_shape_str(s));
         const Vec x = random_vec(rng, s.x_size()), w = random_vec(rng, s.w_size());
         const Vec b = random_vec(rng, s.K), r = random_vec(rng, s.y_size());
         Vec dx(s.x_size()), dw(s.w_size()), db(s.K);
@@ -710,18 +648,18 @@ TEST_CASE("cpu conv2d backward kernels match finite differences", "[cpu][conv][f
 
 TEST_CASE("cpu conv2d rejects inconsistent shapes", "[cpu][conv]") {
     Vec buf(4096);
-    ConvShape s = make_conv(1, 2, 5, 5, 3, 3, 3, 1, 1, 1);
+    ConvShape s = ConvShape::of(1, 2, 5, 5, 3, 3, 3, 1, 1, 1);
     s.P = 4;  // should be 5
     REQUIRE_THROWS_AS(cpu().conv2d_forward(s, buf.data(), buf.data(), nullptr, buf.data()),
                       nst::Error);
-    ConvShape negative = make_conv(1, 2, 5, 5, 3, 3, 3, 1, 1, 1);
+    ConvShape negative = ConvShape::of(1, 2, 5, 5, 3, 3, 3, 1, 1, 1);
     negative.pad_h = -1;
     REQUIRE_THROWS_AS(cpu().conv2d_backward_data(negative, buf.data(), buf.data(), buf.data()),
                       nst::Error);
-    ConvShape too_big = make_conv(1, 2, 2, 2, 3, 5, 5, 1, 0, 0);  // 5x5 kernel on 2x2 input
+    ConvShape too_big = ConvShape::of(1, 2, 2, 2, 3, 5, 5, 1, 0, 0);  // 5x5 kernel on 2x2 input
     REQUIRE_THROWS_AS(cpu().conv2d_backward_filter(too_big, buf.data(), buf.data(), buf.data()),
                       nst::Error);
-    ConvShape zero_stride = make_conv(1, 2, 5, 5, 3, 3, 3, 1, 1, 1);
+    ConvShape zero_stride = ConvShape::of(1, 2, 5, 5, 3, 3, 3, 1, 1, 1);
     zero_stride.stride = 0;
     REQUIRE_THROWS_AS(cpu().conv2d_backward_bias(zero_stride, buf.data(), buf.data()),
                       nst::Error);

@@ -20,26 +20,14 @@ using namespace nst;
 
 namespace {
 
-uint32_t bits(float f) {
-    uint32_t u;
-    std::memcpy(&u, &f, 4);
-    return u;
-}
-
-float from_bits(uint32_t u) {
-    float f;
-    std::memcpy(&f, &u, 4);
-    return f;
-}
-
 // Round to nearest even onto bfloat16, in double: the two neighbours by
 // truncation, the nearer one, ties to the even mantissa.
 uint16_t bf16_reference(float f) {
-    const uint32_t u = bits(f);
+    const uint32_t u = float_bits(f);
     const uint16_t lo = uint16_t(u >> 16), hi = uint16_t(lo + 1);
     // Infinity stands for 2^128 here: IEEE rounds to it from max + half an ulp.
     auto value = [](uint16_t b) {
-        const double v = (b & 0x7fff) == 0x7f80 ? std::ldexp(1.0, 128) : double(from_bits(uint32_t(b) << 16));
+        const double v = (b & 0x7fff) == 0x7f80 ? std::ldexp(1.0, 128) : double(float_from_bits(uint32_t(b) << 16));
         return (b & 0x8000) ? -std::fabs(v) : v;
     };
     const double dlo = std::fabs(double(f) - value(lo)), dhi = std::fabs(value(hi) - double(f));
@@ -100,7 +88,7 @@ TEST_CASE("precision: fp16 conversions are exact and round to nearest even", "[p
 #ifdef __FLT16_MAX__
     // Against the compiler's own conversion over a spread of float bit patterns.
     for (uint64_t u = 0; u < (uint64_t(1) << 32); u += 65521) {
-        const float f = from_bits(uint32_t(u));
+        const float f = float_from_bits(uint32_t(u));
         if (std::isnan(f)) continue;
         const _Float16 h = static_cast<_Float16>(f);
         uint16_t want;
@@ -113,7 +101,7 @@ TEST_CASE("precision: fp16 conversions are exact and round to nearest even", "[p
 
 TEST_CASE("precision: bf16 conversions round to nearest even", "[precision]") {
     for (uint64_t u = 0; u < (uint64_t(1) << 32); u += 40009) {
-        const float f = from_bits(uint32_t(u));
+        const float f = float_from_bits(uint32_t(u));
         INFO(f);
         if (std::isnan(f))
             REQUIRE(std::isnan(bf16_to_float(float_to_bf16(f))));  // the payload may differ
@@ -124,8 +112,8 @@ TEST_CASE("precision: bf16 conversions round to nearest even", "[precision]") {
         const float f = bf16_to_float(uint16_t(b));
         if (!std::isnan(f)) REQUIRE(float_to_bf16(f) == b);
     }
-    CHECK(float_to_bf16(from_bits(0x3f808000)) == 0x3f80);  // tie, even stays
-    CHECK(float_to_bf16(from_bits(0x3f818000)) == 0x3f82);  // tie, odd goes up
+    CHECK(float_to_bf16(float_from_bits(0x3f808000)) == 0x3f80);  // tie, even stays
+    CHECK(float_to_bf16(float_from_bits(0x3f818000)) == 0x3f82);  // tie, odd goes up
     CHECK(float_to_bf16(std::numeric_limits<float>::max()) == 0x7f80);  // rounds to infinity
     CHECK(std::isnan(bf16_to_float(float_to_bf16(std::nanf("")))));
 }

@@ -95,17 +95,9 @@ int main(int argc, char** argv) {
     }
 
     try {
-        // NST_MEMORY_LIMIT caps what tensors may hold on each device (core/device.hpp).
-        if (const char* limit = std::getenv("NST_MEMORY_LIMIT")) {
-            size_t bytes = 0;
-            try {
-                bytes = nst::parse_byte_size(limit);
-            } catch (const nst::Error& e) {
-                throw nst::Error(std::string("NST_MEMORY_LIMIT: ") + e.what());
-            }
-            nst::cpu_set_memory_limit(bytes);
-            for (int d = 0; d < nst::cuda_device_count(); ++d) nst::cuda_set_memory_limit(d, bytes);
-        }
+        // NST_NUM_THREADS and NST_MEMORY_LIMIT, which the library reads
+        // (core/device.hpp), asked for first: a bad value is the first error.
+        nst::device_environment();
         if (threads > 0) nst::cpu_set_threads(threads);
         if (*import.subcommand) return import.run();
         if (*info.subcommand) return info.run();

@@ -9,16 +9,12 @@ namespace {
 
 ConvShape conv_shape(const char* op, const Tensor& x, const Tensor& w, int stride, int pad_h,
                      int pad_w) {
-    ConvShape s{};
     ops::check_int(op, x.numel());
-    s.N = int(x.size(0)), s.C = int(x.size(1)), s.H = int(x.size(2)), s.W = int(x.size(3));
-    s.K = int(w.size(0)), s.R = int(w.size(2)), s.S = int(w.size(3));
-    s.stride = stride, s.pad_h = pad_h, s.pad_w = pad_w;
+    const int H = int(x.size(2)), W = int(x.size(3)), R = int(w.size(2)), S = int(w.size(3));
     NST_CHECK(stride >= 1, op, ": stride must be >= 1, got ", stride);
-    NST_CHECK(s.R >= 1 && s.S >= 1 && s.H + 2 * pad_h >= s.R && s.W + 2 * pad_w >= s.S, op,
-              ": kernel ", s.R, "x", s.S, " larger than the padded input ", shape_str(x.shape()));
-    s.P = (s.H + 2 * pad_h - s.R) / stride + 1;
-    s.Q = (s.W + 2 * pad_w - s.S) / stride + 1;
+    NST_CHECK(R >= 1 && S >= 1 && H + 2 * pad_h >= R && W + 2 * pad_w >= S, op, ": kernel ", R, "x", S,
+              " larger than the padded input ", shape_str(x.shape()));
+    const ConvShape s = ConvShape::of(int(x.size(0)), int(x.size(1)), H, W, int(w.size(0)), R, S, stride, pad_h, pad_w);
     ops::check_int(op, s.y_size());
     return s;
 }

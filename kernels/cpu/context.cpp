@@ -1,49 +1,24 @@
 // The CPU backend's threads: one OpenMP pool serves oneDNN (built on OpenMP)
-// and our own loops, so the two never compete for the cores, and its size is
-// the one setting cpu_set_threads() changes (core/device.hpp).
+// and our own loops, so the two never compete for the cores. Its size is
+// the thread count of core/device.hpp, one setting for the process; OpenMP
+// keeps a count per thread, so each thread that asks for the backend gets
+// the setting here first (the registry calls this on every lookup: a
+// thread-local compare, and an OpenMP call only when the count changed).
 #include <omp.h>
-#include <sched.h>
 
-#include <algorithm>
-#include <atomic>
-#include <cstdlib>
-#include <string>
-
-#include "core/device.hpp"
-#include "core/error.hpp"
+#include "kernels/cpu/cpu_backend.hpp"
 
 namespace nst {
-namespace {
 
-std::atomic<int> g_threads{0};
-
-int default_threads() {
-    if (const char* text = std::getenv("NST_NUM_THREADS")) {
-        char* end = nullptr;
-        const long n = std::strtol(text, &end, 10);
-        NST_CHECK(*text && *end == '\0' && n >= 1 && n <= 1024, "NST_NUM_THREADS: expected a whole number from 1 to ",
-                  "1024, got '", text, "'");
-        return int(n);
-    }
-    cpu_set_t cpus;
-    CPU_ZERO(&cpus);
-    const int available = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) : omp_get_num_procs();
-    return std::max(1, available);
+void CpuBackend::size_pool_for_calling_thread() {
+    thread_local int pool = 0;  // what this thread's OpenMP count was set to, 0: never
+    const int wanted = cpu_threads_of_calling_thread();
+    if (wanted == pool) return;
+    omp_set_num_threads(wanted);
+    pool = wanted;
 }
 
-}  // namespace
-
-void cpu_set_threads(int threads) {
-    NST_CHECK(threads >= 1 && threads <= 1024, "threads: expected a whole number from 1 to 1024, got ", threads);
-    omp_set_num_threads(threads);
-    g_threads = threads;
-}
-
-int cpu_threads() {
-    if (g_threads == 0) cpu_set_threads(default_threads());
-    return g_threads;
-}
-
-void cpu_serial_thread() { omp_set_num_threads(1); }
+// Each method runs its work to the end before it returns: nothing is queued.
+void CpuBackend::synchronize() {}
 
 }  // namespace nst

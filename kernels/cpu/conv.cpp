@@ -16,9 +16,11 @@
 //
 // oneDNN runs on OpenMP, the runtime of our own parallel loops, with the
 // thread count of cpu_set_threads(). Its results are the same bits from run
-// to run at a given thread count. tests/test_cpu_kernels.cpp holds it to a
+// to run, and for the shapes tests/test_threads.cpp tries, whatever the
+// thread count. tests/test_cpu_kernels.cpp holds it to a
 // direct loop implementation at odd shapes, forward and backward.
 #include <dnnl.hpp>
+#include <omp.h>
 
 #include <array>
 #include <map>
@@ -99,11 +101,14 @@ Plan make_plan(Direction dir, const ConvShape& s) {
             pd.scratchpad_desc()};
 }
 
+// Keyed by the calling thread's OpenMP count too: oneDNN splits the work
+// for the threads there are when it creates a primitive, and runs it on as
+// many whatever the count is later (a serial worker thread, a ScopedThreads).
 const Plan& cached_plan(Direction dir, const ConvShape& s) {
-    using Key = std::array<int, 11>;
+    using Key = std::array<int, 12>;
     static std::mutex mutex;
     static auto* plans = new std::map<Key, std::unique_ptr<Plan>>;  // never destroyed
-    const Key key{int(dir), s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad_h, s.pad_w};
+    const Key key{int(dir), s.N, s.C, s.H, s.W, s.K, s.R, s.S, s.stride, s.pad_h, s.pad_w, omp_get_max_threads()};
     std::lock_guard<std::mutex> lock(mutex);
     auto it = plans->find(key);
     if (it == plans->end()) {

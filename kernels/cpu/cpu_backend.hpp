@@ -14,6 +14,10 @@ public:
 #define NST_BACKEND_METHOD(result, name, parameters) result name parameters override;
 #include "core/backend_methods.inc"
 #undef NST_BACKEND_METHOD
+
+    // Sets the calling thread's OpenMP thread count to the setting
+    // (cpu_threads_of_calling_thread) where it differs (kernels/cpu/context.cpp).
+    void size_pool_for_calling_thread();
 };
 
 // C = alpha op(A) op(B) + beta C, row-major, on oneDNN's sgemm (kernels/cpu/matmul.cpp):

@@ -6,6 +6,7 @@
 // a loss weight or a chained scalar op costs no host round trip.
 #include <vector>
 
+#include "core/backend_rules.hpp"
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
@@ -46,8 +47,7 @@ void CpuBackend::tv_loss_forward(int64_t NC, int H, int W, const float* x, float
     check_planes("tv_loss_forward", NC, H, W);
     // One partial sum per plane, in index order; the planes' in plane order.
     std::vector<double> partial(size_t(NC), 0.0);
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         double sum = 0.0;
         const float* xi = x + i * H * W;
         for (int h = 0; h < H; ++h) {
@@ -64,36 +64,28 @@ void CpuBackend::tv_loss_forward(int64_t NC, int H, int W, const float* x, float
             }
         }
         partial[size_t(i)] = sum;
-    }
+    });
     double total = 0.0;
     for (const double p : partial) total += p;
     out[0] = float(total);
 }
 
 // Gather form: each pixel collects the derivative of the (up to four)
-// squared differences it takes part in, 2 * dout * (sum of x - neighbour).
+// squared differences it takes part in, 2 * dout * tv_stencil (core/backend_rules.hpp,
+// which the CUDA kernel uses too).
 void CpuBackend::tv_loss_backward(int64_t NC, int H, int W, const float* x, const float* dout,
                              float* dx) {
     check_planes("tv_loss_backward", NC, H, W);
     const float scale = 2.0f * dout[0];
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* xi = x + i * H * W;
         float* dxi = dx + i * H * W;
         for (int h = 0; h < H; ++h) {
             const float* row = xi + int64_t(h) * W;
             float* out = dxi + int64_t(h) * W;
-            for (int w = 0; w < W; ++w) {
-                const float v = row[w];
-                float g = 0.0f;
-                if (h > 0) g += v - row[w - W];
-                if (h + 1 < H) g += v - row[w + W];
-                if (w > 0) g += v - row[w - 1];
-                if (w + 1 < W) g += v - row[w + 1];
-                out[w] = scale * g;
-            }
+            for (int w = 0; w < W; ++w) out[w] = scale * tv_stencil(row, h, H, w, W);
         }
-    }
+    });
 }
 
 void CpuBackend::dot(int64_t n, const float* a, const float* b, float* out) {

@@ -1,7 +1,7 @@
 // CPU memory: host allocations, 64-byte aligned (one cache line, the widest
 // AVX-512 load) so that vectorised loops and oneDNN never split a line on the
 // first element, and booked: what tensors, convolution scratchpads and
-// reorders hold is counted (cpu_memory_stats), capped (cpu_set_memory_limit,
+// reorders hold is counted (memory_stats), capped (set_memory_limit,
 // NST_MEMORY_LIMIT) and reported in out-of-memory errors.
 //
 // Blocks of 1 MiB and more are kept when freed and handed out again, as the
@@ -131,19 +131,19 @@ void CpuBackend::deallocate(void* ptr, size_t bytes) {
     }
 }
 
-MemoryStats cpu_memory_stats() {
+MemoryStats CpuBackend::memory_stats() {
     Books& b = books();
     std::lock_guard<std::mutex> lock(b.mutex);
     return {b.current, b.peak, b.current + b.cached};
 }
 
-void cpu_reset_peak_memory() {
+void CpuBackend::reset_peak_memory() {
     Books& b = books();
     std::lock_guard<std::mutex> lock(b.mutex);
     b.peak = b.current;
 }
 
-void cpu_set_memory_limit(size_t bytes) {
+void CpuBackend::set_memory_limit(size_t bytes) {
     Books& b = books();
     std::lock_guard<std::mutex> lock(b.mutex);
     b.limit = bytes;
@@ -154,7 +154,7 @@ void cpu_set_memory_limit(size_t bytes) {
 // and the cache's bytes, at most the physical memory. Physical memory alone
 // would have a plan count on what other processes use, and the kernel's OOM
 // killer, not an error, would end the run.
-size_t cpu_memory_capacity() {
+size_t CpuBackend::memory_capacity() {
     size_t held = 0;
     {
         Books& b = books();
@@ -174,7 +174,7 @@ size_t cpu_memory_capacity() {
     return physical;
 }
 
-void cpu_empty_cache() {
+void CpuBackend::empty_cache() {
     Books& b = books();
     std::lock_guard<std::mutex> lock(b.mutex);
     release_cache(b);

@@ -56,8 +56,7 @@ struct Readers {
 void gather(int64_t NC, int H, int W, const std::vector<int>& rows, const std::vector<int>& cols,
             const float* x, float* y) {
     const int Ho = int(rows.size()), Wo = int(cols.size());
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * Ho * Wo;
         for (int oh = 0; oh < Ho; ++oh) {
@@ -69,7 +68,7 @@ void gather(int64_t NC, int H, int W, const std::vector<int>& rows, const std::v
             const float* in = xi + int64_t(rows[oh]) * W;
             for (int ow = 0; ow < Wo; ++ow) out[ow] = cols[ow] >= 0 ? in[cols[ow]] : 0.0f;
         }
-    }
+    });
 }
 
 // The map of the 2x nearest-upsampled axis, as indices of the original one.
@@ -100,8 +99,7 @@ void CpuBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int
     const std::vector<int> cols = source_map(W, left, right, mode);
     const Readers row_readers(rows, H), col_readers(cols, W);
     const int Ho = int(rows.size()), Wo = int(cols.size());
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;
         for (int h = 0; h < H; ++h) {
@@ -117,7 +115,7 @@ void CpuBackend::pad_backward(int64_t NC, int H, int W, int top, int bottom, int
                 }
             }
         }
-    }
+    });
 }
 
 void CpuBackend::pad_forward16(DType type, int64_t NC, int H, int W, int top, int bottom, int left,

@@ -1,8 +1,10 @@
 // CPU 2x2 stride-2 pooling. An odd trailing row or column is dropped (floor,
 // PyTorch's default), and gets zero gradient. Max-pool backward recomputes the
 // winner from x instead of storing argmax indices: one less tensor to keep
-// alive, and the tie rule (first maximum in row-major window order) is the
-// same in forward and backward by construction.
+// alive, and the tie rule (first_max_of_window, core/backend_rules.hpp, which
+// the CUDA kernels use too) is the same in forward and backward by
+// construction.
+#include "core/backend_rules.hpp"
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
 #include "kernels/cpu/cpu_backend.hpp"
@@ -12,42 +14,40 @@ namespace nst {
 
 namespace {
 
-// Index 0..3 (row-major) of the first maximum of a 2x2 window.
-inline int first_max(float a, float b, float c, float d) {
-    int best = 0;
-    float m = a;
-    if (b > m) { best = 1; m = b; }
-    if (c > m) { best = 2; m = c; }
-    if (d > m) { best = 3; }
-    return best;
+// y = window(top left, top right, bottom left, bottom right) of every full
+// window of every plane (a lambda, so that it is inlined).
+template <class Window>
+void pool_forward(int64_t NC, int H, int W, const float* x, float* y, Window window) {
+    const int Ho = H / 2, Wo = W / 2;
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
+        const float* xi = x + i * H * W;
+        float* yi = y + i * Ho * Wo;
+        for (int oh = 0; oh < Ho; ++oh) {
+            const float* r0 = xi + int64_t(2 * oh) * W;
+            const float* r1 = r0 + W;
+            for (int ow = 0; ow < Wo; ++ow)
+                yi[int64_t(oh) * Wo + ow] = window(r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]);
+        }
+    });
 }
 
 }  // namespace
 
 void CpuBackend::max_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
     check_planes("max_pool2x2_forward", NC, H, W);
-    const int Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
-        const float* xi = x + i * H * W;
-        float* yi = y + i * Ho * Wo;
-        for (int oh = 0; oh < Ho; ++oh) {
-            const float* r0 = xi + int64_t(2 * oh) * W;
-            const float* r1 = r0 + W;
-            for (int ow = 0; ow < Wo; ++ow) {
-                const float v[4] = {r0[2 * ow], r0[2 * ow + 1], r1[2 * ow], r1[2 * ow + 1]};
-                yi[int64_t(oh) * Wo + ow] = v[first_max(v[0], v[1], v[2], v[3])];
-            }
-        }
-    }
+    pool_forward(NC, H, W, x, y, [](float a, float b, float c, float d) { return max_of_window(a, b, c, d); });
+}
+
+void CpuBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
+    check_planes("avg_pool2x2_forward", NC, H, W);
+    pool_forward(NC, H, W, x, y, [](float a, float b, float c, float d) { return mean_of_window(a, b, c, d); });
 }
 
 void CpuBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, const float* dy,
                                       float* dx) {
     check_planes("max_pool2x2_backward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* xi = x + i * H * W;
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;
@@ -57,35 +57,17 @@ void CpuBackend::max_pool2x2_backward(int64_t NC, int H, int W, const float* x, 
             for (int ow = 0; ow < Wo; ++ow) {
                 const int64_t at[4] = {row0 + 2 * ow, row0 + 2 * ow + 1, row0 + W + 2 * ow,
                                        row0 + W + 2 * ow + 1};
-                const int k = first_max(xi[at[0]], xi[at[1]], xi[at[2]], xi[at[3]]);
+                const int k = first_max_of_window(xi[at[0]], xi[at[1]], xi[at[2]], xi[at[3]]);
                 dxi[at[k]] = dyi[int64_t(oh) * Wo + ow];
             }
         }
-    }
-}
-
-void CpuBackend::avg_pool2x2_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_planes("avg_pool2x2_forward", NC, H, W);
-    const int Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
-        const float* xi = x + i * H * W;
-        float* yi = y + i * Ho * Wo;
-        for (int oh = 0; oh < Ho; ++oh) {
-            const float* r0 = xi + int64_t(2 * oh) * W;
-            const float* r1 = r0 + W;
-            for (int ow = 0; ow < Wo; ++ow)
-                yi[int64_t(oh) * Wo + ow] =
-                    0.25f * ((r0[2 * ow] + r0[2 * ow + 1]) + (r1[2 * ow] + r1[2 * ow + 1]));
-        }
-    }
+    });
 }
 
 void CpuBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy, float* dx) {
     check_planes("avg_pool2x2_backward", NC, H, W);
     const int Ho = H / 2, Wo = W / 2;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;
         for (int h = 0; h < H; ++h) {
@@ -94,7 +76,7 @@ void CpuBackend::avg_pool2x2_backward(int64_t NC, int H, int W, const float* dy,
             for (int w = 0; w < W; ++w)
                 row[w] = (oh < Ho && w / 2 < Wo) ? 0.25f * dyi[int64_t(oh) * Wo + w / 2] : 0.0f;
         }
-    }
+    });
 }
 
 }  // namespace nst

@@ -43,8 +43,7 @@ struct BilinearTaps {
 void CpuBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
     check_planes("upsample_nearest2x_forward", NC, H, W);
     const int Wo = 2 * W;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * 4 * H * W;
         for (int h = 0; h < H; ++h) {
@@ -53,15 +52,14 @@ void CpuBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const floa
             for (int w = 0; w < W; ++w) out[2 * w] = out[2 * w + 1] = in[w];
             std::copy(out, out + Wo, out + Wo);
         }
-    }
+    });
 }
 
 void CpuBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const float* dy,
                                              float* dx) {
     check_planes("upsample_nearest2x_backward", NC, H, W);
     const int Wo = 2 * W;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* dyi = dy + i * 4 * H * W;
         float* dxi = dx + i * H * W;
         for (int h = 0; h < H; ++h) {
@@ -71,15 +69,14 @@ void CpuBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const flo
             for (int w = 0; w < W; ++w)
                 out[w] = (r0[2 * w] + r0[2 * w + 1]) + (r1[2 * w] + r1[2 * w + 1]);
         }
-    }
+    });
 }
 
 void CpuBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
     check_planes("upsample_bilinear2x_forward", NC, H, W);
     const BilinearTaps rows(H), cols(W);
     const int Ho = 2 * H, Wo = 2 * W;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* xi = x + i * H * W;
         float* yi = y + i * Ho * Wo;
         for (int oh = 0; oh < Ho; ++oh) {
@@ -93,7 +90,7 @@ void CpuBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const flo
                 out[ow] = h0 * (w0 * r0[j0] + w1 * r0[j1]) + h1 * (w0 * r1[j0] + w1 * r1[j1]);
             }
         }
-    }
+    });
 }
 
 void CpuBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const float* dy,
@@ -101,8 +98,7 @@ void CpuBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const fl
     check_planes("upsample_bilinear2x_backward", NC, H, W);
     const BilinearTaps rows(H), cols(W);
     const int Ho = 2 * H, Wo = 2 * W;
-#pragma omp parallel for if (NC * H * W >= cpu::kParallelFrom) schedule(static)
-    for (int64_t i = 0; i < NC; ++i) {
+    cpu::for_each_plane(NC, int64_t(H) * W, [&](int64_t i) {
         const float* dyi = dy + i * Ho * Wo;
         float* dxi = dx + i * H * W;
         std::fill(dxi, dxi + int64_t(H) * W, 0.0f);
@@ -120,7 +116,7 @@ void CpuBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const fl
                 r1[j1] += h1 * w1 * g[ow];
             }
         }
-    }
+    });
 }
 
 }  // namespace nst

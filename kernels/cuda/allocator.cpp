@@ -27,6 +27,7 @@
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/context.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
 
 namespace nst::cuda {
 
@@ -158,45 +159,46 @@ void deallocate(int device, void* ptr) {
 
 namespace nst {
 
-MemoryStats cuda_memory_stats(int device) {
+// The backend's books: the allocator's, kept per device.
+MemoryStats CudaBackend::memory_stats() {
     cuda::State& s = cuda::state();
     std::lock_guard<std::mutex> lock(s.mutex);
-    auto dev = s.devices.find(device);
+    auto dev = s.devices.find(index_);
     if (dev == s.devices.end()) return {};  // nothing ever allocated there
     return {dev->second.current, dev->second.peak, dev->second.reserved};
 }
 
-void cuda_set_memory_limit(int device, size_t bytes) {
+void CudaBackend::set_memory_limit(size_t bytes) {
     cuda::State& s = cuda::state();
     std::lock_guard<std::mutex> lock(s.mutex);
-    s.devices[device].limit = bytes;
+    s.devices[index_].limit = bytes;
 }
 
-size_t cuda_memory_capacity(int device) {
+size_t CudaBackend::memory_capacity() {
     cuda::State& s = cuda::state();
     std::lock_guard<std::mutex> lock(s.mutex);
-    cuda::DeviceCache& cache = s.devices[device];
+    cuda::DeviceCache& cache = s.devices[index_];
     if (cache.limit) return cache.limit;
-    cuda::context(device);  // cudaMemGetInfo reads the current device
+    cuda::context(index_);  // cudaMemGetInfo reads the current device
     size_t free_bytes = 0, total_bytes = 0;
     cuda::check(cudaMemGetInfo(&free_bytes, &total_bytes), "cudaMemGetInfo");
     return free_bytes + cache.reserved;
 }
 
-void cuda_reset_peak_memory(int device) {
+void CudaBackend::reset_peak_memory() {
     cuda::State& s = cuda::state();
     std::lock_guard<std::mutex> lock(s.mutex);
-    auto dev = s.devices.find(device);
+    auto dev = s.devices.find(index_);
     if (dev != s.devices.end()) dev->second.peak = dev->second.current;
 }
 
-void cuda_empty_cache(int device) {
+void CudaBackend::empty_cache() {
     cuda::State& s = cuda::state();
     std::lock_guard<std::mutex> lock(s.mutex);
-    auto dev = s.devices.find(device);
+    auto dev = s.devices.find(index_);
     if (dev == s.devices.end()) return;
-    cuda::context(device);  // make the device current for cudaFree
-    cuda::release_free_blocks(device, dev->second);
+    cuda::context(index_);  // make the device current for cudaFree
+    cuda::release_free_blocks(index_, dev->second);
 }
 
 }  // namespace nst

@@ -1,5 +1,5 @@
-// Per-device CUDA state (stream, cuBLAS and cuDNN handles) and the error
-// checks every CUDA file uses.
+// Per-device CUDA state (stream, cuBLAS and cuDNN handles), the error checks
+// every CUDA file uses, the device count and the backend's synchronize.
 //
 // Contexts are created on first use under a mutex and then published through
 // an atomic pointer, so the hot path (every kernel launch asks for its
@@ -15,6 +15,7 @@
 #include "core/device.hpp"
 #include "core/error.hpp"
 #include "kernels/cuda/context.hpp"
+#include "kernels/cuda/cuda_backend.hpp"
 
 namespace nst::cuda {
 
@@ -67,7 +68,7 @@ Context* create_context(int device) {
 }  // namespace
 
 Context& context(int device) {
-    const int count = cuda_device_count();
+    const int count = cuda_runtime_device_count();
     NST_CHECK(device >= 0 && device < count && device < kMaxDevices, "cuda:", device,
               " is not available (", count, " CUDA device(s) found)");
     Context* ctx = g_contexts[device].load(std::memory_order_acquire);
@@ -117,7 +118,7 @@ void check_launch(const char* kernel) {
 
 namespace nst {
 
-int cuda_device_count() {
+int cuda_runtime_device_count() {
     // Asked on every tensor free (backend lookup), so ask the driver once.
     static const int count = [] {
         int n = 0;
@@ -130,14 +131,13 @@ int cuda_device_count() {
     return count;
 }
 
-void cuda_synchronize(int device) {
+void CudaBackend::synchronize() {
     // A device whose context was never made has had nothing queued, so there
-    // is nothing to wait for; like the CPU-only build, that is not an error.
-    if (device < 0 || device >= cuda::kMaxDevices) return;
-    cuda::Context* ctx = cuda::g_contexts[device].load(std::memory_order_acquire);
+    // is nothing to wait for.
+    cuda::Context* ctx = cuda::g_contexts[index_].load(std::memory_order_acquire);
     if (!ctx) return;
-    cuda::make_current(device);
-    cuda::check(cudaStreamSynchronize(ctx->stream), "cuda_synchronize");
+    cuda::make_current(index_);
+    cuda::check(cudaStreamSynchronize(ctx->stream), "synchronize");
 }
 
 }  // namespace nst

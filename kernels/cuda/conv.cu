@@ -229,86 +229,75 @@ const ConvPlan& cached_plan(const char* op, int device, const ConvShape& s, cons
     return *it->second;
 }
 
-const ConvPlan& forward_plan(int device, const ConvShape& s, DType type, const void* x,
-                             const void* w, void* y) {
-    const char* op = "conv2d_forward";
+// The plan of one direction, from the cache or searched now: describe the
+// convolution, size the search's scratch, let cuDNN time its algorithms on
+// the real buffers and keep the best. The directions differ only in their
+// cuDNN calls: workspace_size(handle, descriptors, algo, &bytes) and
+// find(handle, descriptors, count, &returned, perf, scratch, bytes), and in
+// their Perf type and algorithm count.
+template <class Perf, int kAlgorithms, class WorkspaceSize, class Find>
+const ConvPlan& searched_plan(const char* op, const char* find_name, int device, Direction dir, const ConvShape& s,
+                              DType type, WorkspaceSize&& workspace_size_of, Find&& find) {
     const bool free_math = free_math_for(type);
-    return cached_plan(op, device, s, plan_key(device, Direction::Forward, s, type, free_math), [&] {
+    return cached_plan(op, device, s, plan_key(device, dir, s, type, free_math), [&] {
         auto plan = std::make_unique<ConvPlan>();
         describe(op, s, type, free_math, plan->d);
         const cudnnHandle_t h = cuda::context(device).cudnn;
         const ConvDescriptors& d = plan->d;
-        auto workspace_size = [&](int algo, size_t* bytes) {
-            return cudnnGetConvolutionForwardWorkspaceSize(
-                h, d.x, d.w, d.conv, d.y, cudnnConvolutionFwdAlgo_t(algo), bytes);
-        };
-        const size_t limit =
-            search_workspace(op, device, s, CUDNN_CONVOLUTION_FWD_ALGO_COUNT, workspace_size, *plan);
+        auto workspace_size = [&](int algo, size_t* bytes) { return workspace_size_of(h, d, algo, bytes); };
+        const size_t limit = search_workspace(op, device, s, kAlgorithms, workspace_size, *plan);
         cuda::Workspace scratch(device, limit);
-        cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+        Perf perf[kAlgorithms];
         int count = 0;
-        check_cudnn(cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y,
-                                                          CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                          &count, perf, scratch.get(), limit),
-                   op, s, "cudnnFindConvolutionForwardAlgorithmEx");
+        check_cudnn(find(h, d, kAlgorithms, &count, perf, scratch.get(), limit), op, s, find_name);
         finish_plan(op, s, free_math, choose(op, s, perf, count, limit), *plan, workspace_size);
         return plan;
     });
 }
 
-const ConvPlan& backward_data_plan(int device, const ConvShape& s, DType type, const void* dy,
-                                   const void* w, void* dx) {
-    const char* op = "conv2d_backward_data";
-    const bool free_math = free_math_for(type);
-    return cached_plan(op, device, s, plan_key(device, Direction::BackwardData, s, type, free_math), [&] {
-        auto plan = std::make_unique<ConvPlan>();
-        describe(op, s, type, free_math, plan->d);
-        const cudnnHandle_t h = cuda::context(device).cudnn;
-        const ConvDescriptors& d = plan->d;
-        auto workspace_size = [&](int algo, size_t* bytes) {
-            return cudnnGetConvolutionBackwardDataWorkspaceSize(
-                h, d.w, d.y, d.conv, d.x, cudnnConvolutionBwdDataAlgo_t(algo), bytes);
-        };
-        const size_t limit =
-            search_workspace(op, device, s, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, workspace_size, *plan);
-        cuda::Workspace scratch(device, limit);
-        cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
-        int count = 0;
-        check_cudnn(cudnnFindConvolutionBackwardDataAlgorithmEx(
-                       h, d.w, w, d.y, dy, d.conv, d.x, dx, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT,
-                       &count, perf, scratch.get(), limit),
-                   op, s, "cudnnFindConvolutionBackwardDataAlgorithmEx");
-        finish_plan(op, s, free_math, choose(op, s, perf, count, limit), *plan, workspace_size);
-        return plan;
-    });
+const ConvPlan& forward_plan(int device, const ConvShape& s, DType type, const void* x, const void* w, void* y) {
+    return searched_plan<cudnnConvolutionFwdAlgoPerf_t, CUDNN_CONVOLUTION_FWD_ALGO_COUNT>(
+        "conv2d_forward", "cudnnFindConvolutionForwardAlgorithmEx", device, Direction::Forward, s, type,
+        [](cudnnHandle_t h, const ConvDescriptors& d, int algo, size_t* bytes) {
+            return cudnnGetConvolutionForwardWorkspaceSize(h, d.x, d.w, d.conv, d.y,
+                                                           cudnnConvolutionFwdAlgo_t(algo), bytes);
+        },
+        [&](cudnnHandle_t h, const ConvDescriptors& d, int most, int* count, cudnnConvolutionFwdAlgoPerf_t* perf,
+            void* scratch, size_t bytes) {
+            return cudnnFindConvolutionForwardAlgorithmEx(h, d.x, x, d.w, w, d.conv, d.y, y, most, count, perf,
+                                                          scratch, bytes);
+        });
 }
 
-const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float* x,
-                                     const float* dy, float* dw) {
-    const char* op = "conv2d_backward_filter";
-    const bool free_math = free_math_for(DType::F32);
-    const PlanKey key = plan_key(device, Direction::BackwardFilter, s, DType::F32, free_math);
-    return cached_plan(op, device, s, key, [&] {
-        auto plan = std::make_unique<ConvPlan>();
-        describe(op, s, DType::F32, free_math, plan->d);
-        const cudnnHandle_t h = cuda::context(device).cudnn;
-        const ConvDescriptors& d = plan->d;
-        auto workspace_size = [&](int algo, size_t* bytes) {
-            return cudnnGetConvolutionBackwardFilterWorkspaceSize(
-                h, d.x, d.y, d.conv, d.w, cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
-        };
-        const size_t limit =
-            search_workspace(op, device, s, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, workspace_size, *plan);
-        cuda::Workspace scratch(device, limit);
-        cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
-        int count = 0;
-        check_cudnn(cudnnFindConvolutionBackwardFilterAlgorithmEx(
-                       h, d.x, x, d.y, dy, d.conv, d.w, dw,
-                       CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf, scratch.get(), limit),
-                   op, s, "cudnnFindConvolutionBackwardFilterAlgorithmEx");
-        finish_plan(op, s, free_math, choose(op, s, perf, count, limit), *plan, workspace_size);
-        return plan;
-    });
+const ConvPlan& backward_data_plan(int device, const ConvShape& s, DType type, const void* dy, const void* w,
+                                   void* dx) {
+    return searched_plan<cudnnConvolutionBwdDataAlgoPerf_t, CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT>(
+        "conv2d_backward_data", "cudnnFindConvolutionBackwardDataAlgorithmEx", device, Direction::BackwardData, s,
+        type,
+        [](cudnnHandle_t h, const ConvDescriptors& d, int algo, size_t* bytes) {
+            return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w, d.y, d.conv, d.x,
+                                                                cudnnConvolutionBwdDataAlgo_t(algo), bytes);
+        },
+        [&](cudnnHandle_t h, const ConvDescriptors& d, int most, int* count,
+            cudnnConvolutionBwdDataAlgoPerf_t* perf, void* scratch, size_t bytes) {
+            return cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w, w, d.y, dy, d.conv, d.x, dx, most, count,
+                                                               perf, scratch, bytes);
+        });
+}
+
+const ConvPlan& backward_filter_plan(int device, const ConvShape& s, const float* x, const float* dy, float* dw) {
+    return searched_plan<cudnnConvolutionBwdFilterAlgoPerf_t, CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT>(
+        "conv2d_backward_filter", "cudnnFindConvolutionBackwardFilterAlgorithmEx", device,
+        Direction::BackwardFilter, s, DType::F32,
+        [](cudnnHandle_t h, const ConvDescriptors& d, int algo, size_t* bytes) {
+            return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x, d.y, d.conv, d.w,
+                                                                  cudnnConvolutionBwdFilterAlgo_t(algo), bytes);
+        },
+        [&](cudnnHandle_t h, const ConvDescriptors& d, int most, int* count,
+            cudnnConvolutionBwdFilterAlgoPerf_t* perf, void* scratch, size_t bytes) {
+            return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x, x, d.y, dy, d.conv, d.w, dw, most, count,
+                                                                 perf, scratch, bytes);
+        });
 }
 
 }  // namespace

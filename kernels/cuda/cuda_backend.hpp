@@ -20,7 +20,9 @@ private:
     int index_;
 };
 
-// The backend of device `index`, created on first use (kernels/cuda/memory.cu).
-Backend& cuda_backend(int index);
+// How many GPUs the CUDA runtime reports, asked once; 0 when it reports any
+// error (no driver, no device), so callers fall back to the CPU
+// (kernels/cuda/context.cpp).
+int cuda_runtime_device_count();
 
 }  // namespace nst

@@ -37,6 +37,16 @@ void launch(int device, const char* what, int64_t n, void (*kernel)(Params...),
     check_launch(what);
 }
 
+// Element i of planes of H x W as its plane, row and column: the index
+// arithmetic of the kernels over [NC, H, W] tensors.
+struct PlanePixel {
+    int64_t plane;
+    int h, w;
+};
+__device__ __forceinline__ PlanePixel plane_pixel(int64_t i, int H, int W) {
+    return {i / (int64_t(W) * H), int((i / W) % H), int(i % W)};
+}
+
 }  // namespace nst::cuda
 
 #define GRID_STRIDE_LOOP(i, n)                                                 \

@@ -23,6 +23,7 @@
 
 #include <cstdint>
 
+#include "core/backend_rules.hpp"
 #include "core/error.hpp"
 #include "kernels/checks.hpp"
 #include "kernels/cuda/context.hpp"
@@ -177,7 +178,7 @@ scaled_difference(int64_t n, const float* a, const float* b, const float* dout, 
     }
 }
 
-// dx = 2 dout (sum over existing neighbours of x - neighbour); warps own rows.
+// dx = 2 dout tv_stencil (core/backend_rules.hpp, as the CPU); warps own rows.
 __global__ void __launch_bounds__(kBlock)
 tv_gradient(int64_t rows, int H, int W, const float* x, const float* dout, float* dx) {
     const float scale = 2.0f * dout[0];
@@ -187,15 +188,7 @@ tv_gradient(int64_t rows, int H, int W, const float* x, const float* dout, float
         const float* row = x + r * W;
         float* out = dx + r * W;
         const int h = int(r % H);
-        for (int w = lane; w < W; w += 32) {
-            const float v = row[w];
-            float g = 0.0f;
-            if (h > 0) g += v - row[w - W];
-            if (h + 1 < H) g += v - row[w + W];
-            if (w > 0) g += v - row[w - 1];
-            if (w + 1 < W) g += v - row[w + 1];
-            out[w] = scale * g;
-        }
+        for (int w = lane; w < W; w += 32) out[w] = scale * tv_stencil(row, h, H, w, W);
     }
 }
 

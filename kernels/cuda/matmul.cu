@@ -8,7 +8,7 @@
 //
 // TF32 is opt-in (allow_tf32): CUBLAS_COMPUTE_32F keeps full fp32 otherwise.
 // cuBLAS never reads C when beta == 0, so an uninitialised C is fine; K == 0
-// is handled here like the CPU reference (C = beta * C, beta == 0 clears).
+// is handled here like the CPU reference (beta_times, core/backend_rules.hpp).
 #include <algorithm>
 #include <string>
 
@@ -24,14 +24,14 @@ namespace {
 
 __global__ void scale_in_place_kernel(int64_t n, float beta, float* c) {
     GRID_STRIDE_LOOP(i, n)
-        c[i] = beta == 0.0f ? 0.0f : beta * c[i];
+        c[i] = beta_times(beta, c[i]);
 }
 
 }  // namespace
 
 void CudaBackend::matmul(bool trans_a, bool trans_b, int M, int N, int K, float alpha,
                          const float* A, const float* B, float beta, float* C) {
-    NST_CHECK(M >= 0 && N >= 0 && K >= 0, "matmul: negative size M ", M, " N ", N, " K ", K);
+    check_matmul(M, N, K);
     if (M == 0 || N == 0) return;
     if (K == 0) {
         const int64_t n = int64_t(M) * N;

@@ -12,8 +12,6 @@
 // exactly one element and the (at most 8) sizes and strides travel by value
 // in the kernel's argument block, so there is no setup copy at all.
 #include <algorithm>
-#include <array>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -27,8 +25,6 @@
 namespace nst {
 
 namespace {
-
-constexpr int kMaxBackends = 64;
 
 __global__ void fill_kernel(int64_t n, float value, float* y) {
     GRID_STRIDE_LOOP(i, n)
@@ -115,18 +111,6 @@ void copy_on_stream(int device, const char* op, void* dst, const void* src, size
 }
 
 }  // namespace
-
-Backend& cuda_backend(int index) {
-    const int count = cuda_device_count();
-    NST_CHECK(index >= 0 && index < count && index < kMaxBackends, "cuda:", index,
-              " is not available (", count, " CUDA device(s) found)");
-    // Never destroyed, like the contexts: tensors in statics may still free
-    // their memory through it during exit.
-    static std::array<std::once_flag, kMaxBackends> once;
-    static std::array<CudaBackend*, kMaxBackends> backends{};
-    std::call_once(once[index], [index] { backends[index] = new CudaBackend(index); });
-    return *backends[index];
-}
 
 Device CudaBackend::device() const { return Device::cuda(index_); }
 

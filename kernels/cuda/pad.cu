@@ -57,9 +57,7 @@ __global__ void pad_forward_kernel(int64_t NC, int H, int W, int shift, int top,
                                    T* __restrict__ y) {
     const int64_t total = NC * Ho * Wo;
     GRID_STRIDE_LOOP(i, total) {
-        const int ow = int(i % Wo);
-        const int oh = int((i / Wo) % Ho);
-        const int64_t plane = i / (int64_t(Wo) * Ho);
+        const auto [plane, oh, ow] = cuda::plane_pixel(i, Ho, Wo);
         int ih = source_index(oh, H << shift, top, reflect);
         int iw = source_index(ow, W << shift, left, reflect);
         ih = ih < 0 ? -1 : ih >> shift;
@@ -75,9 +73,7 @@ __global__ void pad_backward_kernel(int64_t NC, int H, int W, int top, int botto
     const int Ho = H + top + bottom, Wo = W + left + right;
     const int64_t total = NC * H * W;
     GRID_STRIDE_LOOP(i, total) {
-        const int w = int(i % W);
-        const int h = int((i / W) % H);
-        const int64_t plane = i / (int64_t(W) * H);
+        const auto [plane, h, w] = cuda::plane_pixel(i, H, W);
         int rows[3], cols[3];
         const int nrows = readers(h, H, top, bottom, reflect, rows);
         const int ncols = readers(w, W, left, right, reflect, cols);

@@ -47,9 +47,7 @@ __global__ void nearest_forward_kernel(int64_t NC, int H, int W, const float* __
     const int Ho = 2 * H, Wo = 2 * W;
     const int64_t total = NC * Ho * Wo;
     GRID_STRIDE_LOOP(i, total) {
-        const int ow = int(i % Wo);
-        const int oh = int((i / Wo) % Ho);
-        const int64_t plane = i / (int64_t(Wo) * Ho);
+        const auto [plane, oh, ow] = cuda::plane_pixel(i, Ho, Wo);
         y[i] = x[plane * H * W + int64_t(oh / 2) * W + ow / 2];
     }
 }
@@ -59,9 +57,7 @@ __global__ void nearest_backward_kernel(int64_t NC, int H, int W, const float* _
     const int Wo = 2 * W;
     const int64_t total = NC * H * W;
     GRID_STRIDE_LOOP(i, total) {
-        const int w = int(i % W);
-        const int h = int((i / W) % H);
-        const int64_t plane = i / (int64_t(W) * H);
+        const auto [plane, h, w] = cuda::plane_pixel(i, H, W);
         const float* r0 = dy + plane * 4 * H * W + int64_t(2 * h) * Wo + 2 * w;
         const float* r1 = r0 + Wo;
         dx[i] = (r0[0] + r0[1]) + (r1[0] + r1[1]);
@@ -73,9 +69,7 @@ __global__ void bilinear_forward_kernel(int64_t NC, int H, int W, const float* _
     const int Ho = 2 * H, Wo = 2 * W;
     const int64_t total = NC * Ho * Wo;
     GRID_STRIDE_LOOP(i, total) {
-        const int ow = int(i % Wo);
-        const int oh = int((i / Wo) % Ho);
-        const int64_t plane = i / (int64_t(Wo) * Ho);
+        const auto [plane, oh, ow] = cuda::plane_pixel(i, Ho, Wo);
         const Taps r = bilinear_taps(oh, H), c = bilinear_taps(ow, W);
         const float* r0 = x + plane * H * W + int64_t(r.i0) * W;
         const float* r1 = x + plane * H * W + int64_t(r.i1) * W;
@@ -91,9 +85,7 @@ __global__ void bilinear_backward_kernel(int64_t NC, int H, int W, const float* 
     const int Ho = 2 * H, Wo = 2 * W;
     const int64_t total = NC * H * W;
     GRID_STRIDE_LOOP(i, total) {
-        const int w = int(i % W);
-        const int h = int((i / W) % H);
-        const int64_t plane = i / (int64_t(W) * H);
+        const auto [plane, h, w] = cuda::plane_pixel(i, H, W);
         const float* g = dy + plane * Ho * Wo;
         float sum = 0.0f;
         for (int oh = max(0, 2 * h - 2); oh <= min(Ho - 1, 2 * h + 2); ++oh) {
@@ -118,32 +110,31 @@ __global__ void bilinear_backward_kernel(int64_t NC, int H, int W, const float* 
     }
 }
 
+// check_planes, then `kernel` over `items` threads: the output's elements
+// for a forward, the input's for a backward (both are gathers).
+void launch_upsample(int device, const char* op, int64_t NC, int H, int W, bool forward,
+                     void (*kernel)(int64_t, int, int, const float*, float*), const float* in, float* out) {
+    check_planes(op, NC, H, W);
+    const int64_t items = NC * H * W * (forward ? 4 : 1);
+    cuda::launch(device, op, items, kernel, NC, H, W, in, out);
+}
+
 }  // namespace
 
 void CudaBackend::upsample_nearest2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_planes("upsample_nearest2x_forward", NC, H, W);
-    const int64_t total = NC * 4 * H * W;
-    cuda::launch(index_, "upsample_nearest2x_forward", total, nearest_forward_kernel, NC, H, W, x, y);
+    launch_upsample(index_, "upsample_nearest2x_forward", NC, H, W, true, nearest_forward_kernel, x, y);
 }
 
-void CudaBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const float* dy,
-                                              float* dx) {
-    check_planes("upsample_nearest2x_backward", NC, H, W);
-    const int64_t total = NC * H * W;
-    cuda::launch(index_, "upsample_nearest2x_backward", total, nearest_backward_kernel, NC, H, W, dy, dx);
+void CudaBackend::upsample_nearest2x_backward(int64_t NC, int H, int W, const float* dy, float* dx) {
+    launch_upsample(index_, "upsample_nearest2x_backward", NC, H, W, false, nearest_backward_kernel, dy, dx);
 }
 
 void CudaBackend::upsample_bilinear2x_forward(int64_t NC, int H, int W, const float* x, float* y) {
-    check_planes("upsample_bilinear2x_forward", NC, H, W);
-    const int64_t total = NC * 4 * H * W;
-    cuda::launch(index_, "upsample_bilinear2x_forward", total, bilinear_forward_kernel, NC, H, W, x, y);
+    launch_upsample(index_, "upsample_bilinear2x_forward", NC, H, W, true, bilinear_forward_kernel, x, y);
 }
 
-void CudaBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const float* dy,
-                                               float* dx) {
-    check_planes("upsample_bilinear2x_backward", NC, H, W);
-    const int64_t total = NC * H * W;
-    cuda::launch(index_, "upsample_bilinear2x_backward", total, bilinear_backward_kernel, NC, H, W, dy, dx);
+void CudaBackend::upsample_bilinear2x_backward(int64_t NC, int H, int W, const float* dy, float* dx) {
+    launch_upsample(index_, "upsample_bilinear2x_backward", NC, H, W, false, bilinear_backward_kernel, dy, dx);
 }
 
 }  // namespace nst
