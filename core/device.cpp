@@ -159,6 +159,8 @@ int cpu_threads() {
     return threads ? threads : device_environment().threads;
 }
 
+void cpu_adopt_threads() { backend(Device::cpu()); }  // the registry sizes the calling thread's pool
+
 void cpu_serial_thread() {
     t_serial = true;
     backend(Device::cpu());

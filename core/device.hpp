@@ -97,6 +97,9 @@ std::string format_bytes(size_t bytes);
 // agree to fp32 rounding (tests/test_threads.cpp says which).
 void cpu_set_threads(int threads);
 int cpu_threads();
+// Gives the calling thread's own OpenMP loops, run outside the backend (the
+// video stabilizer's), the backend's count, as the backend's ops get it.
+void cpu_adopt_threads();
 // Makes the CPU ops that the calling thread runs serial, whatever the count:
 // for worker threads that already run beside others (the training data
 // loader). Also applies at once to the calling thread's own OpenMP loops.

@@ -177,8 +177,7 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
     NST_CHECK(o.width > 0 && o.height > 0 && o.batch >= 1, "video pipeline: frames of ", o.width, "x", o.height,
               " in batches of ", o.batch);
     const size_t frame_bytes = size_t(o.width) * o.height * 3;
-    // OpenMP keeps its thread count per thread: the writer's loops (the
-    // stabilizer's blend) use the command's, as the stylization does.
+    // A guide worker and a frame in flight per core.
     const int threads = cpu_threads();
     std::optional<GuideWorkers> workers;
     if (o.stabilize) workers.emplace(threads);
@@ -236,7 +235,7 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
     };
     auto write = [&] {
         try {
-            cpu_set_threads(threads);
+            cpu_adopt_threads();  // the stabilizer's blend: OpenMP loops of its own
             Stabilizer stabilizer(o.stabilize_weight);
             Frame frame{o.width, o.height, {}};
             while (std::optional<FrameBatch> batch = to_write.pop()) {
