@@ -11,6 +11,7 @@
 #include "core/error.hpp"
 #include "core/image.hpp"
 #include "core/ops.hpp"
+#include "nets/api_access.hpp"
 #include "nets/memory_plan.hpp"
 #include "nets/optimize.hpp"
 #include "nets/stylize.hpp"
@@ -20,7 +21,7 @@
 #include "nst/nst.hpp"
 
 namespace nst {
-namespace {
+namespace api {
 
 Tensor to_tensor(const Image& image, const char* what) {
     NST_CHECK(image.width > 0 && image.height > 0 && image.width <= kMaxImageSide && image.height <= kMaxImageSide,
@@ -43,16 +44,18 @@ Vgg19 loss_network(const std::string& path, Device device, VggPooling pooling) {
     return Vgg19::load(path, guess_vgg_flavor(path), device, pooling);
 }
 
-// Every failure is an nst::Error, as the header promises: a std::bad_alloc
-// from anywhere becomes an OutOfMemoryError.
-template <class F>
-auto guarded(const char* what, F&& f) -> decltype(f()) {
-    try {
-        return f();
-    } catch (const std::bad_alloc&) {
-        throw OutOfMemoryError(std::string(what) + ": out of host memory");
-    }
+Progress progress_of(int64_t step, int64_t steps, float content, float style, float tv, float total) {
+    Progress p;
+    p.step = step, p.steps = steps;
+    p.content_loss = content, p.style_loss = style, p.tv_loss = tv, p.total_loss = total;
+    return p;
 }
+
+}  // namespace api
+
+using namespace api;
+
+namespace {
 
 template <class Plan, class... Describe>
 MemoryPlan memory_plan_of(const Plan& plan, const Describe&... with) {
@@ -60,13 +63,6 @@ MemoryPlan memory_plan_of(const Plan& plan, const Describe&... with) {
     out.fits = plan.fits, out.peak = plan.peak, out.capacity = plan.capacity;
     out.text = describe(plan, with...);
     return out;
-}
-
-Progress progress_of(int64_t step, int64_t steps, float content, float style, float tv, float total) {
-    Progress p;
-    p.step = step, p.steps = steps;
-    p.content_loss = content, p.style_loss = style, p.tv_loss = tv, p.total_loss = total;
-    return p;
 }
 
 }  // namespace
@@ -97,13 +93,14 @@ StyleModel::StyleModel(StyleModel&&) noexcept = default;
 StyleModel& StyleModel::operator=(StyleModel&&) noexcept = default;
 StyleModel::~StyleModel() = default;
 
-// Builds StyleModels inside the library (train() needs it).
-class ModelAccess {
-public:
-    static StyleModel make(TransformNet net) {
-        return StyleModel(std::unique_ptr<StyleModel::Impl>(new StyleModel::Impl{std::move(net)}));
-    }
-};
+StyleModel ModelAccess::make(TransformNet net) {
+    return StyleModel(std::unique_ptr<StyleModel::Impl>(new StyleModel::Impl{std::move(net)}));
+}
+
+const TransformNet& ModelAccess::net(const StyleModel& model) {
+    NST_CHECK(model.impl_, "StyleModel: the model was moved from");
+    return model.impl_->net;
+}
 
 StyleModel StyleModel::load(const std::string& path, const std::string& device, const std::string& precision) {
     return guarded("StyleModel::load", [&] {
@@ -149,7 +146,7 @@ void StyleModel::save(const std::string& path) const {
 
 // ---- optimize -------------------------------------------------------------------------------
 
-namespace {
+namespace api {
 
 GatysOptions gatys_options(const OptimizeSettings& s) {
     NST_CHECK(s.size > 0, "optimize: size must be positive");
@@ -169,6 +166,21 @@ GatysOptions gatys_options(const OptimizeSettings& s) {
     return o;
 }
 
+std::vector<StyleInput> style_inputs(const std::vector<Image>& style_images, const OptimizeSettings& s) {
+    NST_CHECK(!style_images.empty(), "optimize: no style image");
+    NST_CHECK(s.style_blend.empty() || s.style_blend.size() == style_images.size(), "optimize: ",
+              s.style_blend.size(), " blend weights for ", style_images.size(), " style image(s)");
+    std::vector<StyleInput> styles;
+    for (size_t i = 0; i < style_images.size(); ++i)
+        styles.push_back({scale(to_tensor(style_images[i], "optimize: style"), 1.f / 255.f),
+                          s.style_blend.empty() ? 1.f : s.style_blend[i]});
+    return styles;
+}
+
+}  // namespace api
+
+namespace {
+
 // The run of nst-run optimize, its images and network made from the settings.
 struct OptimizeRun {
     Vgg19 net;
@@ -177,15 +189,9 @@ struct OptimizeRun {
 
     OptimizeRun(const Image& content_image, const std::vector<Image>& style_images, const OptimizeSettings& s)
         : net(loss_network(s.vgg, usable_device(s.device), VggPooling::Avg)), options(gatys_options(s)) {
-        NST_CHECK(!style_images.empty(), "optimize: no style image");
-        NST_CHECK(s.style_blend.empty() || s.style_blend.size() == style_images.size(), "optimize: ",
-                  s.style_blend.size(), " blend weights for ", style_images.size(), " style image(s)");
-        std::vector<StyleInput> styles;
-        for (size_t i = 0; i < style_images.size(); ++i)
-            styles.push_back({scale(to_tensor(style_images[i], "optimize: style"), 1.f / 255.f),
-                              s.style_blend.empty() ? 1.f : s.style_blend[i]});
         optimization = std::make_unique<Optimization>(
-            net, scale(to_tensor(content_image, "optimize: content"), 1.f / 255.f), std::move(styles), options);
+            net, scale(to_tensor(content_image, "optimize: content"), 1.f / 255.f), style_inputs(style_images, s),
+            options);
     }
 };
 

@@ -28,9 +28,9 @@
 #include "tools/command_files.hpp"
 #include "tools/command_helpers.hpp"
 #include "tools/interrupt.hpp"
-#include "tools/optimize_video.hpp"
 #include "tools/progress.hpp"
 #include "video/ffmpeg.hpp"
+#include "video/optimize_video.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
@@ -40,10 +40,6 @@ using nst::Tensor;
 namespace nst_run {
 namespace {
 
-// The temporal loss's weight for videos (tools/optimize_video.hpp), chosen
-// by measurement (README, video).
-constexpr float kTemporalWeight = 5.f;
-
 struct Settings {
     std::string content, out, optimizer = "lbfgs", pooling = "avg", init = "content", vgg, log,
                                 device;
@@ -51,7 +47,7 @@ struct Settings {
     std::vector<float> blend;
     std::vector<int> scales;
     LossFlags loss{0.05f, 1.f, 0.f, "relu4_2", "relu1_1,relu2_1,relu3_1,relu4_1,relu5_1"};
-    float style_scale = 1.f, lr = 0.f, temporal_weight = kTemporalWeight;
+    float style_scale = 1.f, lr = 0.f, temporal_weight = nst::kTemporalWeight;
     std::vector<int> iters;
     int size = 512, history = 100, save_every = 0, tile = 0;
     uint64_t seed = 0;
@@ -60,6 +56,22 @@ struct Settings {
 
 Tensor load01(const std::string& path) { return nst::scale(load_input_image(path), 1.f / 255.f); }
 void save01(const Tensor& image, const std::string& path) { nst::save_image(nst::scale(image, 255.f), path); }
+
+// A video (video/optimize_video.hpp, the same run as nst::optimize_video's)
+// with a progress bar of frames.
+int optimize_video(const Settings& s, const nst::GatysOptions& first, const nst::Vgg19& net,
+                   const std::vector<nst::StyleInput>& styles) {
+    nst::VideoOptimization video{s.content, s.out, nst::probe_video(s.content), {}, first,
+                                 first.stage_iterations.back(), s.temporal_weight};
+    const int final_size = first.scales.back();
+    video.frame = optimization_size("--size", final_size, video.info.height, video.info.width);
+    const int width = video.frame.width, height = video.frame.height;
+    NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, s.content, ": frames of ", width, "x", height,
+              " pixels at --size ", final_size, "; optimize needs at least ", kMinInputSide, "x", kMinInputSide);
+    VideoProgress progress(s.quiet);
+    progress.finish(nst::optimize_video(video, net, styles, progress.events()));
+    return 0;
+}
 
 int run_optimize(const Settings& s) {
     // ---- everything that can fail early --------------------------------------------------
@@ -83,7 +95,6 @@ int run_optimize(const Settings& s) {
     if (scales.empty()) scales = nst::default_scales(s.size);
     NST_CHECK(!s.size_given || scales.back() == s.size, "--size ", s.size, " and --scales (last ", scales.back(),
               ") disagree: the last scale is the final size");
-    const int final_size = scales.back();
     const int stages = int(scales.size());
     std::vector<int> iters = s.iters.empty() ? nst::default_stage_iterations(stages) : s.iters;
     if (iters.size() == 1) iters.assign(size_t(stages), iters[0]);
@@ -133,13 +144,7 @@ int run_optimize(const Settings& s) {
     const auto load_net = [&] {
         return load_vgg(s.vgg, device, s.pooling == "max" ? nst::VggPooling::Max : nst::VggPooling::Avg, s.quiet);
     };
-    if (video) {
-        const nst::Vgg19 net = load_net();
-        VideoOptimization v;
-        v.in = s.content, v.out = s.out, v.size = final_size, v.first = o;
-        v.later_iterations = iters.back(), v.temporal_weight = s.temporal_weight, v.quiet = s.quiet;
-        return optimize_video(v, net, styles);
-    }
+    if (video) return optimize_video(s, o, load_net(), styles);
     Tensor content = load01(s.content);
     for (auto side = scales.rbegin(); side != scales.rend(); ++side)  // the final size first: it is --size's
         optimization_size(s.scales.empty() ? "--size" : "--scales", *side, content.size(2), content.size(3));

@@ -120,4 +120,19 @@ void Progress::finish() {
     std::fflush(stderr);
 }
 
+nst::VideoEvents VideoProgress::events() {
+    nst::VideoEvents events;
+    events.opened = [this](int64_t frames) { bar_.emplace(frames, "frame", quiet_); };
+    events.written = [this](int64_t) {
+        bar_->step();
+        return true;
+    };
+    return events;
+}
+
+void VideoProgress::finish(const std::string& warning) {
+    if (!warning.empty()) bar_->message("nst-run: warning: " + warning);
+    bar_->finish();
+}
+
 }  // namespace nst_run

@@ -5,7 +5,10 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
+
+#include "video/events.hpp"
 
 namespace nst_run {
 
@@ -29,6 +32,20 @@ private:
     std::string unit_;
     bool quiet_, tty_, finished_ = false, bar_drawn_ = false;
     std::chrono::steady_clock::time_point start_, last_item_, last_print_;
+};
+
+// The bar of a video's frames (video/stylize_video.hpp, optimize_video.hpp),
+// shown once both files are open.
+class VideoProgress {
+public:
+    explicit VideoProgress(bool quiet) : quiet_(quiet) {}
+    nst::VideoEvents events();
+    // After the run: the reader's warning (if any), then the summary.
+    void finish(const std::string& warning);
+
+private:
+    bool quiet_;
+    std::optional<Progress> bar_;
 };
 
 }  // namespace nst_run

@@ -6,7 +6,8 @@
 // Batches: --batch N stylizes N images of the same size in one pass (video
 // frames always are; a directory's images are grouped in sorted order while
 // their sizes agree). Memory, tiles and the plan: nets/stylize.hpp, the
-// same run as the public API's.
+// same run as the public API's; a video: video/stylize_video.hpp, the same
+// as nst::stylize_video's.
 #include "tools/stylize_command.hpp"
 
 #include <sys/stat.h>
@@ -32,18 +33,13 @@
 #include "tools/progress.hpp"
 #include "video/ffmpeg.hpp"
 #include "video/pipeline.hpp"
+#include "video/stylize_video.hpp"
 
 namespace fs = std::filesystem;
 using nst::Error;
-using nst::FrameBatch;
 using nst::is_video_path;
 using nst::probe_video;
-using nst::run_video_pipeline;
 using nst::Tensor;
-using nst::VideoInfo;
-using nst::VideoPipelineOptions;
-using nst::VideoReader;
-using nst::VideoWriter;
 
 namespace nst_run {
 namespace {
@@ -53,10 +49,6 @@ struct Settings {
     int max_size = 0, batch = 1, tile = 0;
     bool preserve_color = false, quiet = false, plan = false, no_stabilize = false;
 };
-
-// The stabilizer's weight of the moved previous output (video/flow.hpp),
-// chosen by measurement (README, video).
-constexpr float kStabilizeWeight = 0.7f;
 
 std::string size_str(const Tensor& t) { return std::to_string(t.size(3)) + "x" + std::to_string(t.size(2)); }
 
@@ -72,12 +64,6 @@ public:
 
     std::vector<Tensor> run(const std::vector<Tensor>& photos) const {
         return hinted(photos.front().size(2), photos.front().size(3), [&] { return stylizer_.run(photos); });
-    }
-    void run(FrameBatch& frames, int height, int width) const {
-        hinted(height, width, [&] {
-            stylizer_.run_rgb8(frames.input.data(), frames.count, height, width, frames.stylized);
-            return 0;
-        });
     }
 
     Tensor load(const std::string& path) const {
@@ -102,7 +88,7 @@ public:
         return s_.plan;
     }
 
-private:
+    // f(), out of memory answered with the flags that help (images of height x width).
     template <class F>
     auto hinted(int64_t height, int64_t width, F&& f) const -> decltype(f()) {
         try {
@@ -114,6 +100,7 @@ private:
         }
     }
 
+private:
     const Settings& s_;
     nst::Stylizer stylizer_;
 };
@@ -227,27 +214,17 @@ int stylize_video(const CliStylizer& s, const Settings& o, CommandFiles& files) 
     files.reads("--in", o.in);
     files.writes("--out", o.out);
     files.check();
-    const VideoInfo info = probe_video(o.in);
-    const nst::ImageSize frame = o.max_size > 0 ? nst::limit_longest_side(info.height, info.width, o.max_size)
-                                                : nst::ImageSize{info.height, info.width};
-    const int width = frame.width, height = frame.height;
+    nst::VideoStylization video{o.in, o.out, probe_video(o.in), {}, !o.no_stabilize};
+    video.frame = nst::stylized_frame_size(video.info, o.max_size);
+    const int width = video.frame.width, height = video.frame.height;
     s.stylizer().check_tiles(height, width);
     if (s.plan_or_refuse(height, width)) return 0;
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, o.in, ": frames of ", width, "x", height,
               " pixels; nst-run needs at least ", kMinInputSide, "x", kMinInputSide);
-    VideoReader reader(o.in, info, width, height);
-    VideoWriter writer(o.out, width, height, info, o.in);
-    Progress progress(info.frames, "frame", o.quiet);
-    nst::keep_freed_frame_memory();  // process-wide: video/pipeline.hpp says why
-    VideoPipelineOptions options;
-    options.width = width, options.height = height, options.batch = o.batch;
-    options.stabilize = !o.no_stabilize, options.stabilize_weight = kStabilizeWeight;
-    run_video_pipeline({[&](std::vector<uint8_t>& rgb) { return reader.read(rgb); }},
-                       {[&](const std::vector<uint8_t>& rgb) { writer.write(rgb); }}, options,
-                       [&](FrameBatch& frames) { s.run(frames, height, width); }, [&] { progress.step(); });
-    writer.finish();
-    if (!reader.warning().empty()) progress.message("nst-run: warning: " + reader.warning());
-    progress.finish();
+    nst::keep_freed_frame_memory();  // process-wide: <nst/video.hpp> says why
+    VideoProgress progress(o.quiet);
+    const auto run = [&] { return nst::stylize_video(s.stylizer(), video, progress.events()); };
+    progress.finish(s.hinted(height, width, run));
     return 0;
 }
 

@@ -29,6 +29,7 @@
 #include <future>
 #include <vector>
 
+#include "nst/video.hpp"
 #include "video/flow.hpp"
 
 namespace nst {
@@ -64,13 +65,11 @@ void run_video_pipeline(const FrameSource& source, const FrameSink& sink, const 
                         const std::function<void(FrameBatch&)>& stylize,
                         const std::function<void()>& frame_written = {});
 
-// Every frame allocates and frees buffers of megabytes (a 1080p flow is
-// 16 MB); glibc hands each back to the kernel and faults it in again page
-// by page, which was half the stabilizer's time at 1080p. This keeps them
-// instead, up to 256 MB (blocks up to 32 MB come from the heap): mallopt,
-// which is process-wide and holds on to memory, so the program's choice,
-// made before its first video (nst-run stylize does, and so does
-// bench/video_bench, to time what nst-run does).
-void keep_freed_frame_memory();
+// keep_freed_frame_memory() (<nst/video.hpp>, defined in pipeline.cpp):
+// glibc keeps the frames' buffers of megabytes instead of faulting them in
+// again (a 1080p flow is 16 MB; blocks up to 32 MB come from the heap, up
+// to 256 MB are kept), the program's choice, made before its first video
+// (nst-run stylize does, and so does bench/video_bench, to time what
+// nst-run does).
 
 }  // namespace nst

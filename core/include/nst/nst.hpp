@@ -7,6 +7,7 @@
 //     progress callback that can cancel;
 //   * train(): trains a StyleModel for one style on a folder of photos.
 //
+// Videos, in both modes: <nst/video.hpp> (CMake nst::video, with OpenCV).
 // Every run is the one nst-run runs (nets/stylize.hpp, nets/optimize.hpp,
 // the trainer), with nst-run's defaults. Images cross the API as 8-bit RGB buffers. Devices are named as on the
 // command line: "cpu", "cuda", "cuda:1"; empty means the first GPU if there is
@@ -92,6 +93,7 @@ struct Progress {
     int64_t step = 0, steps = 0;  // 1-based iteration or training step, and the total
     float content_loss = 0, style_loss = 0, tv_loss = 0, total_loss = 0;
     int64_t unreadable_photos = 0;  // train(): photos skipped so far because they could not be read
+    int64_t frame = 0, frames = 0;  // videos (<nst/video.hpp>): the frame (1-based) and those promised (0: unknown)
 };
 using ProgressCallback = std::function<bool(const Progress&)>;
 
