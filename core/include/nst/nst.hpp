@@ -9,10 +9,11 @@
 //
 // Videos, in both modes: <nst/video.hpp> (CMake nst::video, with OpenCV).
 // Every run is the one nst-run runs (nets/stylize.hpp, nets/optimize.hpp,
-// the trainer), with nst-run's defaults. Images cross the API as 8-bit RGB buffers. Devices are named as on the
-// command line: "cpu", "cuda", "cuda:1"; empty means the first GPU if there is
-// one, else the CPU. Every failure throws nst::Error. The engine's own
-// headers (tensors, ops, networks) are not installed; this is the interface.
+// the trainer), with nst-run's defaults. Images cross the API as 8-bit RGB
+// buffers. Devices are named as on the command line: "cpu", "cuda",
+// "cuda:1"; empty means the first GPU if there is one, else the CPU. Every
+// failure throws nst::Error. The engine's own headers (tensors, ops,
+// networks) are not installed; this is the interface.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -47,7 +48,9 @@ struct MemoryPlan {
 
 // The CPU backend's threads, for the calling thread's work: n > 0, or 0 for
 // the default (NST_NUM_THREADS, else every core the process may use).
-// Results are the same at any count.
+// Results are the same bits at any count, but for the sums oneDNN splits
+// across threads (filter gradients, long matrix products: within float
+// rounding; stylizing is bit for bit).
 void set_cpu_thread_count(int threads);
 int cpu_thread_count();
 
