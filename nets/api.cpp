@@ -116,7 +116,6 @@ std::vector<Image> StyleModel::stylize(const std::vector<Image>& photos, const S
         std::vector<Tensor> in;
         for (const Image& photo : photos) in.push_back(to_tensor(photo, "stylize"));
         const Stylizer stylizer(impl_->net, {s.tile, int(photos.size()), s.preserve_color});
-        stylizer.check_tiles(in.front().size(2), in.front().size(3));
         stylizer.plan(in.front().size(2), in.front().size(3));  // refuses what fits nowhere
         std::vector<Image> out;
         for (const Tensor& y : stylizer.run(in)) out.push_back(to_image(y));
@@ -134,7 +133,6 @@ MemoryPlan StyleModel::plan(int width, int height, int batch, const StylizeSetti
         NST_CHECK(width > 0 && height > 0 && batch > 0, "StyleModel::plan: invalid size ", width, "x", height,
                   ", batch ", batch);
         const Stylizer stylizer(impl_->net, {s.tile, batch, s.preserve_color});
-        stylizer.check_tiles(height, width);
         return memory_plan_of(*stylizer.plan(height, width, true), impl_->net);
     });
 }

@@ -63,6 +63,7 @@ void Stylizer::check_tiles(int64_t height, int64_t width) const {
 }
 
 std::optional<StylizePlan> Stylizer::plan(int64_t height, int64_t width, bool asked) const {
+    check_tiles(height, width);  // before measuring anything
     plan_ = plan_or_refuse(asked, stylize_plan_needed(net_.device(), height, width, options_.batch),
                            [&] { return plan_stylize(net_, height, width, options_.batch, options_.tile); });
     return plan_;

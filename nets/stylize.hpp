@@ -51,7 +51,8 @@ public:
     // more than kMaxTiledWork times the untiled work, naming the smallest
     // tile size that pays.
     void check_tiles(int64_t height, int64_t width) const;
-    // The memory plan of batches of height x width (plan_or_refuse). The
+    // The memory plan of batches of height x width (plan_or_refuse), after
+    // check_tiles. The
     // run of images of that size then goes as the plan says (one at a
     // time, the plan's tiles) instead of finding out by running out of memory.
     std::optional<StylizePlan> plan(int64_t height, int64_t width, bool asked = false) const;

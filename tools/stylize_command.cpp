@@ -217,7 +217,6 @@ int stylize_video(const CliStylizer& s, const Settings& o, CommandFiles& files) 
     nst::VideoStylization video{o.in, o.out, probe_video(o.in), {}, !o.no_stabilize};
     video.frame = nst::stylized_frame_size(video.info, o.max_size);
     const int width = video.frame.width, height = video.frame.height;
-    s.stylizer().check_tiles(height, width);
     if (s.plan_or_refuse(height, width)) return 0;
     NST_CHECK(width >= kMinInputSide && height >= kMinInputSide, o.in, ": frames of ", width, "x", height,
               " pixels; nst-run needs at least ", kMinInputSide, "x", kMinInputSide);

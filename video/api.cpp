@@ -52,7 +52,6 @@ VideoResult stylize_video(const StyleModel& model, const std::string& in, const 
         VideoStylization video{in, out, probe_paths("stylize_video", in, out), {}, v.stabilize};
         video.frame = stylized_frame_size(video.info, v.max_size);
         const Stylizer stylizer(ModelAccess::net(model), {s.tile, v.batch, s.preserve_color});
-        stylizer.check_tiles(video.frame.height, video.frame.width);
         stylizer.plan(video.frame.height, video.frame.width);  // refuses what fits nowhere
         VideoResult result;
         VideoEvents events;
